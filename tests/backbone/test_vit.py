@@ -1,0 +1,123 @@
+import pytest
+import torch
+
+from backbone import ViT, abs_pos_for_grid, vit_kwargs
+
+
+def tiny_vit(**overrides) -> ViT:
+    kwargs = dict(img_size=64, patch_size=16, embed_dim=32, depth=2, num_heads=2, pretrain_img_size=64)
+    kwargs.update(overrides)
+    return ViT(**kwargs).eval()
+
+
+def randomize_rel_pos(model: ViT) -> None:
+    for block in model.blocks:
+        torch.nn.init.normal_(block.attn.rel_pos_h, std=0.5)
+        torch.nn.init.normal_(block.attn.rel_pos_w, std=0.5)
+
+
+def test_window_covering_the_grid_equals_global_attention():
+    torch.manual_seed(0)
+    windowed = tiny_vit(use_rel_pos=True, window_size=4, window_block_indexes=(0, 1))  # 64 / 16 = 4x4 grid
+    randomize_rel_pos(windowed)
+    global_ = tiny_vit(use_rel_pos=True)
+    global_.load_state_dict(windowed.state_dict())
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(windowed(x)[-1], global_(x)[-1])
+
+
+def test_windows_see_less_than_global_attention():
+    torch.manual_seed(0)
+    windowed = tiny_vit(window_size=2, window_block_indexes=(0, 1))
+    global_ = tiny_vit()
+    global_.load_state_dict(windowed.state_dict())
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        assert not torch.allclose(windowed(x)[-1], global_(x)[-1], atol=1e-4)
+
+
+def test_window_padding_handles_grids_the_window_does_not_divide():
+    torch.manual_seed(0)
+    model = tiny_vit(use_rel_pos=True, window_size=3, window_block_indexes=(0,))
+    x = torch.randn(1, 3, 80, 112)  # 5 x 7 grid, windows of 3 need padding on both axes
+    with torch.no_grad():
+        out = model(x)[-1]
+    assert out.shape == (1, 32, 5, 7)
+    assert torch.isfinite(out).all()
+
+
+def test_zero_initialised_rel_pos_leaves_outputs_unchanged():
+    torch.manual_seed(0)
+    with_rel = tiny_vit(use_rel_pos=True, window_size=2, window_block_indexes=(0,))
+    without = tiny_vit(use_rel_pos=False, window_size=2, window_block_indexes=(0,))
+    result = without.load_state_dict(with_rel.state_dict(), strict=False)
+    assert sorted(result.unexpected_keys) == sorted(k for k in with_rel.state_dict() if "rel_pos" in k)
+    x = torch.randn(2, 3, 64, 48)
+    with torch.no_grad():
+        torch.testing.assert_close(with_rel(x)[-1], without(x)[-1])
+        randomize_rel_pos(with_rel)
+        assert not torch.allclose(with_rel(x)[-1], without(x)[-1], atol=1e-4)
+
+
+def test_pos_embed_resize_at_the_same_size_is_the_identity():
+    pos = torch.randn(1, 1 + 14 * 14, 8)
+    torch.testing.assert_close(abs_pos_for_grid(pos, True, (14, 14)), pos[:, 1:].reshape(1, 14, 14, 8),
+                               rtol=0, atol=0)
+
+
+def test_pos_embed_resize_drops_cls_and_reaches_non_square_grids():
+    grid = torch.linspace(0, 1, 14)
+    smooth = (grid[:, None] + 2 * grid[None, :]).reshape(1, 196, 1)  # a plane: bicubic keeps it a plane
+    pos = torch.cat([torch.full((1, 1, 1), 99.0), smooth], dim=1)
+    resized = abs_pos_for_grid(pos, True, (28, 7))
+    assert resized.shape == (1, 28, 7, 1)
+    assert resized.max() <= 3.0 + 1e-3  # the cls row (99) was not mixed in
+    assert resized[0, -1, -1, 0] > resized[0, 0, 0, 0]
+
+
+def test_out_indices_return_intermediate_blocks():
+    torch.manual_seed(0)
+    model = tiny_vit(depth=4, out_indices=(1, 3))
+    last_only = tiny_vit(depth=4)
+    last_only.load_state_dict(model.state_dict())
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        maps = model(x)
+        torch.testing.assert_close(maps[-1], last_only(x)[-1])
+    assert [m.shape for m in maps] == [(1, 32, 4, 4)] * 2
+    assert not torch.allclose(maps[0], maps[1])
+
+
+def test_activation_checkpointing_gives_the_same_gradients():
+    torch.manual_seed(0)
+    plain = tiny_vit(use_rel_pos=True).train()
+    ckpt = tiny_vit(use_rel_pos=True, use_act_checkpoint=True).train()
+    ckpt.load_state_dict(plain.state_dict())
+    x = torch.randn(2, 3, 64, 64)
+    for model in (plain, ckpt):
+        model(x)[-1].square().mean().backward()
+    for (name, a), (_, b) in zip(plain.named_parameters(), ckpt.named_parameters()):
+        torch.testing.assert_close(a.grad, b.grad, msg=name)
+
+
+def test_keys_and_outputs_equal_detectron2_vit():
+    vit_module = pytest.importorskip("detectron2.modeling.backbone.vit")
+    torch.manual_seed(0)
+    kwargs = vit_kwargs("vit_tiny", img_size=128, depth=4, window_size=4, window_block_indexes=(0, 2),
+                        drop_path_rate=0.0)
+    ours = ViT(**kwargs).eval()
+    randomize_rel_pos(ours)
+    theirs = vit_module.ViT(**kwargs, norm_layer=ours.blocks[0].norm1.__class__).eval()
+    for block in theirs.blocks:  # detectron2's default LayerNorm eps differs from ViTDet's configs (1e-6)
+        block.norm1.eps = block.norm2.eps = 1e-6
+    assert set(ours.state_dict()) == set(theirs.state_dict())
+    theirs.load_state_dict(ours.state_dict())
+    x = torch.randn(1, 3, 128, 96)
+    with torch.no_grad():
+        torch.testing.assert_close(ours(x)[-1], theirs(x)["last_feat"], atol=1e-4, rtol=1e-4)
+
+
+def test_bad_sizes_are_one_clear_error():
+    with pytest.raises(ValueError, match="patch_size 16 must divide img_size 100"):
+        tiny_vit(img_size=100)

@@ -10,16 +10,19 @@ command -v "$PY" >/dev/null || PY=python3
 STAMP=$VENV/.mae-transfer-setup
 WANT=$(cat pyproject.toml scripts/setup_venv.sh | sha256sum | cut -d' ' -f1)
 
-check() {  # import each framework on its own so a failure names the package that broke
-    local failed=0
-    for mod in torch torchvision timm pycocotools detectron2.modeling mmengine "segmentation.mmcv_ops_stub;import mmseg.models" backbone; do
-        if ! "$VENV/bin/python" -W ignore -c "import ${mod}" >/dev/null 2>"$VENV/.check.err"; then
-            echo "setup: FAILED to import ${mod%%;*}:" >&2
-            tail -n 3 "$VENV/.check.err" >&2
-            failed=1
-        fi
-    done
-    return $failed
+check() {  # import each framework in turn so that a failure names the package that broke
+    "$VENV/bin/python" -W ignore - <<'PY'
+import importlib, sys, traceback
+failed = []
+for mod in ("torch", "torchvision", "timm", "pycocotools.coco", "detectron2.modeling", "mmengine",
+            "segmentation.mmcv_ops_stub", "mmseg.models", "backbone"):
+    try:
+        importlib.import_module(mod)
+    except Exception as exc:
+        failed.append(mod)
+        print(f"setup: FAILED to import {mod}: {type(exc).__name__}: {exc}", file=sys.stderr)
+sys.exit(1 if failed else 0)
+PY
 }
 
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$WANT" ] && check; then

@@ -1,0 +1,201 @@
+"""The generated data world: formats readable by the real consumers, consistent, deterministic."""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from mae_transfer import synthetic
+from mae_transfer.synthetic import (SEMANTIC_CLASSES, SEMANTIC_PALETTE, STUFF_CLASSES, THING_CLASSES,
+                                    SyntheticSpec, generate)
+
+TINY = SyntheticSpec(seed=5, image_size=48, num_pretrain=3, num_classify_train=2, num_classify_val=1,
+                     classify_image_size=32, num_coco_train=3, num_coco_val=2, num_ade_train=2,
+                     num_ade_val=3, max_objects=3)
+
+
+def _hashes(root: Path) -> dict[str, str]:
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def _ade_pairs(ade_root: Path):
+    for split in ("training", "validation"):
+        for image in sorted((ade_root / "images" / split).glob("*.jpg")):
+            yield image, ade_root / "annotations" / split / f"{image.stem}.png"
+
+
+def test_classes_and_manifest(synthetic_data):
+    assert SEMANTIC_CLASSES == THING_CLASSES + STUFF_CLASSES
+    assert len(SEMANTIC_PALETTE) == len(SEMANTIC_CLASSES) and len(set(SEMANTIC_CLASSES)) == len(SEMANTIC_CLASSES)
+    manifest = json.loads(synthetic_data["manifest"].read_text())
+    assert manifest["semantic_classes"] == list(SEMANTIC_CLASSES)
+    assert manifest["thing_classes"] == list(THING_CLASSES)
+    assert len(list(synthetic_data["pretrain"].glob("*.png"))) == manifest["counts"]["pretrain"]
+    assert all((synthetic_data["manifest"].parent / rel).exists() for rel in manifest["paths"].values())
+
+
+def test_coco_annotations_match_their_masks(synthetic_data):
+    from pycocotools.coco import COCO
+
+    for split in ("train", "val"):
+        coco = COCO(str(synthetic_data[f"coco_{split}_json"]))
+        assert [(c["id"], c["name"]) for c in coco.loadCats(coco.getCatIds())] == list(
+            enumerate(THING_CLASSES, start=1))
+        assert coco.getAnnIds(), "a scene always holds at least one object"
+        raw = json.loads(synthetic_data[f"coco_{split}_json"].read_text())
+        assert len(coco.anns) == len(raw["annotations"]), "annotation ids must be unique"
+        for info in coco.loadImgs(coco.getImgIds()):
+            with Image.open(synthetic_data[f"coco_{split}_images"] / info["file_name"]) as image:
+                assert image.size == (info["width"], info["height"]) and image.mode == "RGB"
+            masks = [coco.annToMask(a) for a in coco.loadAnns(coco.getAnnIds(imgIds=info["id"]))]
+            assert np.all(sum(masks) <= 1), "objects must not overlap"
+        for ann in coco.loadAnns(coco.getAnnIds()):
+            mask = coco.annToMask(ann)
+            ys, xs = np.nonzero(mask)
+            assert len(xs) == ann["area"] > 0 and ann["iscrowd"] == 0
+            x, y, w, h = ann["bbox"]
+            extent = (xs.min(), ys.min(), xs.max() + 1 - xs.min(), ys.max() + 1 - ys.min())
+            assert np.allclose((x, y, w, h), extent, atol=1)
+            assert isinstance(ann["segmentation"], list) and len(ann["segmentation"][0]) >= 6
+
+
+def test_ade_labels_are_valid_and_agree_with_coco(synthetic_data):
+    from pycocotools.coco import COCO
+
+    ade = synthetic_data["ade_root"]
+    pairs = list(_ade_pairs(ade))
+    assert pairs
+    seen = set()
+    for image_path, label_path in pairs:
+        with Image.open(image_path) as image, Image.open(label_path) as label:
+            assert image.size == label.size and label.mode == "L"
+            values = np.unique(np.asarray(label))
+        assert values.max() <= len(SEMANTIC_CLASSES)
+        seen.update(values.tolist())
+    assert 0 in seen, "mixed border pixels are labelled ignore"
+    assert seen & set(range(1, len(THING_CLASSES) + 1)), "things are labelled"
+    assert seen & set(range(len(THING_CLASSES) + 1, len(SEMANTIC_CLASSES) + 1)), "stuff is labelled"
+
+    # ADE split image i is the same scene as COCO split image i.
+    for split, ade_split in (("train", "training"), ("val", "validation")):
+        coco = COCO(str(synthetic_data[f"coco_{split}_json"]))
+        stems = sorted(p.stem for p in (ade / "annotations" / ade_split).glob("*.png"))
+        for image_id, stem in zip(sorted(coco.getImgIds()), stems):
+            label = np.asarray(Image.open(ade / "annotations" / ade_split / f"{stem}.png"))
+            jpg = np.asarray(Image.open(ade / "images" / ade_split / f"{stem}.jpg"), np.float32)
+            png = np.asarray(Image.open(synthetic_data[f"coco_{split}_images"] /
+                                        coco.loadImgs(image_id)[0]["file_name"]), np.float32)
+            assert np.abs(jpg - png).mean() < 8, "same scene, up to JPEG loss"
+            things = np.zeros_like(label)
+            for ann in coco.loadAnns(coco.getAnnIds(imgIds=image_id)):
+                mask = coco.annToMask(ann).astype(bool)
+                assert set(np.unique(label[mask])) <= {0, ann["category_id"]}
+                assert (label[mask] == ann["category_id"]).mean() > 0.5
+                things[mask] = ann["category_id"]
+            is_thing = (label >= 1) & (label <= len(THING_CLASSES))
+            assert np.array_equal(label[is_thing], things[is_thing])
+
+
+def test_mmseg_ade20k_dataset_reads_the_output(synthetic_data):
+    pytest.importorskip("segmentation.mmcv_ops_stub")  # mmcv-lite lacks mmcv.ops; the stub stands in
+    from mmengine.registry import init_default_scope
+    from mmseg.datasets import ADE20KDataset
+
+    class SyntheticADE(ADE20KDataset):
+        # Stock ADE20KDataset refuses metainfo classes that are not among its 150 (label_map
+        # check), so the class list must replace METAINFO itself.
+        METAINFO = dict(classes=SEMANTIC_CLASSES, palette=[list(c) for c in SEMANTIC_PALETTE])
+
+    init_default_scope("mmseg")
+    dataset = SyntheticADE(
+        data_root=str(synthetic_data["ade_root"]),
+        data_prefix=dict(img_path="images/training", seg_map_path="annotations/training"),
+        reduce_zero_label=True,
+        # LoadAnnotations takes reduce_zero_label from the dataset (passing it again only warns).
+        pipeline=[dict(type="LoadImageFromFile"), dict(type="LoadAnnotations")])
+    manifest = json.loads(synthetic_data["manifest"].read_text())
+    assert len(dataset) == manifest["counts"]["ade_training"]
+    assert dataset.metainfo["classes"] == SEMANTIC_CLASSES
+    sample = dataset[0]
+    gt = sample["gt_seg_map"]
+    assert gt.shape == sample["img"].shape[:2]
+    assert set(np.unique(gt).tolist()) <= set(range(len(SEMANTIC_CLASSES))) | {255}
+    raw = np.asarray(Image.open(sample["seg_map_path"])).astype(int)
+    assert np.array_equal(gt, np.where(raw == 0, 255, raw - 1)), "PNG label k is mmseg class k-1"
+
+
+def test_imagefolder_reads_the_classification_set(synthetic_data):
+    from torchvision.datasets import ImageFolder
+
+    manifest = json.loads(synthetic_data["manifest"].read_text())
+    for split in ("train", "val"):
+        folder = ImageFolder(str(synthetic_data[f"classify_{split}"]))
+        assert sorted(folder.classes) == sorted(THING_CLASSES)
+        assert len(folder) == manifest["counts"][f"classify_{split}"]
+        image, target = folder[len(folder) - 1]
+        size = manifest["spec"]["classify_image_size"]
+        assert image.size == (size, size) and folder.classes[target] == sorted(THING_CLASSES)[-1]
+
+
+def test_same_seed_same_bytes_other_seed_differs(tmp_path):
+    first = generate(tmp_path / "a", TINY)["manifest"].parent
+    again = generate(tmp_path / "b", TINY)["manifest"].parent
+    other = generate(tmp_path / "c", dataclasses.replace(TINY, seed=6))["manifest"].parent
+    assert _hashes(first) == _hashes(again)
+    differs = {k for k, h in _hashes(other).items() if _hashes(first).get(k) != h}
+    assert {k for k in differs if k.endswith((".png", ".jpg"))}, "a new seed must change the images"
+    assert not list(tmp_path.glob(".*")), "no temporary folder is left behind"
+
+
+def test_finished_folder_is_reused_and_foreign_folder_refused(tmp_path):
+    paths = generate(tmp_path / "data", TINY)
+    stamps = {p: p.stat().st_mtime_ns for p in (tmp_path / "data").rglob("*")}
+    assert generate(tmp_path / "data", TINY) == paths
+    assert {p: p.stat().st_mtime_ns for p in (tmp_path / "data").rglob("*")} == stamps
+
+    with pytest.raises(ValueError, match="different synthetic generation"):
+        generate(tmp_path / "data", dataclasses.replace(TINY, seed=7))
+    generate(tmp_path / "data", dataclasses.replace(TINY, seed=7), overwrite=True)
+    assert json.loads(paths["manifest"].read_text())["seed"] == 7
+
+    (tmp_path / "foreign").mkdir()
+    (tmp_path / "foreign" / "notes.txt").write_text("keep me")
+    for overwrite in (False, True):
+        with pytest.raises(ValueError, match="foreign"):
+            generate(tmp_path / "foreign", TINY, overwrite=overwrite)
+    assert (tmp_path / "foreign" / "notes.txt").read_text() == "keep me"
+
+
+def test_interrupted_generation_leaves_nothing(tmp_path, monkeypatch):
+    def crash(root, spec):
+        (root / "pretrain").mkdir()
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(synthetic, "_write_all", crash)
+    with pytest.raises(KeyboardInterrupt):
+        generate(tmp_path / "data", TINY)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("field, value", [("image_size", 16), ("num_coco_val", 0), ("max_objects", -1),
+                                          ("seed", -3), ("num_pretrain", 2.5)])
+def test_bad_spec_is_refused_by_name(field, value):
+    with pytest.raises(ValueError, match=f"{field}.*{value}"):
+        dataclasses.replace(TINY, **{field: value})
+
+
+def test_command_line(tmp_path, capsys):
+    synthetic.main([str(tmp_path / "cli"), "--seed", "5", "--image-size", "48", "--num-pretrain", "3",
+                    "--num-classify-train", "2", "--num-classify-val", "1", "--classify-image-size", "32",
+                    "--num-coco-train", "3", "--num-coco-val", "2", "--num-ade-train", "2",
+                    "--num-ade-val", "3", "--max-objects", "3"])
+    assert "coco_train_json" in capsys.readouterr().out
+    assert _hashes(tmp_path / "cli") == _hashes(generate(tmp_path / "api", TINY)["manifest"].parent)
+    with pytest.raises(SystemExit):
+        synthetic.main([str(tmp_path / "bad"), "--image-size", "8"])

@@ -1,6 +1,6 @@
 """Files every run writes without ever leaving a torn one, and the run record the compare command reads.
 
-A run record (``metrics.json`` in a run's output folder) says what ran and how it ended:
+A run record (``run_record.json`` in a run's output folder) says what ran and how it ended:
 
     {"schema": "mae-transfer/run-v1", "task": "detection" | "segmentation" | "pretrain" | "linprobe" | "finetune",
      "dataset": "coco_2017_val", "arch": "vit_base", "init": "mae" | "supervised" | "random" | <checkpoint>,
@@ -22,7 +22,7 @@ from typing import Any, Callable
 import torch
 
 SCHEMA = "mae-transfer/run-v1"
-RECORD_NAME = "metrics.json"
+RECORD_NAME = "run_record.json"  # not metrics.json: detectron2 writes its training log under that name
 TASKS = ("detection", "segmentation", "pretrain", "linprobe", "finetune")
 STATUSES = ("finished", "running", "failed")
 
@@ -52,7 +52,7 @@ def atomic_write_json(obj: Any, path: str | Path) -> Path:
 
 def write_run_record(out_dir: str | Path, *, task: str, status: str, dataset: str, arch: str, init: str,
                      metrics: dict[str, float] | None = None, error: str | None = None, **extra) -> Path:
-    """Write ``out_dir/metrics.json`` atomically and return its path."""
+    """Write ``out_dir/run_record.json`` atomically and return its path."""
     if task not in TASKS:
         raise ValueError(f"run record: task must be one of {TASKS}, got {task!r}")
     if status not in STATUSES:

@@ -23,7 +23,7 @@ def test_bad_fields_are_refused(tmp_path):
 
 
 def test_reading_something_else_names_the_file(tmp_path):
-    (tmp_path / "metrics.json").write_text(json.dumps({"mIoU": 3}))
+    (tmp_path / "run_record.json").write_text(json.dumps({"mIoU": 3}))
     with pytest.raises(ValueError, match="not a run record") as error:
         read_run_record(tmp_path)
     assert str(tmp_path) in str(error.value)

@@ -1,0 +1,421 @@
+"""``mae-transfer compare RUN_DIR...``: finished runs side by side, next to the published numbers.
+
+Every run writes a run record (``run_record.json``, see backbone/run_record.py). This reads the records found in or
+under the given folders and builds one table per (task, data set): a row per run, ordered by arch then init
+(MAE, supervised, random, others by name); its metrics; the difference to the supervised run of the same arch;
+and the published number for the same arch and init (mae_transfer/published.py, REFERENCE.md §6) with its
+source. Runs that are unfinished, failed, unreadable or not selected are listed under the tables with the reason.
+Two runs of one setting are two rows, told apart by their folder; nothing is averaged.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import os
+import sys
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Sequence
+
+from backbone import VIT_SIZES, read_run_record
+from backbone.run_record import RECORD_NAME, STATUSES, atomic_write
+
+from .published import PUBLISHED, Published, is_paper_dataset, paper_column, paper_dataset, published
+
+# The metrics each task's table shows, in column order (run-record metric names).
+METRICS = {
+    "detection": ("APbox", "APmask"),
+    "segmentation": ("mIoU", "mAcc", "aAcc"),
+    "finetune": ("top1",),
+    "linprobe": ("top1",),
+    "pretrain": ("loss",),
+}
+BASELINE = "supervised"                 # deltas are taken against this init
+INIT_ORDER = ("mae", BASELINE, "random")
+NO_DELTA = ("pretrain",)                # a pretraining loss has no supervised counterpart
+REQUIRED = ("task", "status", "dataset", "arch", "init")
+MISSING = "–"                           # how an empty cell reads in markdown (empty in CSV)
+DECIMALS = {"loss": 4}                  # printed decimals where 2 would hide the differences
+
+
+@dataclass(frozen=True)
+class Run:
+    folder: Path
+    task: str
+    dataset: str
+    arch: str
+    init: str
+    metrics: dict[str, float]
+
+
+@dataclass(frozen=True)
+class Skipped:
+    path: Path
+    reason: str
+
+
+@dataclass
+class Row:
+    run: Run
+    label: str                                                  # run folder, relative to the comparison root
+    deltas: dict[str, float] = field(default_factory=dict)      # metric -> run minus supervised run
+    paper: dict[str, Published] = field(default_factory=dict)   # metric -> published number, one source
+
+
+@dataclass
+class Table:
+    task: str
+    dataset: str
+    metrics: list[str]
+    delta_metrics: list[str]     # metrics with a Δ column: some row has a supervised run to differ from
+    paper_metrics: list[str]     # metrics with a paper column: some row has a published number
+    rows: list[Row]
+    notes: list[str]
+
+    @property
+    def on_paper_dataset(self) -> bool:
+        return is_paper_dataset(self.task, self.dataset)
+
+    def header(self) -> list[str]:
+        header = ["run", "arch", "init", *self.metrics]
+        header += [f"Δ {m} vs {BASELINE}" for m in self.delta_metrics]
+        if self.paper_metrics:
+            where = "" if self.on_paper_dataset else f" ({paper_dataset(self.task)}, not this dataset)"
+            header += [f"paper {m}{where}" for m in self.paper_metrics] + ["paper source"]
+        return header
+
+    def cells(self) -> list[list[str]]:
+        """The table body as text, one list per row; "" where there is no value."""
+        body = []
+        for row in self.rows:
+            run = row.run
+            cells = [row.label, run.arch, run.init]
+            cells += [f"{run.metrics[m]:.{_decimals(m)}f}" if m in run.metrics else "" for m in self.metrics]
+            cells += [f"{row.deltas[m]:+.{_decimals(m)}f}" if m in row.deltas else "" for m in self.delta_metrics]
+            if self.paper_metrics:
+                cells += [row.paper[m].text if m in row.paper else "" for m in self.paper_metrics]
+                cells.append(_source(next(iter(row.paper.values()))) if row.paper else "")
+            body.append(cells)
+        return body
+
+
+@dataclass
+class Comparison:
+    root: Path              # run labels are folders relative to this
+    tables: list[Table]
+    skipped: list[Skipped]
+
+    def label(self, path: Path) -> str:
+        return _label(path, self.root)
+
+
+# ---------------------------------------------------------------------------------------------- reading runs
+
+def find_records(paths: Iterable[str | Path]) -> tuple[list[Path], list[Skipped]]:
+    """The run-record files in or under ``paths`` (sorted per argument, each once), and arguments that hold none."""
+    found: dict[Path, Path] = {}
+    missing = []
+    for path in map(Path, paths):
+        if not path.exists():
+            missing.append(Skipped(path, "no such file or folder"))
+        elif path.is_file():
+            found.setdefault(path.resolve(), path)
+        else:
+            records = sorted(path.rglob(RECORD_NAME))
+            if not records:
+                missing.append(Skipped(path, f"no {RECORD_NAME} in or under this folder"))
+            for record in records:
+                found.setdefault(record.resolve(), record)
+    return list(found.values()), missing
+
+
+def load_run(record_path: Path) -> Run | Skipped:
+    """One finished run with the metrics of its task, or the reason it cannot be one."""
+    folder = record_path.parent
+    try:
+        record = read_run_record(record_path)
+    except ValueError as exc:
+        return Skipped(folder, str(exc).removeprefix(f"{record_path}: "))
+    for key in REQUIRED:
+        if not isinstance(record.get(key), str) or not record[key]:
+            return Skipped(folder, f'{RECORD_NAME} has no "{key}"')
+    task, status = record["task"], record["status"]
+    if status == "running":
+        return Skipped(folder, f"unfinished: status \"running\" (last update {record.get('updated', 'unknown')})")
+    if status == "failed":
+        return Skipped(folder, f"failed: {_one_line(record.get('error') or 'no error recorded')}")
+    if status not in STATUSES:
+        return Skipped(folder, f'status "{status}" is not one of {", ".join(STATUSES)}')
+    if task not in METRICS:
+        return Skipped(folder, f'task "{task}" has no table (known: {", ".join(METRICS)})')
+    metrics = record.get("metrics")
+    if not isinstance(metrics, dict):
+        return Skipped(folder, f'"metrics" is not a mapping: {metrics!r}')
+    wanted = {m: metrics[m] for m in METRICS[task] if m in metrics}
+    for name, value in wanted.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return Skipped(folder, f'metric "{name}" is not a number: {value!r}')
+    if not wanted:
+        return Skipped(folder, f"finished, but has none of the {task} metrics ({', '.join(METRICS[task])})")
+    return Run(folder, task, record["dataset"], record["arch"], record["init"],
+               {m: float(v) for m, v in wanted.items()})
+
+
+def compare_runs(paths: Sequence[str | Path], datasets: Sequence[str] | None = None) -> Comparison:
+    """Tables of the finished runs in or under ``paths`` (only ``datasets`` when given), and what was left out."""
+    records, skipped = find_records(paths)
+    runs = []
+    for loaded in map(load_run, records):
+        if isinstance(loaded, Skipped):
+            skipped.append(loaded)
+        elif datasets and loaded.dataset not in datasets:
+            skipped.append(Skipped(loaded.folder, f'dataset "{loaded.dataset}" not selected '
+                                                  f'(--dataset {", ".join(datasets)})'))
+        else:
+            runs.append(loaded)
+    root = _root([r.folder for r in runs] + [s.path for s in skipped] or [Path.cwd()])
+    groups: dict[tuple[str, str], list[Run]] = {}
+    for run in runs:
+        groups.setdefault((run.task, run.dataset), []).append(run)
+    order = sorted(groups, key=lambda key: (list(METRICS).index(key[0]), key[1]))
+    tables = [build_table(task, dataset, groups[task, dataset], root) for task, dataset in order]
+    skipped.sort(key=lambda s: str(s.path.resolve()))
+    return Comparison(root, tables, skipped)
+
+
+# ---------------------------------------------------------------------------------------------- one table
+
+def build_table(task: str, dataset: str, runs: list[Run], root: Path) -> Table:
+    rows = sorted((Row(run, _label(run.folder, root)) for run in runs), key=_row_order)
+    metrics = [m for m in METRICS[task] if any(m in run.metrics for run in runs)]
+    notes = _fill_deltas(rows, metrics) if task not in NO_DELTA else []
+    delta_metrics = [m for m in metrics if any(m in row.deltas for row in rows)]
+    for row in rows:
+        row.paper = {m: p for m, p in paper_column(task, _key(row.run.arch), _key(row.run.init)).items()
+                     if m in metrics}
+    paper_metrics = [m for m in metrics if any(m in row.paper for row in rows)]
+    notes += _paper_notes(task, dataset, rows, paper_metrics)
+    repeats = Counter((row.run.arch, row.run.init) for row in rows)
+    notes += [f"{arch} {init}: {n} runs, one row each (not averaged)." for (arch, init), n in repeats.items() if n > 1]
+    return Table(task, dataset, metrics, delta_metrics, paper_metrics, rows, notes)
+
+
+def _fill_deltas(rows: list[Row], metrics: list[str]) -> list[str]:
+    """Set each row's difference to the one supervised run of its arch; say why where there is none to take."""
+    notes = []
+    for arch in dict.fromkeys(row.run.arch for row in rows):
+        same_arch = [row for row in rows if row.run.arch == arch]
+        baselines = [row for row in same_arch if _key(row.run.init) == BASELINE]
+        if len(baselines) > 1:
+            notes.append(f"{arch}: {len(baselines)} {BASELINE} runs ({', '.join(r.label for r in baselines)}), "
+                         f"so no Δ for {arch}; pass one of them to get it.")
+            continue
+        if not baselines:
+            notes.append(f"{arch}: no {BASELINE} run, so no Δ for {arch}.")
+            continue
+        base = baselines[0].run.metrics
+        for row in same_arch:
+            if row is not baselines[0]:
+                row.deltas = {m: row.run.metrics[m] - base[m] for m in metrics
+                              if m in row.run.metrics and m in base}
+    return notes
+
+
+def _paper_notes(task: str, dataset: str, rows: list[Row], paper_metrics: list[str]) -> list[str]:
+    """What the paper columns are, and every other published number for the settings in the table."""
+    notes = []
+    if paper_metrics and not is_paper_dataset(task, dataset):
+        notes.append(f"`{dataset}` is not {paper_dataset(task)}: the paper columns are the published "
+                     f"{paper_dataset(task)} numbers, shown for reference only; this run does not reproduce them.")
+    for arch, init in dict.fromkeys((_key(row.run.arch), _key(row.run.init)) for row in rows):
+        shown = {p for row in rows if (_key(row.run.arch), _key(row.run.init)) == (arch, init)
+                 for p in row.paper.values()}
+        others: dict[tuple[str, str], list[Published]] = {}
+        for p in published(task, arch, init):
+            if p not in shown and p.metric in paper_metrics:
+                others.setdefault((p.source, p.note), []).append(p)
+        if others:
+            listed = "; ".join(", ".join(f"{p.metric} {p.text}" for p in ps) + f" ({_source(ps[0])})"
+                               for ps in others.values())
+            notes.append(f"Also published for {arch} {init}: {listed}.")
+    if task == "detection" and is_paper_dataset(task, dataset):
+        std = next(p for p in PUBLISHED if p.metric == "seed_std_AP")
+        notes.append(f"Seed-to-seed std on COCO is about {std.text} AP ({std.source}): "
+                     f"differences of that size are noise.")
+    return notes
+
+
+# ---------------------------------------------------------------------------------------------- output
+
+def render_markdown(comparison: Comparison) -> str:
+    out = [f"Runs under `{comparison.root}`.", ""]
+    for table in comparison.tables:
+        out += [f"## {table.task} · {table.dataset}", ""]
+        out += _markdown_table(table.header(), table.cells())
+        out += [""] + [f"- {note}" for note in table.notes] + ([""] if table.notes else [])
+    if comparison.skipped:
+        out += ["## Not in the tables", ""]
+        out += _markdown_table(["run", "reason"],
+                               [[comparison.label(s.path), s.reason] for s in comparison.skipped])
+        out.append("")
+    return "\n".join(out)
+
+
+def csv_rows(comparison: Comparison) -> tuple[list[str], list[dict[str, str]]]:
+    """All tables as one CSV: task and dataset, then each table's own columns (empty where a table has none)."""
+    columns = ["task", "dataset"]
+    rows = []
+    for table in comparison.tables:
+        header = table.header()
+        columns += [h for h in header if h not in columns]
+        rows += [dict(task=table.task, dataset=table.dataset, **dict(zip(header, cells))) for cells in table.cells()]
+    return columns, rows
+
+
+def write_csv(comparison: Comparison, path: str | Path) -> Path:
+    columns, rows = csv_rows(comparison)
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=columns, restval="", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return atomic_write(path, lambda tmp: tmp.write_text(text.getvalue()))
+
+
+INIT_COLORS = {"mae": "tab:red", "supervised": "tab:blue", "random": "tab:gray"}
+OTHER_COLORS = ("tab:green", "tab:purple", "tab:orange", "tab:brown", "tab:pink", "tab:olive", "tab:cyan")
+
+
+def write_png(comparison: Comparison, path: str | Path) -> Path:
+    """A grouped bar chart: one panel per table, a group per (arch, metric), a bar per init (per run if repeated).
+
+    The published number is drawn as a black tick over its bar, on the paper's own data set only: next to
+    numbers from generated data it would be a comparison that does not exist.
+    """
+    from matplotlib.figure import Figure  # the Agg canvas, without pyplot's global state
+
+    tables = comparison.tables
+    if not tables:
+        raise ValueError(f"{path}: nothing to plot, the comparison has no finished runs")
+    widest = max(len(_bar_groups(t)) for t in tables)
+    fig = Figure(figsize=(max(6.0, 1.4 * widest + 2.5), 3.4 * len(tables)), layout="constrained")
+    for ax, table in zip(fig.subplots(len(tables), 1, squeeze=False)[:, 0], tables):
+        groups, series = _bar_groups(table), _bar_series(table)
+        width = 0.8 / len(series)
+        others = iter(OTHER_COLORS * len(series))
+        colors = {name: INIT_COLORS.get(_key(rows[0].run.init)) or next(others) for name, rows in series.items()}
+        seen_colors: Counter = Counter()
+        paper_label = "published"
+        for i, (name, rows) in enumerate(series.items()):
+            xs, heights, labels, published_at = [], [], [], []
+            for g, (arch, metric) in enumerate(groups):
+                row = next((r for r in rows if r.run.arch == arch and metric in r.run.metrics), None)
+                if row is None:
+                    continue
+                x = g - 0.4 + width * (i + 0.5)
+                xs.append(x)
+                heights.append(row.run.metrics[metric])
+                labels.append(f"{heights[-1]:.{_decimals(metric) - 1}f}")
+                if table.on_paper_dataset and metric in row.paper:
+                    published_at.append((x, row.paper[metric].value))
+            hatch = "//" if seen_colors[colors[name]] else None  # a repeated init: same colour, hatched
+            seen_colors[colors[name]] += 1
+            bars = ax.bar(xs, heights, width, label=name, color=colors[name], hatch=hatch, edgecolor="white")
+            ax.bar_label(bars, labels, fontsize=7)
+            for x, value in published_at:
+                ax.plot([x - width / 2, x + width / 2], [value, value], color="black", lw=2, label=paper_label)
+                paper_label = "_nolegend_"
+        ax.set_xticks(range(len(groups)), [f"{arch}\n{metric}" for arch, metric in groups])
+        title = f"{table.task} · {table.dataset}"
+        if table.paper_metrics and not table.on_paper_dataset:
+            title += f"\n(not {paper_dataset(table.task)}: published numbers not drawn)"
+        ax.set_title(title, fontsize=10)
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    return atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=120))
+
+
+def _bar_groups(table: Table) -> list[tuple[str, str]]:
+    archs = dict.fromkeys(row.run.arch for row in table.rows)
+    return [(arch, m) for arch in archs for m in table.metrics
+            if any(row.run.arch == arch and m in row.run.metrics for row in table.rows)]
+
+
+def _bar_series(table: Table) -> dict[str, list[Row]]:
+    """Rows by legend entry: the init, or init and run folder where one arch has that init more than once."""
+    repeats = Counter((row.run.arch, row.run.init) for row in table.rows)
+    series: dict[str, list[Row]] = {}
+    for row in table.rows:
+        name = row.run.init if repeats[row.run.arch, row.run.init] == 1 else f"{row.run.init} ({row.label})"
+        series.setdefault(name, []).append(row)
+    return series
+
+
+# ---------------------------------------------------------------------------------------------- helpers
+
+def _key(name: str) -> str:
+    return name.lower()
+
+
+def _row_order(row: Row) -> tuple:
+    archs = list(VIT_SIZES)
+    arch, init = _key(row.run.arch), _key(row.run.init)
+    return (archs.index(arch) if arch in archs else len(archs), arch,
+            INIT_ORDER.index(init) if init in INIT_ORDER else len(INIT_ORDER), init, row.label)
+
+
+def _root(folders: list[Path]) -> Path:
+    """The deepest folder holding all of ``folders`` that is not itself one of them (so no label is ".")."""
+    resolved = [f.resolve() for f in folders]
+    root = Path(os.path.commonpath(resolved))
+    return root.parent if root in resolved else root
+
+
+def _label(path: Path, root: Path) -> str:
+    return os.path.relpath(Path(path).resolve(), root)
+
+
+def _decimals(metric: str) -> int:
+    return DECIMALS.get(metric, 2)
+
+
+def _source(p: Published) -> str:
+    return f"{p.source}, {p.note}" if p.note else p.source
+
+
+def _one_line(text: str, limit: int = 300) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _markdown_table(header: list[str], body: list[list[str]]) -> list[str]:
+    def line(cells: list[str]) -> str:
+        return "| " + " | ".join(c.replace("|", "\\|") or MISSING for c in cells) + " |"
+    return [line(header), "|" + "|".join("---" for _ in header) + "|"] + [line(cells) for cells in body]
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="mae-transfer compare",
+        description="Tables of finished runs (their run_record.json run records) next to the published numbers. "
+                    "Markdown goes to stdout.")
+    parser.add_argument("run_dirs", nargs="+", metavar="RUN_DIR",
+                        help="a run folder, a folder searched recursively for run_record.json, or a run_record.json file")
+    parser.add_argument("--dataset", action="append", metavar="NAME",
+                        help="only runs on this data set (repeatable); the others are listed as not selected")
+    parser.add_argument("--csv", type=Path, metavar="PATH", help="also write the tables' rows as CSV")
+    parser.add_argument("--png", type=Path, metavar="PATH", help="also write a grouped bar chart")
+    args = parser.parse_args(argv)
+
+    comparison = compare_runs(args.run_dirs, datasets=args.dataset)
+    if not comparison.tables:
+        print(f"mae-transfer compare: no finished run with metrics in {', '.join(args.run_dirs)}", file=sys.stderr)
+        for s in comparison.skipped:
+            print(f"  {s.path}: {s.reason}", file=sys.stderr)
+        return 1
+    print(render_markdown(comparison))
+    if args.csv:
+        print(f"wrote {write_csv(comparison, args.csv)}", file=sys.stderr)
+    if args.png:
+        print(f"wrote {write_png(comparison, args.png)}", file=sys.stderr)
+    return 0

@@ -1,0 +1,224 @@
+"""``mae-transfer compare`` on hand-made run records: values, deltas, paper columns, what is left out, CSV, PNG."""
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+
+from backbone import write_run_record
+from mae_transfer import cli
+from mae_transfer.compare import compare_runs, main, render_markdown
+from mae_transfer.published import PUBLISHED, paper_column
+
+
+def det(root, name, arch, init, box, mask, dataset="coco_2017_val"):
+    write_run_record(root / name, task="detection", status="finished", dataset=dataset, arch=arch, init=init,
+                     metrics={"APbox": box, "APmask": mask})
+
+
+def table(comparison, task, dataset):
+    (found,) = [t for t in comparison.tables if (t.task, t.dataset) == (task, dataset)]
+    return found
+
+
+def by_run(t):
+    """run label -> {column: cell}"""
+    return {cells[0]: dict(zip(t.header(), cells)) for cells in t.cells()}
+
+
+def markdown_tables(text):
+    """Each markdown table in ``text`` under its "## task · dataset" heading: (header, rows), "–" read as empty."""
+    tables, heading, lines = {}, None, text.splitlines()
+    for i, line in enumerate(lines):
+        if line.startswith("## "):
+            heading = line[3:]
+        elif line.startswith("| ") and (i == 0 or not lines[i - 1].startswith("|")):
+            block = [line]
+            for following in lines[i + 1:]:
+                if not following.startswith("|"):
+                    break
+                block.append(following)
+            split = [[c.strip() for c in row.strip("|").split(" | ")] for row in block]
+            tables[heading] = (split[0], [[("" if c == "–" else c) for c in row] for row in split[2:]])
+    return tables
+
+
+@pytest.fixture
+def runs(tmp_path):
+    root = tmp_path / "runs"
+    # Written out of order: the table must sort them.
+    det(root, "l_mae", "vit_large", "mae", 54.9, 48.7)
+    det(root, "b_ckpt", "vit_base", "my_mae_800ep.pth", 50.0, 44.0)
+    det(root, "b_rand", "vit_base", "random", 48.2, 42.5)
+    det(root, "b_mae", "vit_base", "mae", 51.43, 45.61)
+    det(root, "h_mae", "vit_huge", "mae", 56.5, 50.1)
+    det(root, "b_sup", "vit_base", "supervised", 47.5, 42.25)
+    write_run_record(root / "seg_mae", task="segmentation", status="finished", dataset="synthetic_ade",
+                     arch="vit_base", init="mae", metrics={"mIoU": 20.5, "mAcc": 30.25})
+    write_run_record(root / "seg_sup", task="segmentation", status="finished", dataset="synthetic_ade",
+                     arch="vit_base", init="supervised", metrics={"mIoU": 18.0, "mAcc": 29.0})
+    write_run_record(root / "pre", task="pretrain", status="finished", dataset="synthetic_pretrain",
+                     arch="vit_tiny", init="random", metrics={"loss": 0.612345})
+    write_run_record(root / "wip", task="detection", status="running", dataset="coco_2017_val",
+                     arch="vit_base", init="mae")
+    write_run_record(root / "oom", task="detection", status="failed", dataset="coco_2017_val",
+                     arch="vit_large", init="mae", error="Traceback (most recent call last):\n  RuntimeError: out of memory")
+    (root / "d2log").mkdir()
+    (root / "d2log" / "run_record.json").write_text('{"iteration": 19}\n{"iteration": 39}\n')  # JSON lines, not a record
+    (root / "other").mkdir()
+    (root / "other" / "run_record.json").write_text(json.dumps({"accuracy": 1.0}))
+    return root
+
+
+def test_values_order_and_deltas(runs):
+    coco = table(compare_runs([runs]), "detection", "coco_2017_val")
+    labels = [cells[0] for cells in coco.cells()]
+    assert labels == ["b_mae", "b_sup", "b_rand", "b_ckpt", "l_mae", "h_mae"]
+    rows = by_run(coco)
+    assert rows["b_mae"]["APbox"] == "51.43" and rows["b_sup"]["APmask"] == "42.25"
+    assert rows["b_mae"]["Δ APbox vs supervised"] == f"{51.43 - 47.5:+.2f}"
+    assert rows["b_rand"]["Δ APmask vs supervised"] == f"{42.5 - 42.25:+.2f}"
+    assert rows["b_ckpt"]["Δ APbox vs supervised"] == f"{50.0 - 47.5:+.2f}"
+    assert rows["b_sup"]["Δ APbox vs supervised"] == ""   # the reference row itself
+    assert rows["l_mae"]["Δ APbox vs supervised"] == ""   # no supervised ViT-L run
+    assert any("vit_large: no supervised run" in note for note in coco.notes)
+
+
+def test_paper_columns_on_coco(runs):
+    coco = table(compare_runs([runs]), "detection", "coco_2017_val")
+    rows = by_run(coco)
+    # ViTDet paper T4 (REFERENCE.md §6) fills the paper columns wherever it has the setting ...
+    assert (rows["b_mae"]["paper APbox"], rows["b_mae"]["paper APmask"]) == ("51.2", "45.5")
+    assert (rows["b_sup"]["paper APbox"], rows["b_sup"]["paper APmask"]) == ("47.6", "42.4")
+    assert (rows["b_rand"]["paper APbox"], rows["b_rand"]["paper APmask"]) == ("48.1", "42.6")
+    assert rows["b_mae"]["paper source"].startswith("ViTDet paper T4")
+    # ... the detectron2 README is the only one with ViT-H; a private checkpoint has no published number.
+    assert (rows["h_mae"]["paper APbox"], rows["h_mae"]["paper source"]) == ("56.7", "detectron2 ViTDet README, "
+                                                                                   "ViTDet configs (rel-pos)")
+    assert rows["b_ckpt"]["paper APbox"] == rows["b_ckpt"]["paper source"] == ""
+    # The other published numbers for a shown setting are listed, and the noise level on COCO is given.
+    notes = "\n".join(coco.notes)
+    assert "APbox 50.3, APmask 44.9 (MAE paper T4" in notes and "APbox 51.6, APmask 45.9" in notes
+    assert "about 0.1 AP" in notes
+
+
+def test_generated_dataset_labels_paper_column(runs):
+    seg = table(compare_runs([runs]), "segmentation", "synthetic_ade")
+    header = seg.header()
+    assert "paper mIoU (ADE20K, not this dataset)" in header and "paper mIoU" not in header
+    rows = by_run(seg)
+    assert rows["seg_mae"]["paper mIoU (ADE20K, not this dataset)"] == "48.1"   # MAE paper T5
+    assert rows["seg_sup"]["paper mIoU (ADE20K, not this dataset)"] == "47.4"
+    assert rows["seg_mae"]["Δ mIoU vs supervised"] == f"{20.5 - 18.0:+.2f}"
+    assert "aAcc" not in header                                              # no run has it
+    assert any("`synthetic_ade` is not ADE20K" in note for note in seg.notes)
+
+
+def test_pretrain_table_has_loss_only(runs):
+    pre = table(compare_runs([runs]), "pretrain", "synthetic_pretrain")
+    assert pre.header() == ["run", "arch", "init", "loss"]
+    assert pre.cells() == [["pre", "vit_tiny", "random", "0.6123"]]
+
+
+def test_left_out_runs_are_listed_with_reason(runs, tmp_path):
+    (tmp_path / "empty").mkdir()
+    comparison = compare_runs([runs, tmp_path / "empty", tmp_path / "typo"])
+    reasons = {comparison.label(s.path): s.reason for s in comparison.skipped}
+    assert reasons["runs/wip"].startswith('unfinished: status "running"')
+    assert reasons["runs/oom"] == "failed: Traceback (most recent call last): RuntimeError: out of memory"
+    assert reasons["runs/d2log"].startswith("not valid JSON")
+    assert reasons["runs/other"].startswith("not a run record")
+    assert reasons["empty"] == "no run_record.json in or under this folder"
+    assert reasons["typo"] == "no such file or folder"
+    assert len(comparison.skipped) == 6
+    shown = {cells[0] for t in comparison.tables for cells in t.cells()}
+    assert shown.isdisjoint({"runs/wip", "runs/oom", "wip", "oom"})
+    text = render_markdown(comparison)
+    assert "## Not in the tables" in text and "out of memory" in text
+
+
+def test_records_without_fields_or_metrics_are_left_out(tmp_path):
+    write_run_record(tmp_path / "nometrics", task="segmentation", status="finished", dataset="ade20k",
+                     arch="vit_base", init="mae", metrics={"loss": 0.3})
+    write_run_record(tmp_path / "noarch", task="detection", status="finished", dataset="coco", arch="",
+                     init="mae", metrics={"APbox": 1.0})
+    record = json.loads((tmp_path / "nometrics" / "run_record.json").read_text())
+    (tmp_path / "badvalue").mkdir()
+    (tmp_path / "badvalue" / "run_record.json").write_text(json.dumps(dict(record, metrics={"mIoU": "high"})))
+    (tmp_path / "badtask").mkdir()
+    (tmp_path / "badtask" / "run_record.json").write_text(json.dumps(dict(record, task="tracking")))
+    comparison = compare_runs([tmp_path])
+    assert comparison.tables == []
+    reasons = {s.path.name: s.reason for s in comparison.skipped}
+    assert reasons == {
+        "nometrics": "finished, but has none of the segmentation metrics (mIoU, mAcc, aAcc)",
+        "noarch": 'run_record.json has no "arch"',
+        "badvalue": "metric \"mIoU\" is not a number: 'high'",
+        "badtask": 'task "tracking" has no table (known: detection, segmentation, finetune, linprobe, pretrain)',
+    }
+
+
+def test_repeated_settings_are_rows_not_averages(tmp_path):
+    det(tmp_path, "seed0", "vit_base", "mae", 51.0, 45.0)
+    det(tmp_path, "seed1", "vit_base", "mae", 51.4, 45.2)
+    det(tmp_path, "sup_a", "vit_base", "supervised", 47.0, 42.0)
+    det(tmp_path, "sup_b", "vit_base", "supervised", 48.0, 43.0)
+    coco = table(compare_runs([tmp_path]), "detection", "coco_2017_val")
+    rows = by_run(coco)
+    assert [rows["seed0"]["APbox"], rows["seed1"]["APbox"]] == ["51.00", "51.40"]
+    assert not any(h.startswith("Δ") for h in coco.header())   # two baselines: no Δ rather than a guess
+    notes = "\n".join(coco.notes)
+    assert "2 supervised runs (sup_a, sup_b)" in notes and "vit_base mae: 2 runs" in notes
+
+
+def test_dataset_selection_lists_the_rest(runs):
+    comparison = compare_runs([runs], datasets=["coco_2017_val"])
+    assert {(t.task, t.dataset) for t in comparison.tables} == {("detection", "coco_2017_val")}
+    reasons = {comparison.label(s.path): s.reason for s in comparison.skipped}
+    assert reasons["seg_mae"] == 'dataset "synthetic_ade" not selected (--dataset coco_2017_val)'
+
+
+def test_search_is_recursive_deduplicated_and_stable(runs):
+    once = compare_runs([runs])
+    twice = compare_runs([runs / "b_mae", runs, runs / "b_sup" / ".." / "b_mae" / "run_record.json"])
+    assert render_markdown(once) == render_markdown(twice)
+
+
+def test_cli_csv_equals_printed_tables_and_png(runs, tmp_path, capsys):
+    out_csv, out_png = tmp_path / "out" / "table.csv", tmp_path / "out" / "chart.png"
+    assert cli.main(["compare", str(runs), "--csv", str(out_csv), "--png", str(out_png)]) == 0
+    printed = markdown_tables(capsys.readouterr().out)
+    with out_csv.open(newline="") as f:
+        csv_rows = list(csv.DictReader(f))
+    from_csv: dict[str, list[list[str]]] = {}
+    for heading, (header, _) in printed.items():
+        if heading == "Not in the tables":
+            continue
+        task, dataset = heading.split(" · ")
+        mine = [row for row in csv_rows if (row["task"], row["dataset"]) == (task, dataset)]
+        from_csv[heading] = [[row[h] for h in header] for row in mine]
+        assert all(value == "" for row in mine for h, value in row.items() if h not in {"task", "dataset", *header})
+    assert {h: rows for h, (_, rows) in printed.items() if h in from_csv} == from_csv
+    assert sum(map(len, from_csv.values())) == len(csv_rows) == 6 + 2 + 1
+    assert out_png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out_png.stat().st_size > 10_000
+
+
+def test_nothing_usable_is_one_clear_error(tmp_path, capsys):
+    write_run_record(tmp_path / "wip", task="detection", status="running", dataset="coco", arch="vit_base",
+                     init="mae")
+    assert main([str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"mae-transfer compare: no finished run with metrics in {tmp_path}")
+    assert "unfinished" in err
+
+
+def test_published_table_picks_one_source_per_setting():
+    assert {p.text for p in PUBLISHED if p.source == "mmseg MAE config"} == {"48.13", "48.70"}
+    column = paper_column("segmentation", "vit_base", "mae")
+    assert {m: p.text for m, p in column.items()} == {"mIoU": "48.1"}
+    column = paper_column("detection", "vit_large", "supervised")
+    assert {m: (p.text, p.source) for m, p in column.items()} == {"APbox": ("49.6", "ViTDet paper T4"),
+                                                                  "APmask": ("43.8", "ViTDet paper T4")}
+    assert {m: p.text for m, p in paper_column("finetune", "vit_huge", "mae").items()} == {"top1": "86.9"}
+    assert paper_column("detection", "vit_tiny", "mae") == {}

@@ -6,14 +6,14 @@ layer-wise learning-rate decay.
 """
 from .checkpoint import CheckpointError, LoadReport, load_pretrained, read_state_dict
 from .layer_decay import layer_id, lr_scale, param_groups, uses_weight_decay
-from .presets import VIT_SIZES, build_vit, vit_base, vit_huge, vit_kwargs, vit_large, vit_small, vit_tiny
+from .presets import VIT_SIZES, arch_name, build_vit, vit_base, vit_huge, vit_kwargs, vit_large, vit_small, vit_tiny
 from .pyramid import SimpleFeaturePyramid
 from .run_record import atomic_torch_save, atomic_write_json, read_run_record, write_run_record
 from .vit import ViT, abs_pos_for_grid
 
 __all__ = [
     "ViT", "SimpleFeaturePyramid", "abs_pos_for_grid",
-    "VIT_SIZES", "build_vit", "vit_kwargs", "vit_tiny", "vit_small", "vit_base", "vit_large", "vit_huge",
+    "VIT_SIZES", "arch_name", "build_vit", "vit_kwargs", "vit_tiny", "vit_small", "vit_base", "vit_large", "vit_huge",
     "load_pretrained", "read_state_dict", "LoadReport", "CheckpointError",
     "layer_id", "lr_scale", "param_groups", "uses_weight_decay",
     "atomic_torch_save", "atomic_write_json", "write_run_record", "read_run_record",

@@ -57,3 +57,12 @@ def vit_large(**overrides) -> ViT:
 
 def vit_huge(**overrides) -> ViT:
     return build_vit("vit_huge", **overrides)
+
+
+def arch_name(embed_dim: int, depth: int) -> str:
+    """The name runs are recorded under: ``vit_base`` for a preset's width and depth, ``vit_tiny_d4`` for a
+    preset's width at another depth, else ``vit_w{width}_d{depth}``."""
+    for name, (preset_width, preset_depth, *_) in VIT_SIZES.items():
+        if embed_dim == preset_width:
+            return name if depth == preset_depth else f"{name}_d{depth}"
+    return f"vit_w{embed_dim}_d{depth}"

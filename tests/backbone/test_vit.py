@@ -121,3 +121,10 @@ def test_keys_and_outputs_equal_detectron2_vit():
 def test_bad_sizes_are_one_clear_error():
     with pytest.raises(ValueError, match="patch_size 16 must divide img_size 100"):
         tiny_vit(img_size=100)
+
+
+def test_arch_names_follow_the_presets():
+    from backbone import arch_name
+    assert arch_name(768, 12) == "vit_base"
+    assert arch_name(192, 4) == "vit_tiny_d4"
+    assert arch_name(100, 3) == "vit_w100_d3"

@@ -1,0 +1,60 @@
+"""Tiny Mask R-CNN ViTDet for CPU runs on the project's generated COCO-format set (``mae_transfer.synthetic``).
+
+The base with only sizes and schedule scaled down: a 4-block, 192-wide ViT pretrained at 128 px (the pretraining
+demo's encoder; other encoders: ``model.backbone.net.*`` overrides), 64-channel pyramid and heads, fewer proposals
+and sampled RoIs, 128-px large-scale jitter, batch 4, 300 iterations, CPU, no AMP, the 6 generated categories
+(about 0.6 s an iteration on one idle CPU core). Data: ``--train-json/--train-images/--val-json/
+--val-images`` (``detection.train(..., train_json=..., ...)``); initial weights: ``train.init_checkpoint``.
+"""
+import detectron2.data.transforms as T
+from detectron2.config import LazyCall as L
+
+from backbone import ViT
+from detection.data import RasterizingDatasetMapper
+from detection.recipe import step_schedule
+
+from .base_mask_rcnn_vitdet import dataloader, model, optimizer, train  # noqa: F401
+
+model.backbone.net = L(ViT)(
+    img_size=128, patch_size=16, embed_dim=192, depth=4, num_heads=3, drop_path_rate=0.1,
+    use_rel_pos=True, window_size=4, window_block_indexes=(0, 2),  # global blocks 1 and 3
+    pretrain_img_size=128,
+)
+model.backbone.square_pad = 128
+model.backbone.out_channels = 64
+model.proposal_generator.head.in_channels = 64
+model.proposal_generator.pre_nms_topk = (500, 250)   # train, test
+model.proposal_generator.post_nms_topk = (200, 100)
+model.roi_heads.num_classes = 6  # mae_transfer.synthetic.THING_CLASSES
+model.roi_heads.batch_size_per_image = 128
+model.roi_heads.box_head.input_shape.channels = 64
+model.roi_heads.box_head.conv_dims = [64, 64, 64, 64]
+model.roi_heads.box_head.fc_dims = [256]
+model.roi_heads.box_predictor.input_shape.channels = 256
+model.roi_heads.mask_head.input_shape.channels = 64
+model.roi_heads.mask_head.conv_dims = [64, 64, 64, 64, 64]
+
+dataloader.train.mapper.augmentations = [
+    L(T.RandomFlip)(horizontal=True),
+    L(T.ResizeScale)(min_scale=0.1, max_scale=2.0, target_height=128, target_width=128),
+    L(T.FixedSizeCrop)(crop_size=(128, 128), pad=False),
+]
+# Masks rasterised before cropping: the CPU environment has no shapely for cropping polygons.
+dataloader.train.mapper._target_ = RasterizingDatasetMapper
+dataloader.train.mapper.instance_mask_format = "bitmask"
+dataloader.train.total_batch_size = 4
+dataloader.train.num_workers = 1
+dataloader.test.num_workers = 1
+dataloader.test.mapper.augmentations = [L(T.ResizeShortestEdge)(short_edge_length=128, max_size=128)]
+
+train.max_iter = 300
+lr_multiplier = step_schedule(max_iter=300, milestones=[267, 289], warmup_iters=25)  # 88.9 % and 96.3 %
+train.device = "cpu"
+train.amp.enabled = False
+train.ddp.fp16_compression = False
+train.init_checkpoint = ""  # random init unless given
+train.init = ""
+train.seed = 0
+train.checkpointer.period = 100
+train.eval_period = 0  # evaluate once, at the end
+train.log_period = 20

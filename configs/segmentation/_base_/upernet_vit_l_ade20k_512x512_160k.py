@@ -1,0 +1,8 @@
+# ViT-L sizes (REFERENCE.md §1): multi-level features from blocks 7, 11, 15, 23. Schedule as ViT-B.
+_base_ = './upernet_vit_ade20k_512x512_160k.py'
+width = 1024
+model = dict(
+    backbone=dict(embed_dim=width, depth=24, num_heads=16, out_indices=(7, 11, 15, 23)),
+    neck=dict(embed_dim=width),
+    decode_head=dict(in_channels=[width] * 4, channels=width),
+    auxiliary_head=dict(in_channels=width))

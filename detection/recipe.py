@@ -1,0 +1,50 @@
+"""Building blocks the LazyConfigs in ``configs/detection/`` share: the COCO step schedule and layer decay.
+
+Both are LazyCall-friendly: configs keep every number visible and overridable as ``key=value``.
+"""
+from __future__ import annotations
+
+from functools import partial
+from typing import Callable, Sequence
+
+from detectron2.config import LazyCall as L
+from detectron2.solver import WarmupParamScheduler
+from fvcore.common.param_scheduler import MultiStepParamScheduler
+
+import backbone
+
+# ViTDet's 100-epoch COCO schedule at batch 64: 184,375 iterations x 64 images = 100 x 118,000 images,
+# lr x0.1 at 88.9 % and x0.01 at 96.3 % of training (REFERENCE.md §4, detectron2's mask_rcnn_vitdet_b_100ep).
+ITERS_100_EPOCHS = 184_375
+MILESTONES_100_EPOCHS = (163_889, 177_546)
+
+
+def step_schedule(max_iter: int, milestones: Sequence[int], warmup_iters: int = 250,
+                  warmup_factor: float = 0.001):
+    """LazyCall of ViTDet's lr multiplier: linear warm-up from ``warmup_factor`` over ``warmup_iters``
+    iterations, then x1, x0.1, x0.01 split at ``milestones`` (all in iterations of a ``max_iter`` run)."""
+    return L(WarmupParamScheduler)(
+        scheduler=L(MultiStepParamScheduler)(values=[1.0, 0.1, 0.01], milestones=list(milestones),
+                                             num_updates=max_iter),
+        warmup_length=warmup_iters / max_iter,
+        warmup_factor=warmup_factor,
+    )
+
+
+def lsj_schedule(epochs: int) -> tuple[int, object]:
+    """``(max_iter, lr_multiplier)`` of a COCO run of ``epochs`` epochs at batch 64.
+
+    The 100-epoch numbers are scaled as detectron2's own 50/75/200/400-epoch configs scale them
+    (``n * epochs // 100``), so 75 epochs gives exactly ``mask_rcnn_vitdet_h_75ep``'s 138,281 iterations and
+    milestones. Warm-up stays 250 iterations (detectron2's 75-epoch file shrinks it to 188 by keeping the
+    100-epoch fraction; REFERENCE.md §4 says 250).
+    """
+    max_iter = ITERS_100_EPOCHS * epochs // 100
+    return max_iter, step_schedule(max_iter, [m * epochs // 100 for m in MILESTONES_100_EPOCHS])
+
+
+def layer_decay(decay: float, depth: int) -> Callable[[str], float]:
+    """detectron2's ``lr_factor_func`` for layer-wise lr decay: ``backbone.lr_scale`` for a ViT of ``depth``
+    blocks. It equals detectron2's ``get_vit_lr_decay_rate(name, decay, depth)`` for every parameter of a
+    ViTDet Mask R-CNN (embeddings ``decay^(depth+1)``, ``blocks.i`` ``decay^(depth-i)``, the rest 1)."""
+    return partial(backbone.lr_scale, decay=decay, depth=depth)

@@ -1,0 +1,124 @@
+"""Console entry points ``mae-transfer pretrain | export | visualize | linprobe | finetune``.
+
+Each takes its argument list and returns an exit code; bad input (config, data, checkpoint) is one line on
+stderr and exit code 2. Under ``torchrun`` the same commands run data-parallel:
+``torchrun --nproc_per_node 8 -m pretrain.train --config ... --out ...`` (or ``-m mae_transfer.cli pretrain``).
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Callable
+
+from backbone.run_record import RECORD_NAME
+
+
+def _setup_logging() -> None:
+    level = logging.INFO if int(os.environ.get("RANK", 0)) == 0 else logging.WARNING
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+
+
+def _run(command: str, body: Callable[[], None]) -> int:
+    from backbone import CheckpointError
+    from .config import ConfigError
+    from .data import DataError
+    _setup_logging()
+    try:
+        body()
+    except (ConfigError, DataError, CheckpointError, FloatingPointError) as exc:
+        print(f"mae-transfer {command}: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _training_parser(command: str, description: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=f"mae-transfer {command}", description=description)
+    parser.add_argument("--config", required=True, help="config file, e.g. configs/pretrain/mae_vit_base.py")
+    parser.add_argument("--out", required=True, help=f"output folder: checkpoints/, log.jsonl, tb/, {RECORD_NAME}")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue from the newest checkpoint in --out (start fresh if there is none)")
+    parser.add_argument("--resume-from", default=None, metavar="CHECKPOINT", help="continue from this checkpoint")
+    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
+                        help="config values to override, e.g. data_path=/data/train epochs=400")
+    return parser
+
+
+def _resume(args: argparse.Namespace) -> bool | str:
+    return args.resume_from or args.resume
+
+
+def pretrain(argv: list[str]) -> int:
+    args = _training_parser("pretrain", "MAE-pretrain a ViT on an image folder.").parse_args(argv)
+
+    def body():
+        from .train import train_mae
+        checkpoint = train_mae(args.config, args.out, resume=_resume(args), overrides=args.overrides)
+        if int(os.environ.get("RANK", 0)) == 0:
+            print(f"final checkpoint: {checkpoint}")
+    return _run("pretrain", body)
+
+
+def export(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="mae-transfer export",
+                                     description="Write a pretraining checkpoint's encoder as {'model': state_dict}, "
+                                                 "the official MAE release format.")
+    parser.add_argument("checkpoint", help="pretraining checkpoint (ours, the MAE repo's, or an official *_full.pth)")
+    parser.add_argument("--out", required=True, help="output file, e.g. mae_pretrain_vit_base.pth")
+    args = parser.parse_args(argv)
+
+    def body():
+        from .export import export_encoder
+        print(f"wrote {export_encoder(args.checkpoint, args.out)}")
+    return _run("export", body)
+
+
+def visualize(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="mae-transfer visualize",
+                                     description="PNG grid: original | masked | reconstruction | reconstruction "
+                                                 "with visible patches pasted.")
+    parser.add_argument("checkpoint", help="pretraining checkpoint with the decoder (ours or an official *_full.pth)")
+    parser.add_argument("--images", nargs="+", required=True, help="image files, or one folder")
+    parser.add_argument("--num", type=int, default=4, help="images taken from a folder (default 4)")
+    parser.add_argument("--out", required=True, help="output PNG")
+    parser.add_argument("--mask-ratio", type=float, default=0.75)
+    parser.add_argument("--seed", type=int, default=0, help="seed of the random mask")
+    parser.add_argument("--model", default=None, help="model name for files without a config (official *_full.pth)")
+    parser.add_argument("--input-size", type=int, default=None, help="image size for files without a config")
+    parser.add_argument("--norm-pix", action=argparse.BooleanOptionalAction, default=None,
+                        help="whether a file without a config was trained with norm_pix_loss (default yes)")
+    args = parser.parse_args(argv)
+
+    def body():
+        from .reconstruction import visualize as draw
+        images = args.images[0] if len(args.images) == 1 and Path(args.images[0]).is_dir() else args.images
+        path = draw(args.checkpoint, images, args.out, mask_ratio=args.mask_ratio, seed=args.seed,
+                    num_images=args.num, model_name=args.model, input_size=args.input_size,
+                    norm_pix_loss=args.norm_pix)
+        print(f"wrote {path}")
+    return _run("visualize", body)
+
+
+def _classify(command: str, description: str, argv: list[str]) -> int:
+    parser = _training_parser(command, description)
+    parser.add_argument("--checkpoint", default=None, help="encoder weights (export, official release, timm file)")
+    args = parser.parse_args(argv)
+
+    def body():
+        from . import classify
+        run = classify.linear_probe if command == "linprobe" else classify.finetune
+        result = run(args.config, args.out, checkpoint=args.checkpoint, resume=_resume(args), overrides=args.overrides)
+        if int(os.environ.get("RANK", 0)) == 0:
+            print(f"top-1 {result.top1:.2f} (best {result.top1_best:.2f}); final checkpoint: {result.checkpoint}")
+    return _run(command, body)
+
+
+def linprobe(argv: list[str]) -> int:
+    return _classify("linprobe", "Linear probe of a frozen encoder on an ImageFolder classification set.", argv)
+
+
+def finetune(argv: list[str]) -> int:
+    return _classify("finetune", "End-to-end fine-tuning (or, without --checkpoint, supervised training from "
+                                 "random init) on an ImageFolder classification set.", argv)

@@ -1,0 +1,323 @@
+"""Run configurations: typed dataclasses filled from the Python files in ``configs/pretrain/``.
+
+A config file assigns plain values (``blr = 1.5e-4``) and may name a base file to start from
+(``_base_ = "mae_pretrain.py"``, relative to the file), as mmseg users know. The recipe numbers have no
+defaults here: they come from the files, which copy REFERENCE.md §2. ``key=value`` overrides from the command
+line or keyword arguments go on top, and every value is checked: a bad one is a single ``ConfigError``
+naming the key, the value and the rule.
+"""
+from __future__ import annotations
+
+import ast
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+from .models_mae import encoder_kwargs
+
+PRECISIONS = ("auto", "bf16", "fp16", "fp32")
+
+
+class ConfigError(ValueError):
+    """A config file or value that cannot be used; the message names the key and the value."""
+
+
+@dataclass(kw_only=True)
+class TrainConfig:
+    """Fields shared by pretraining, linear probing and fine-tuning."""
+    # data: an image folder (ImageFolder tree or flat)
+    data_path: str = ""
+    dataset: str = ""                    # name in the run record (default: the data folder's name)
+    input_size: int
+    num_workers: int = 4
+    # encoder: a name from models_mae.ENCODERS; the four shape fields override it when set
+    model: str
+    patch_size: int | None = None
+    embed_dim: int | None = None
+    depth: int | None = None
+    num_heads: int | None = None
+    # schedule: per-step cosine after a linear warm-up; lr = blr * batch_size / 256 unless lr is set
+    batch_size: int                      # effective batch of one optimizer step, over all devices
+    batch_per_device: int | None = None  # default batch_size / world size; smaller means gradient accumulation
+    epochs: int
+    warmup_epochs: float
+    blr: float
+    lr: float | None = None
+    min_lr: float = 0.0
+    weight_decay: float
+    # run control
+    seed: int = 0
+    precision: str = "auto"              # auto: bf16 autocast on GPU, fp32 on CPU
+    compile: bool = False                # torch.compile the model
+    device: str = "auto"                 # auto: cuda:LOCAL_RANK when available, else cpu
+    checkpoint_every: int = 500          # optimizer steps between checkpoints (one is always written at the end)
+    keep_checkpoints: int = 2
+    log_every: int = 1                   # optimizer steps between log lines
+    max_steps: int | None = None         # stop early after this many optimizer steps (time-boxed runs)
+    tensorboard: bool = True
+
+    @property
+    def dataset_name(self) -> str:
+        return self.dataset or Path(self.data_path).name
+
+    @property
+    def effective_lr(self) -> float:
+        return self.lr if self.lr is not None else self.blr * self.batch_size / 256
+
+    def encoder_kwargs(self) -> dict:
+        return encoder_kwargs(self.model, patch_size=self.patch_size, embed_dim=self.embed_dim,
+                              depth=self.depth, num_heads=self.num_heads)
+
+    def problems(self) -> list[str]:
+        """Every rule a value breaks, as 'key = value: rule'."""
+        out = []
+
+        def check(ok: bool, key: str, rule: str):
+            if not ok:
+                out.append(f"{key} = {getattr(self, key)!r}: {rule}")
+
+        try:
+            enc = self.encoder_kwargs()
+        except ValueError as exc:
+            out.append(f"model = {self.model!r}: {exc}")
+        else:
+            for key in ("patch_size", "embed_dim", "depth", "num_heads"):
+                check(enc[key] > 0, key, "must be positive")
+            if enc["patch_size"] > 0:
+                check(self.input_size % enc["patch_size"] == 0, "input_size",
+                      f"must be a multiple of the patch size {enc['patch_size']}")
+            if enc["num_heads"] > 0:
+                check(enc["embed_dim"] % enc["num_heads"] == 0, "embed_dim",
+                      f"must be divisible by num_heads {enc['num_heads']}")
+            check(enc["embed_dim"] % 4 == 0, "embed_dim", "must be divisible by 4 (2-D sin-cos embedding)")
+        check(self.input_size > 0, "input_size", "must be positive")
+        check(self.batch_size > 0, "batch_size", "must be positive")
+        check(self.batch_per_device is None or 0 < self.batch_per_device <= self.batch_size, "batch_per_device",
+              "must be in [1, batch_size]")
+        check(self.epochs > 0, "epochs", "must be positive")
+        check(0 <= self.warmup_epochs <= self.epochs, "warmup_epochs", "must be in [0, epochs]")
+        check(self.blr > 0, "blr", "must be positive")
+        check(self.lr is None or self.lr > 0, "lr", "must be positive")
+        check(self.min_lr >= 0, "min_lr", "must be >= 0")
+        check(self.weight_decay >= 0, "weight_decay", "must be >= 0")
+        check(self.num_workers >= 0, "num_workers", "must be >= 0")
+        check(self.precision in PRECISIONS, "precision", f"must be one of {PRECISIONS}")
+        check(self.checkpoint_every > 0, "checkpoint_every", "must be positive")
+        check(self.keep_checkpoints > 0, "keep_checkpoints", "must be positive")
+        check(self.log_every > 0, "log_every", "must be positive")
+        check(self.max_steps is None or self.max_steps > 0, "max_steps", "must be positive")
+        return out
+
+
+@dataclass(kw_only=True)
+class PretrainConfig(TrainConfig):
+    """MAE pretraining (paper Table 8)."""
+    mask_ratio: float
+    norm_pix_loss: bool
+    crop_scale: tuple[float, float]      # RandomResizedCrop area range, bicubic, then horizontal flip
+    betas: tuple[float, float]           # AdamW
+    decoder_embed_dim: int | None = None  # None: the 512-wide, 8-block, 16-head decoder
+    decoder_depth: int | None = None
+    decoder_num_heads: int | None = None
+
+    def model_kwargs(self) -> dict:
+        """Constructor keywords for ``build_mae(self.model, ...)``."""
+        kwargs = dict(img_size=self.input_size, norm_pix_loss=self.norm_pix_loss, patch_size=self.patch_size,
+                      embed_dim=self.embed_dim, depth=self.depth, num_heads=self.num_heads,
+                      decoder_embed_dim=self.decoder_embed_dim, decoder_depth=self.decoder_depth,
+                      decoder_num_heads=self.decoder_num_heads)
+        return {k: v for k, v in kwargs.items() if v is not None}
+
+    def problems(self) -> list[str]:
+        out = super().problems()
+        if not self.model.startswith("mae_"):
+            out.append(f"model = {self.model!r}: pretraining needs an MAE model name such as 'mae_vit_base_patch16'")
+        if not 0 < self.mask_ratio < 1:
+            out.append(f"mask_ratio = {self.mask_ratio!r}: must be in (0, 1) (the loss is over masked patches)")
+        lo, hi = self.crop_scale
+        if not 0 < lo <= hi <= 1:
+            out.append(f"crop_scale = {self.crop_scale!r}: must satisfy 0 < min <= max <= 1")
+        out += _beta_problems(self.betas)
+        dim, depth, heads = self.decoder_embed_dim or 512, self.decoder_depth or 8, self.decoder_num_heads or 16
+        if dim % heads or dim % 4 or min(dim, heads) <= 0 or depth <= 0:
+            out.append(f"decoder_embed_dim = {dim}, decoder_depth = {depth}, decoder_num_heads = {heads}: need "
+                       "positive values and a width divisible by the heads and by 4")
+        return out
+
+
+@dataclass(kw_only=True)
+class ClassifyConfig(TrainConfig):
+    """Supervised training on an ImageFolder classification set, evaluated on ``val_path`` every epoch."""
+    val_path: str = ""
+    checkpoint: str | None = None        # encoder weights to start from (None: random init)
+
+    def problems(self) -> list[str]:
+        out = super().problems()
+        if self.model.startswith("mae_"):
+            out.append(f"model = {self.model!r}: name the encoder, e.g. {self.model.removeprefix('mae_')!r}")
+        return out
+
+
+@dataclass(kw_only=True)
+class LinprobeConfig(ClassifyConfig):
+    """Linear probe (paper Table 10): frozen encoder, BatchNorm without affine, linear head, LARS."""
+    momentum: float
+
+    def problems(self) -> list[str]:
+        out = super().problems()
+        if not 0 <= self.momentum < 1:
+            out.append(f"momentum = {self.momentum!r}: must be in [0, 1)")
+        return out
+
+
+@dataclass(kw_only=True)
+class FinetuneConfig(ClassifyConfig):
+    """End-to-end fine-tuning (paper Table 9); with ``checkpoint = None`` the supervised-from-scratch baseline."""
+    betas: tuple[float, float]
+    layer_decay: float
+    drop_path: float
+    global_pool: bool                    # average the patch tokens (else the cls token)
+    rand_aug: str                        # timm auto_augment string; "" for none
+    mixup: float
+    cutmix: float
+    smoothing: float
+    reprob: float = 0.0                  # random erasing probability
+
+    def problems(self) -> list[str]:
+        out = super().problems() + _beta_problems(self.betas)
+        for key, lo, hi in (("layer_decay", 0, 1), ("drop_path", 0, 1), ("smoothing", 0, 1), ("reprob", 0, 1)):
+            value = getattr(self, key)
+            if not lo <= value <= hi or (key == "layer_decay" and value == 0):
+                out.append(f"{key} = {value!r}: must be in {'(0, 1]' if key == 'layer_decay' else '[0, 1]'}")
+        for key in ("mixup", "cutmix"):
+            if getattr(self, key) < 0:
+                out.append(f"{key} = {getattr(self, key)!r}: must be >= 0")
+        return out
+
+
+def _beta_problems(betas) -> list[str]:
+    return [] if all(0 <= b < 1 for b in betas) else [f"betas = {betas!r}: each must be in [0, 1)"]
+
+
+KINDS: dict[str, type[TrainConfig]] = {
+    "pretrain": PretrainConfig, "linprobe": LinprobeConfig, "finetune": FinetuneConfig}
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """The values a config file assigns, its ``_base_`` files' values first."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such config file")
+    namespace: dict[str, Any] = {"__file__": str(path)}
+    try:
+        exec(compile(path.read_text(), str(path), "exec"), namespace)
+    except Exception as exc:
+        raise ConfigError(f"{path}: cannot be run as a config file ({type(exc).__name__}: {exc})") from None
+    values: dict[str, Any] = {}
+    bases = namespace.get("_base_", [])
+    for base in [bases] if isinstance(bases, str) else bases:
+        values.update(read_config_file(path.parent / base))
+    values.update({k: v for k, v in namespace.items()
+                   if not k.startswith("_") and not isinstance(v, (types.ModuleType, types.FunctionType, type))})
+    return values
+
+
+def parse_overrides(items: Iterable[str]) -> dict[str, str]:
+    """``["epochs=10", "data_path=/data"]`` -> ``{"epochs": "10", ...}`` (values are converted later)."""
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"override {item!r}: expected key=value")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def load_config(kind: str, path: str | Path | None = None, overrides: Mapping[str, Any] | Iterable[str] = (),
+                **values) -> TrainConfig:
+    """Build and check a config of ``kind`` ('pretrain', 'linprobe', 'finetune') from a config file, then
+    ``overrides`` (a mapping, or ``key=value`` strings), then keyword arguments."""
+    if kind not in KINDS:
+        raise ConfigError(f"unknown config kind {kind!r}; choose one of {sorted(KINDS)}")
+    cls = KINDS[kind]
+    merged: dict[str, Any] = read_config_file(path) if path is not None else {}
+    if not isinstance(overrides, Mapping):
+        overrides = parse_overrides(overrides)
+    merged.update(overrides)
+    merged.update(values)
+    source = f"{path}: " if path is not None else ""
+    return make_config(cls, merged, source)
+
+
+def make_config(cls: type[TrainConfig], values: Mapping[str, Any], source: str = "") -> TrainConfig:
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - set(fields))
+    if unknown:
+        raise ConfigError(f"{source}unknown key(s) {unknown} for a {cls.__name__}; known keys: {sorted(fields)}")
+    missing = sorted(name for name, f in fields.items() if name not in values
+                     and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING)
+    if missing:
+        raise ConfigError(f"{source}missing key(s) {missing} for a {cls.__name__} (start from a file in configs/pretrain/)")
+    converted = {key: _convert(key, value, hints[key], source) for key, value in values.items()}
+    config = cls(**converted)
+    problems = config.problems()
+    if problems:
+        raise ConfigError(f"{source}invalid config value{'s' if len(problems) > 1 else ''}: " + "; ".join(problems))
+    return config
+
+
+def _convert(key: str, value: Any, hint: Any, source: str) -> Any:
+    """A value (Python object, or the text of a command-line override) as the field's type."""
+    options = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
+    if isinstance(value, str) and str not in options:
+        text = value.strip()
+        if text.lower() in ("none", "null") and type(None) in options:
+            return None
+        if text.lower() in ("true", "false") and bool in options:
+            return text.lower() == "true"
+        try:
+            value = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            raise ConfigError(f"{source}{key} = {value!r}: expected {_type_name(hint)}") from None
+    if value is None and type(None) in options:
+        return None
+    for option in options:
+        if option is bool and isinstance(value, bool):
+            return value
+        if option is int and isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if option is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if option is str and isinstance(value, (str, Path)):
+            return str(value)
+        if typing.get_origin(option) is tuple and isinstance(value, (tuple, list)):
+            item_types = typing.get_args(option)
+            if len(value) == len(item_types) and all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                                     for v in value):
+                return tuple(float(v) for v in value)
+    raise ConfigError(f"{source}{key} = {value!r}: expected {_type_name(hint)}")
+
+
+def _type_name(hint: Any) -> str:
+    return str(hint).replace("typing.", "").replace("<class '", "").replace("'>", "")
+
+
+def config_dict(config: TrainConfig) -> dict[str, Any]:
+    """The config as plain values (for checkpoints, logs and run records)."""
+    return dataclasses.asdict(config)
+
+
+def as_config(kind: str, config: TrainConfig | str | Path, overrides: Mapping[str, Any] | Iterable[str] = ()
+              ) -> TrainConfig:
+    """A checked config of ``kind`` from a config object or file, with overrides applied."""
+    if isinstance(config, TrainConfig):
+        if not isinstance(config, KINDS.get(kind, ())):
+            raise ConfigError(f"a {kind} run needs a {KINDS[kind].__name__}, got a {type(config).__name__}")
+        values = config_dict(config)
+        values.update(overrides if isinstance(overrides, Mapping) else parse_overrides(overrides))
+        return make_config(type(config), values)
+    return load_config(kind, config, overrides)

@@ -1,0 +1,250 @@
+"""Masked autoencoder with a ViT encoder (He et al., arXiv 2111.06377; REFERENCE.md §1).
+
+Patchify, embed, add the fixed sin-cos position, randomly drop 75 % of the patches per sample, run the
+encoder on the visible ones only, then let a light decoder fill the gaps with mask tokens and predict the
+pixels of every patch. The loss is the MSE over the removed patches.
+
+Parameter names are those of the official ``models_mae.py`` (timm's ``Block`` and ``PatchEmbed``), so an
+official ``*_full.pth`` loads as it is, and the encoder part is what ``backbone.load_pretrained`` reads.
+"""
+from __future__ import annotations
+
+from functools import partial
+
+import torch
+import torch.nn as nn
+from timm.models.vision_transformer import Block, PatchEmbed
+
+from backbone import VIT_SIZES
+
+from .pos_embed import get_2d_sincos_pos_embed
+
+
+class MaskedAutoencoderViT(nn.Module):
+    """Masked autoencoder with a Vision Transformer encoder.
+
+    Keywords as the official class. ``mask_tokens_in_encoder`` switches to the paper's "w/ [M]" ablation
+    (Table 1c): the encoder sees all patches, the removed ones replaced by a learned mask token, and the
+    decoder receives the full sequence; it exists for the speed benchmark only.
+    """
+
+    def __init__(self, img_size=224, patch_size=16, in_chans=3,
+                 embed_dim=1024, depth=24, num_heads=16,
+                 decoder_embed_dim=512, decoder_depth=8, decoder_num_heads=16,
+                 mlp_ratio=4., norm_layer=partial(nn.LayerNorm, eps=1e-6), norm_pix_loss=False,
+                 mask_tokens_in_encoder=False):
+        super().__init__()
+        if img_size % patch_size:
+            raise ValueError(f"patch_size {patch_size} does not divide img_size {img_size}")
+        for name, dim, heads in (("", embed_dim, num_heads), ("decoder_", decoder_embed_dim, decoder_num_heads)):
+            if dim % heads:
+                raise ValueError(f"{name}num_heads {heads} does not divide {name}embed_dim {dim}")
+        self.in_chans = in_chans
+        self.mask_tokens_in_encoder = mask_tokens_in_encoder
+
+        # MAE encoder
+        self.patch_embed = PatchEmbed(img_size, patch_size, in_chans, embed_dim)
+        num_patches = self.patch_embed.num_patches
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim))
+        self.pos_embed = nn.Parameter(torch.zeros(1, num_patches + 1, embed_dim), requires_grad=False)  # fixed
+        self.blocks = nn.ModuleList([
+            Block(embed_dim, num_heads, mlp_ratio, qkv_bias=True, norm_layer=norm_layer) for _ in range(depth)])
+        self.norm = norm_layer(embed_dim)
+
+        # MAE decoder; in the "w/ [M]" ablation the mask token lives at the encoder's width instead
+        self.decoder_embed = nn.Linear(embed_dim, decoder_embed_dim, bias=True)
+        self.mask_token = nn.Parameter(torch.zeros(1, 1, embed_dim if mask_tokens_in_encoder else decoder_embed_dim))
+        self.decoder_pos_embed = nn.Parameter(torch.zeros(1, num_patches + 1, decoder_embed_dim),
+                                              requires_grad=False)  # fixed
+        self.decoder_blocks = nn.ModuleList([
+            Block(decoder_embed_dim, decoder_num_heads, mlp_ratio, qkv_bias=True, norm_layer=norm_layer)
+            for _ in range(decoder_depth)])
+        self.decoder_norm = norm_layer(decoder_embed_dim)
+        self.decoder_pred = nn.Linear(decoder_embed_dim, patch_size**2 * in_chans, bias=True)  # decoder to patch
+
+        self.norm_pix_loss = norm_pix_loss
+        self.initialize_weights()
+
+    def initialize_weights(self):
+        grid = self.patch_embed.grid_size[0]
+        self.pos_embed.data.copy_(
+            torch.from_numpy(get_2d_sincos_pos_embed(self.pos_embed.shape[-1], grid, cls_token=True)).float()[None])
+        self.decoder_pos_embed.data.copy_(
+            torch.from_numpy(get_2d_sincos_pos_embed(self.decoder_pos_embed.shape[-1], grid, cls_token=True)).float()[None])
+
+        # the patch embedding is a Linear layer applied to each flattened patch: initialise it as one
+        w = self.patch_embed.proj.weight.data
+        nn.init.xavier_uniform_(w.view([w.shape[0], -1]))
+        # timm's trunc_normal_(std=.02) is effectively normal_(std=.02) as its cutoff (2.) is so far out
+        nn.init.normal_(self.cls_token, std=.02)
+        nn.init.normal_(self.mask_token, std=.02)
+        self.apply(self._init_weights)
+
+    def _init_weights(self, m):
+        if isinstance(m, nn.Linear):
+            nn.init.xavier_uniform_(m.weight)  # as the official JAX ViT
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.LayerNorm):
+            nn.init.zeros_(m.bias)
+            nn.init.ones_(m.weight)
+
+    @property
+    def patch_size(self) -> int:
+        return self.patch_embed.patch_size[0]
+
+    @property
+    def num_patches(self) -> int:
+        return self.patch_embed.num_patches
+
+    def patchify(self, imgs):
+        """imgs [N, C, H, W] -> x [N, L, p*p*C], each patch flattened as (row, column, channel)."""
+        p, c = self.patch_size, self.in_chans
+        h, w = imgs.shape[2] // p, imgs.shape[3] // p
+        if imgs.shape[2] != h * p or imgs.shape[3] != w * p:
+            raise ValueError(f"image size {tuple(imgs.shape[2:])} is not a multiple of the patch size {p}")
+        x = imgs.reshape(imgs.shape[0], c, h, p, w, p)
+        x = torch.einsum("nchpwq->nhwpqc", x)
+        return x.reshape(imgs.shape[0], h * w, p * p * c)
+
+    def unpatchify(self, x):
+        """x [N, L, p*p*C] -> imgs [N, C, H, W] for a square grid of L patches."""
+        p, c = self.patch_size, self.in_chans
+        h = w = int(x.shape[1] ** .5)
+        if h * w != x.shape[1]:
+            raise ValueError(f"{x.shape[1]} patches do not form a square grid")
+        x = x.reshape(x.shape[0], h, w, p, p, c)
+        x = torch.einsum("nhwpqc->nchpwq", x)
+        return x.reshape(x.shape[0], c, h * p, w * p)
+
+    def random_masking(self, x, mask_ratio, noise=None):
+        """Per-sample random masking by argsort of uniform noise: the ``int(L * (1 - mask_ratio))`` tokens
+        with the smallest noise stay.
+
+        x: [N, L, D]; noise: optional [N, L] that fixes the mask.
+        Returns the kept tokens [N, len_keep, D], the binary mask [N, L] (0 keep, 1 remove, original order)
+        and ids_restore [N, L], which undoes the shuffle.
+        """
+        N, L, D = x.shape
+        len_keep = int(L * (1 - mask_ratio))
+        if noise is None:
+            noise = torch.rand(N, L, device=x.device)  # noise in [0, 1]
+        elif noise.shape != (N, L):
+            raise ValueError(f"noise must have shape (N, L) = {(N, L)}, got {tuple(noise.shape)}")
+        ids_shuffle = torch.argsort(noise.to(x.device), dim=1)  # ascend: small is keep, large is remove
+        ids_restore = torch.argsort(ids_shuffle, dim=1)
+
+        ids_keep = ids_shuffle[:, :len_keep]
+        x_masked = torch.gather(x, dim=1, index=ids_keep.unsqueeze(-1).expand(-1, -1, D))
+
+        mask = torch.ones([N, L], device=x.device)
+        mask[:, :len_keep] = 0
+        mask = torch.gather(mask, dim=1, index=ids_restore)  # unshuffle to the original order
+        return x_masked, mask, ids_restore
+
+    def forward_encoder(self, x, mask_ratio, noise=None):
+        x = self.patch_embed(x)  # [N, L, D]
+        if self.mask_tokens_in_encoder:
+            _, mask, ids_restore = self.random_masking(x, mask_ratio, noise)
+            x = torch.where(mask.unsqueeze(-1).bool(), self.mask_token.to(x.dtype), x)  # [N, L, D]
+            x = x + self.pos_embed[:, 1:, :]
+        else:
+            x = x + self.pos_embed[:, 1:, :]  # position first, then masking
+            x, mask, ids_restore = self.random_masking(x, mask_ratio, noise)  # [N, len_keep, D]
+
+        cls_token = self.cls_token + self.pos_embed[:, :1, :]
+        x = torch.cat((cls_token.expand(x.shape[0], -1, -1), x), dim=1)  # [N, 1 + len_keep, D]
+        for blk in self.blocks:
+            x = blk(x)
+        x = self.norm(x)
+        return x, mask, ids_restore
+
+    def forward_decoder(self, x, ids_restore):
+        x = self.decoder_embed(x)  # [N, 1 + len_keep, Dd]
+        if not self.mask_tokens_in_encoder:
+            mask_tokens = self.mask_token.expand(x.shape[0], ids_restore.shape[1] + 1 - x.shape[1], -1)
+            x_ = torch.cat([x[:, 1:, :], mask_tokens.to(x.dtype)], dim=1)  # [N, L, Dd], no cls token
+            x_ = torch.gather(x_, dim=1, index=ids_restore.unsqueeze(-1).expand(-1, -1, x.shape[2]))  # unshuffle
+            x = torch.cat([x[:, :1, :], x_], dim=1)  # [N, 1 + L, Dd]
+        x = x + self.decoder_pos_embed
+        for blk in self.decoder_blocks:
+            x = blk(x)
+        x = self.decoder_norm(x)
+        x = self.decoder_pred(x)  # [N, 1 + L, p*p*C]
+        return x[:, 1:, :]  # drop the cls token
+
+    def forward_loss(self, imgs, pred, mask):
+        """imgs [N, C, H, W]; pred [N, L, p*p*C]; mask [N, L], 0 keep, 1 remove."""
+        target = self.patchify(imgs)
+        if self.norm_pix_loss:
+            mean = target.mean(dim=-1, keepdim=True)
+            var = target.var(dim=-1, keepdim=True)
+            target = (target - mean) / (var + 1.e-6) ** .5
+        loss = (pred.float() - target) ** 2
+        loss = loss.mean(dim=-1)  # [N, L], mean loss per patch
+        return (loss * mask).sum() / mask.sum()  # mean over removed patches only
+
+    def forward(self, imgs, mask_ratio=0.75, noise=None):
+        if not 0 <= mask_ratio < 1:
+            raise ValueError(f"mask_ratio must be in [0, 1), got {mask_ratio}")
+        latent, mask, ids_restore = self.forward_encoder(imgs, mask_ratio, noise)
+        pred = self.forward_decoder(latent, ids_restore)  # [N, L, p*p*C]
+        loss = self.forward_loss(imgs, pred, mask)
+        return loss, pred, mask
+
+
+# Encoder shapes: width, depth and heads from backbone's table; MAE's ViT-H uses patch 14.
+ENCODERS = {
+    "vit_tiny_patch16": ("vit_tiny", 16),
+    "vit_small_patch16": ("vit_small", 16),
+    "vit_base_patch16": ("vit_base", 16),
+    "vit_large_patch16": ("vit_large", 16),
+    "vit_huge_patch14": ("vit_huge", 14),
+}
+MAE_MODELS = tuple(f"mae_{name}" for name in ENCODERS)
+
+
+def encoder_kwargs(name: str, **overrides) -> dict:
+    """patch_size / embed_dim / depth / num_heads of an encoder (``vit_base_patch16`` or
+    ``mae_vit_base_patch16``), with overrides that are not None applied."""
+    key = name.removeprefix("mae_")
+    if key not in ENCODERS:
+        raise ValueError(f"unknown model {name!r}; choose one of {sorted(ENCODERS) + list(MAE_MODELS)}")
+    size, patch_size = ENCODERS[key]
+    embed_dim, depth, num_heads = VIT_SIZES[size][:3]
+    kwargs = dict(patch_size=patch_size, embed_dim=embed_dim, depth=depth, num_heads=num_heads)
+    kwargs.update({k: v for k, v in overrides.items() if v is not None})
+    return kwargs
+
+
+def build_mae(name: str, **overrides) -> MaskedAutoencoderViT:
+    """An MAE by name (``mae_vit_base_patch16``, ...) with a 512-wide, 8-block decoder unless overridden."""
+    if not name.startswith("mae_"):
+        raise ValueError(f"unknown MAE model {name!r}; choose one of {list(MAE_MODELS)}")
+    return MaskedAutoencoderViT(**encoder_kwargs(name, **overrides))
+
+
+def mae_vit_tiny_patch16(**kwargs):
+    return build_mae("mae_vit_tiny_patch16", **kwargs)
+
+
+def mae_vit_small_patch16(**kwargs):
+    return build_mae("mae_vit_small_patch16", **kwargs)
+
+
+def mae_vit_base_patch16(**kwargs):
+    return build_mae("mae_vit_base_patch16", **kwargs)
+
+
+def mae_vit_large_patch16(**kwargs):
+    return build_mae("mae_vit_large_patch16", **kwargs)
+
+
+def mae_vit_huge_patch14(**kwargs):
+    return build_mae("mae_vit_huge_patch14", **kwargs)
+
+
+# the official names, decoder 512 wide, 8 blocks
+mae_vit_base_patch16_dec512d8b = mae_vit_base_patch16
+mae_vit_large_patch16_dec512d8b = mae_vit_large_patch16
+mae_vit_huge_patch14_dec512d8b = mae_vit_huge_patch14

@@ -1,0 +1,73 @@
+"""Fixtures of the detection tests: the tiny CPU configuration and files in the published formats."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "detection"
+DEMO = CONFIGS / "demo_tiny.py"
+WIDTH, DEPTH, HEADS, PATCH = 32, 2, 2, 16
+
+# The demo config made smaller still: a 2-block, 32-wide ViT, batch 2, 3 iterations, no data-loader workers.
+# A score threshold of 0 keeps every detection, so that a barely trained model still has AP to report.
+TINY = [f"model.backbone.net.embed_dim={WIDTH}", f"model.backbone.net.depth={DEPTH}",
+        f"model.backbone.net.num_heads={HEADS}", "model.backbone.net.window_block_indexes=[0]",
+        "dataloader.train.total_batch_size=2", "dataloader.train.num_workers=0", "dataloader.test.num_workers=0",
+        "train.max_iter=3", "train.checkpointer.period=2", "model.roi_heads.box_predictor.test_score_thresh=0.0"]
+
+
+def mae_encoder_state(width: int = WIDTH, depth: int = DEPTH, patch: int = PATCH, grid: int = 14) -> dict:
+    """Random tensors under the official MAE release's encoder keys and shapes (REFERENCE.md §3), 224 px."""
+    g = torch.Generator().manual_seed(0)
+    shapes = {"cls_token": (1, 1, width), "pos_embed": (1, 1 + grid * grid, width),
+              "patch_embed.proj.weight": (width, 3, patch, patch), "patch_embed.proj.bias": (width,),
+              "norm.weight": (width,), "norm.bias": (width,)}
+    for i in range(depth):
+        for name, shape in (("norm1.weight", (width,)), ("norm1.bias", (width,)),
+                            ("attn.qkv.weight", (3 * width, width)), ("attn.qkv.bias", (3 * width,)),
+                            ("attn.proj.weight", (width, width)), ("attn.proj.bias", (width,)),
+                            ("norm2.weight", (width,)), ("norm2.bias", (width,)),
+                            ("mlp.fc1.weight", (4 * width, width)), ("mlp.fc1.bias", (4 * width,)),
+                            ("mlp.fc2.weight", (width, 4 * width)), ("mlp.fc2.bias", (width,))):
+            shapes[f"blocks.{i}.{name}"] = shape
+    return {k: torch.randn(s, generator=g) for k, s in shapes.items()}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """One intra-op thread for these tiny models: thread hand-offs cost more than they save at this size, and
+    on a shared CPU a waiting OpenMP thread slows every op ~10x (measured: 30 s against 3 s for a 3-iteration
+    train + eval)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def tiny() -> tuple[str, ...]:
+    """Overrides that shrink configs/detection/demo_tiny.py for tests (TINY)."""
+    return tuple(TINY)
+
+
+@pytest.fixture(scope="session")
+def mae_state():
+    """``mae_state(width=, depth=)``: an official-format MAE encoder state dict."""
+    return mae_encoder_state
+
+
+@pytest.fixture(scope="session")
+def mae_file(tmp_path_factory) -> Path:
+    """An official-format MAE encoder file ({'model': state_dict}) for the tiny ViT."""
+    path = tmp_path_factory.mktemp("weights") / "mae_pretrain_vit_tiny.pth"
+    torch.save({"model": mae_encoder_state()}, path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def coco(synthetic_data) -> dict:
+    """detection.train's dataset arguments for the generated COCO-format set."""
+    return dict(train_json=synthetic_data["coco_train_json"], train_images=synthetic_data["coco_train_images"],
+                val_json=synthetic_data["coco_val_json"], val_images=synthetic_data["coco_val_images"])

@@ -1,0 +1,97 @@
+"""ADEFormatDataset on the generated set: any class list, and one clear SegDataError for each kind of bad input."""
+import shutil
+
+import numpy as np
+import pytest
+from mmengine.registry import init_default_scope
+from mmseg.registry import DATASETS
+from PIL import Image
+
+import segmentation
+from segmentation import SegDataError, SegmentationError
+
+
+@pytest.fixture
+def ade_copy(ade_root, tmp_path):
+    """A copy of the generated ADE20K-format root that a test may damage."""
+    return shutil.copytree(ade_root, tmp_path / "ADEChallengeData2016")
+
+
+@pytest.fixture
+def build_dataset(tiny_config):
+    def build(data_root, split="train"):
+        init_default_scope("mmseg")
+        dataset_cfg = tiny_config()[f"{split}_dataloader"].dataset
+        return DATASETS.build(dict(dataset_cfg, data_root=str(data_root)))
+    return build
+
+
+def first_sample(root, split="training"):
+    image = sorted((root / "images" / split).glob("*.jpg"))[0]
+    return image, root / "annotations" / split / f"{image.stem}.png"
+
+
+def test_class_list_of_the_generated_set(build_dataset, ade_root, synthetic_data):
+    import json
+
+    classes = json.loads(synthetic_data["manifest"].read_text())["semantic_classes"]
+    dataset = build_dataset(ade_root)
+    assert list(dataset.metainfo["classes"]) == classes and len(dataset.metainfo["palette"]) == len(classes)
+    assert len(dataset) == len(list((ade_root / "images" / "training").glob("*.jpg")))
+    label = dataset[0]["data_samples"].gt_sem_seg.data
+    values = set(label.unique().tolist())
+    assert values and values <= set(range(len(classes))) | {255}  # reduce_zero_label: 0 -> 255, k -> k - 1
+
+
+def test_ade20k_classes_by_default(ade_root):
+    init_default_scope("mmseg")
+    dataset = DATASETS.build(dict(type="ADEFormatDataset", data_root=str(ade_root),
+                                  data_prefix=dict(img_path="images/training", seg_map_path="annotations/training")))
+    assert len(dataset.metainfo["classes"]) == 150 and dataset.metainfo["classes"][0] == "wall"
+
+
+def test_missing_data_root(build_dataset, tiny_options, tmp_path):
+    missing = tmp_path / "no_such_root"
+    with pytest.raises(SegDataError, match=f"{missing}/images/training: no such image folder"):
+        build_dataset(missing)
+    with pytest.raises(SegmentationError, match=f"{missing}: data root does not exist"):
+        segmentation.train(segmentation_demo(), tmp_path / "run", tiny_options, data_root=missing)
+
+
+def segmentation_demo():
+    from pathlib import Path
+
+    return Path(__file__).resolve().parents[2] / "configs" / "segmentation" / "demo_tiny.py"
+
+
+def test_image_without_label_map(build_dataset, ade_copy):
+    _, label = first_sample(ade_copy)
+    label.unlink()
+    with pytest.raises(SegDataError, match=f"1 of 8 images have no label map, e.g. no {label}"):
+        build_dataset(ade_copy)
+
+
+def test_label_values_outside_the_classes(build_dataset, ade_copy):
+    _, label = first_sample(ade_copy)
+    values = np.array(Image.open(label))
+    values[:4, :4] = 13  # 12 classes: 1..12 (0 = ignore)
+    values[-1, -1] = 40
+    Image.fromarray(values).save(label)
+    with pytest.raises(SegDataError, match=rf"{label}: label values \[13, 40\] are outside the 12 classes "
+                                           r"\(allowed: 0 \(ignore\) and 1..12\)"):
+        build_dataset(ade_copy)[0]
+
+
+def test_image_and_label_sizes_differ(build_dataset, ade_copy):
+    image, label = first_sample(ade_copy, "validation")
+    Image.open(label).resize((32, 48), Image.NEAREST).save(label)
+    with pytest.raises(SegDataError, match=f"{image} is 64x64 \\(HxW\\) but its label map {label} is 48x32"):
+        build_dataset(ade_copy, split="val")[0]
+
+
+@pytest.mark.parametrize("broken", ["image", "label"])
+def test_unreadable_files(build_dataset, ade_copy, broken):
+    image, label = first_sample(ade_copy)
+    (image if broken == "image" else label).write_bytes(b"not an image")
+    with pytest.raises(SegDataError, match=f"{image} \\(label map {label}\\): cannot be loaded"):
+        build_dataset(ade_copy)[0]

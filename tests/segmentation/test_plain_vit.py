@@ -1,0 +1,55 @@
+"""PlainViT: built by mmseg's registry, multi-level NCHW maps, zero rel-pos for every init, MAE files load."""
+import pytest
+import torch
+
+from backbone import CheckpointError
+from segmentation import PlainViT
+
+
+def test_registry_builds_segmentor_with_multilevel_backbone(build_segmentor, tiny_options):
+    model = build_segmentor()
+    assert isinstance(model.backbone, PlainViT)
+    assert model.backbone.out_indices == (0, 1, 2, 3)
+    features = model.backbone(torch.randn(2, 3, 128, 96))
+    assert isinstance(features, tuple) and len(features) == 4
+    assert all(f.shape == (2, tiny_options["model.backbone.embed_dim"], 16, 12) for f in features)  # patch 8
+    pyramid = model.neck(features)  # Feature2Pyramid: strides 4, 8, 16, 32
+    assert [p.shape[-2:] for p in pyramid] == [(32, 24), (16, 12), (8, 6), (4, 3)]
+    assert model.decode_head(pyramid).shape == (2, 12, 32, 24)
+
+
+def test_global_attention_and_zero_rel_pos_for_every_init(build_segmentor, mae_file):
+    for pretrained in (None, str(mae_file)):
+        model = build_segmentor(**{"model.pretrained": pretrained})
+        model.init_weights()
+        blocks = model.backbone.blocks
+        assert all(b.window_size == 0 and b.attn.use_rel_pos for b in blocks)
+        assert all(b.attn.rel_pos_h.abs().sum() == 0 and b.attn.rel_pos_w.abs().sum() == 0 for b in blocks)
+    with pytest.raises(ValueError, match="globally"):
+        PlainViT(embed_dim=32, depth=2, num_heads=2, window_size=14, window_block_indexes=(0,))
+
+
+def test_official_mae_file_loads_with_nothing_unexpected(build_segmentor, mae_file):
+    state = torch.load(mae_file)["model"]
+    model = build_segmentor(**{"model.pretrained": str(mae_file)})
+    model.init_weights()  # what mmengine's Runner calls before training
+    report = model.backbone.load_report
+    assert report.unexpected == []
+    assert sorted(report.missing) == sorted(report.missing_rel_pos)  # only the new zero-initialised tables
+    assert set(report.ignored) == {"cls_token", "norm.weight", "norm.bias"}
+    loaded = model.state_dict()  # segmentor keys: backbone.<MAE key>, no renaming
+    for key, value in state.items():
+        if f"backbone.{key}" in loaded:
+            torch.testing.assert_close(loaded[f"backbone.{key}"], value, rtol=0, atol=0, msg=key)
+    assert len(report.loaded) == len(state) - 3
+
+
+def test_checkpoint_of_another_architecture_is_one_clear_error(build_segmentor, mae_release_state, tmp_path):
+    wide = tmp_path / "mae_pretrain_vit_wide.pth"
+    torch.save({"model": mae_release_state(width=96)}, wide)
+    with pytest.raises(CheckpointError, match="width 96 but the model has width 64"):
+        build_segmentor(**{"model.pretrained": str(wide)}).init_weights()
+    deep = tmp_path / "mae_pretrain_vit_deep.pth"
+    torch.save({"model": mae_release_state(depth=6)}, deep)
+    with pytest.raises(CheckpointError, match="6 blocks but the model has 4"):
+        build_segmentor(**{"model.pretrained": str(deep)}).init_weights()

@@ -1,6 +1,6 @@
 # The published recipe (upernet_vit_ade20k_512x512_160k) scaled down to run on CPU in minutes, on the ADE20K-
 # format set that `mae-transfer generate-data` writes: the pretraining demo's encoder (configs/pretrain/
-# demo_tiny.py: ViT-Tiny width, 6 blocks, patch 8, pretrained at 64 px), 128 px crops, 300 iterations, fp32, BN
+# demo_tiny.py: ViT-Tiny width, 4 blocks, patch 16, pretrained at 128 px), 128 px crops, 300 iterations, fp32, BN
 # instead of SyncBN. Optimizer, layer decay, heads, output strides (4-32) and pipeline as published.
 _base_ = './_base_/upernet_vit_ade20k_512x512_160k.py'
 from mae_transfer.synthetic import SEMANTIC_CLASSES  # noqa: E402 (after _base_, for mmengine)
@@ -11,9 +11,9 @@ crop_size = (128, 128)
 norm_cfg = dict(type='BN', requires_grad=True)
 model = dict(
     data_preprocessor=dict(size=crop_size),
-    backbone=dict(img_size=128, patch_size=8, embed_dim=width, depth=6, num_heads=3, out_indices=(1, 2, 3, 5),
-                  pretrain_img_size=64),
-    neck=dict(embed_dim=width, rescales=[2, 1, 0.5, 0.25], norm_cfg=norm_cfg),  # patch 8: strides 4, 8, 16, 32
+    backbone=dict(img_size=128, patch_size=16, embed_dim=width, depth=4, num_heads=3, out_indices=(0, 1, 2, 3),
+                  pretrain_img_size=128),
+    neck=dict(embed_dim=width, norm_cfg=norm_cfg),  # rescales 4, 2, 1, 0.5: strides 4, 8, 16, 32
     decode_head=dict(in_channels=[width] * 4, channels=width, num_classes=num_classes, norm_cfg=norm_cfg),
     auxiliary_head=dict(in_channels=width, num_classes=num_classes, norm_cfg=norm_cfg),
     test_cfg=dict(mode='slide', crop_size=crop_size, stride=(85, 85)))

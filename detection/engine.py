@@ -28,7 +28,7 @@ from detectron2.utils.env import seed_all_rng
 from detectron2.utils.logger import setup_logger
 from omegaconf import OmegaConf
 
-from backbone import VIT_SIZES, write_run_record
+from backbone import arch_name as backbone_arch_name, write_run_record
 from backbone.run_record import RECORD_NAME
 
 from .data import DetectionInputError, check_datasets, check_train_mapper, register_coco_json
@@ -121,12 +121,8 @@ def _names(names) -> list[str]:
 
 
 def arch_name(cfg) -> str:
-    """The preset name of the config's ViT (``vit_base``, ...) or its width and depth."""
-    net = cfg.model.backbone.net
-    for name, (dim, depth, heads, *_) in VIT_SIZES.items():
-        if (net.embed_dim, net.depth, net.num_heads) == (dim, depth, heads):
-            return name
-    return f"vit_w{net.embed_dim}_d{net.depth}"
+    """The run record's ``arch`` for the config's ViT (``backbone.arch_name``)."""
+    return backbone_arch_name(cfg.model.backbone.net.embed_dim, cfg.model.backbone.net.depth)
 
 
 def init_label(cfg, options: RunOptions) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import csv
 import io
+import math
 import os
 import sys
 from collections import Counter
@@ -157,6 +158,8 @@ def load_run(record_path: Path) -> Run | Skipped:
     for name, value in wanted.items():
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             return Skipped(folder, f'metric "{name}" is not a number: {value!r}')
+        if not math.isfinite(value):  # e.g. COCO AP of a model that made no detection
+            return Skipped(folder, f'metric "{name}" is {value} (no result to compare)')
     if not wanted:
         return Skipped(folder, f"finished, but has none of the {task} metrics ({', '.join(METRICS[task])})")
     return Run(folder, task, record["dataset"], record["arch"], record["init"],

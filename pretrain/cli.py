@@ -51,7 +51,7 @@ def _resume(args: argparse.Namespace) -> bool | str:
 
 
 def pretrain(argv: list[str]) -> int:
-    args = _training_parser("pretrain", "MAE-pretrain a ViT on an image folder.").parse_args(argv)
+    args = _training_parser("pretrain", "MAE-pretrain a ViT on an image folder.").parse_intermixed_args(argv)
 
     def body():
         from .train import train_mae
@@ -104,7 +104,7 @@ def visualize(argv: list[str]) -> int:
 def _classify(command: str, description: str, argv: list[str]) -> int:
     parser = _training_parser(command, description)
     parser.add_argument("--checkpoint", default=None, help="encoder weights (export, official release, timm file)")
-    args = parser.parse_args(argv)
+    args = parser.parse_intermixed_args(argv)  # KEY=VALUE overrides may come before and after options
 
     def body():
         from . import classify

@@ -14,7 +14,7 @@ from backbone import CheckpointError, read_state_dict
 from backbone.run_record import atomic_write
 
 from .config import ConfigError, PretrainConfig, make_config
-from .data import IMAGENET_MEAN, IMAGENET_STD, list_images
+from .data import IMAGENET_MEAN, IMAGENET_STD, DataError, list_images
 from .models_mae import MaskedAutoencoderViT, build_mae
 
 
@@ -39,12 +39,23 @@ def load_mae(checkpoint: str | Path, model_name: str | None = None, input_size: 
         state = read_state_dict(checkpoint)
         model = build_mae(model_name, img_size=input_size or 224,
                           norm_pix_loss=True if norm_pix_loss is None else norm_pix_loss)
-    missing, unexpected = model.load_state_dict(state, strict=False)
+    try:
+        missing, unexpected = model.load_state_dict(state, strict=False)
+    except RuntimeError as exc:  # shapes that do not fit
+        raise CheckpointError(f"{checkpoint}: does not fit {model_name}: {str(exc).splitlines()[1].strip()}") from None
     if missing or unexpected:
         raise CheckpointError(f"{checkpoint}: does not fit {model_name} with its decoder (an encoder-only export? "
                               f"use a pretraining checkpoint or an official *_full.pth); missing {missing[:4]}, "
                               f"unexpected {unexpected[:4]}")
     return model.eval(), model_name
+
+
+def _open(path: str | Path) -> Image.Image:
+    try:
+        with Image.open(path) as img:
+            return img.convert("RGB")
+    except Exception as exc:  # PIL raises many types for one cause: an unreadable file
+        raise DataError(f"{path}: cannot be read as an image ({type(exc).__name__}: {exc})") from None
 
 
 def _to_display(x: torch.Tensor) -> torch.Tensor:
@@ -81,7 +92,7 @@ def visualize(checkpoint: str | Path, images: Sequence[str | Path] | str | Path,
     prepare = transforms.Compose([
         transforms.Resize(size, interpolation=transforms.InterpolationMode.BICUBIC), transforms.CenterCrop(size),
         transforms.ToTensor(), transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
-    batch = torch.stack([prepare(Image.open(p).convert("RGB")) for p in images])
+    batch = torch.stack([prepare(_open(p)) for p in images])
     panels = {k: _to_display(v) for k, v in reconstruct(model, batch, mask_ratio, seed).items()}
 
     import matplotlib

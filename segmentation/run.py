@@ -8,6 +8,7 @@ mmseg's IoUMetric), or "failed" with the error. Only rank 0 writes it.
 from __future__ import annotations
 
 import contextlib
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,8 @@ from mmengine.dist import is_main_process
 from mmengine.logging import HistoryBuffer
 from mmengine.runner import Runner
 
-from backbone import VIT_SIZES, CheckpointError, write_run_record
+from backbone import CheckpointError, write_run_record
+from backbone import arch_name as backbone_arch_name
 
 from .dataset import SegDataError
 
@@ -83,6 +85,9 @@ def load_config(config: str | Path, work_dir: str | Path, cfg_options: dict | No
         config=str(config))
     cfg.work_dir = str(work_dir)
     cfg.launcher = launcher
+    if cfg.get("visualizer"):  # mmengine keeps one visualizer per name per process: a second run in the same
+        # process would otherwise write its scalars into the first run's folder
+        cfg.visualizer.name = f"{cfg.visualizer.get('name', 'visualizer')}-{uuid.uuid4().hex[:8]}"
     return cfg
 
 
@@ -98,12 +103,8 @@ def _base_dataset(dataset_cfg):
 
 
 def arch_name(backbone_cfg) -> str:
-    """``vit_base`` for a preset's width and depth, ``vit_tiny_d4`` for a preset width at another depth."""
-    width, depth = backbone_cfg.get("embed_dim", 768), backbone_cfg.get("depth", 12)
-    for name, (preset_width, preset_depth, *_) in VIT_SIZES.items():
-        if width == preset_width:
-            return name if depth == preset_depth else f"{name}_d{depth}"
-    return f"vit_w{width}_d{depth}"
+    """The run record's ``arch`` for the config's ViT (``backbone.arch_name``)."""
+    return backbone_arch_name(backbone_cfg.get("embed_dim", 768), backbone_cfg.get("depth", 12))
 
 
 def init_name(pretrained: str | None, declared: str | None, declared_init: str | None) -> str:

@@ -222,3 +222,11 @@ def test_published_table_picks_one_source_per_setting():
                                                                   "APmask": ("43.8", "ViTDet paper T4")}
     assert {m: p.text for m, p in paper_column("finetune", "vit_huge", "mae").items()} == {"top1": "86.9"}
     assert paper_column("detection", "vit_tiny", "mae") == {}
+
+
+def test_a_nan_metric_is_listed_not_tabled(tmp_path):
+    write_run_record(tmp_path / "nan", task="detection", status="finished", dataset="coco_2017_val",
+                     arch="vit_base", init="mae", metrics={"APbox": float("nan"), "APmask": float("nan")})
+    comparison = compare_runs([tmp_path])
+    assert not comparison.tables
+    assert "is nan" in comparison.skipped[0].reason

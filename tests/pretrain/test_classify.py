@@ -47,6 +47,16 @@ def test_linear_probe_trains_only_the_head_and_reports_top1_per_epoch(encoder, c
     assert record["metrics"] == {"top1": result.top1, "top1_best": result.top1_best}
 
 
+def test_command_line_takes_overrides_around_options(encoder, classify_folders, tmp_path, capsys):
+    from pretrain.cli import linprobe
+    values = classify_overrides(classify_folders, epochs=1)
+    overrides = [f"{k}={v}" for k, v in values.items()]
+    code = linprobe(["--config", str(REPO / "configs/pretrain/linprobe.py"), *overrides[:3], "--out", str(tmp_path / "lp"),
+                     "--checkpoint", str(encoder), *overrides[3:]])
+    assert code == 0 and "top-1" in capsys.readouterr().out
+    assert read_run_record(tmp_path / "lp")["metrics"]["top1"] >= 0
+
+
 def test_linear_probe_needs_a_checkpoint(classify_folders, tmp_path):
     with pytest.raises(ConfigError, match="needs encoder weights"):
         linear_probe(REPO / "configs/pretrain/linprobe.py", tmp_path / "lp", overrides=classify_overrides(classify_folders))

@@ -81,12 +81,12 @@ class SimpleFeaturePyramid(nn.Module):
             name = f"simfp_{int(math.log2(stride))}"
             self.add_module(name, nn.Sequential(*layers))
             self.stage_names.append(name)
+        self.size_divisibility = strides[-1]  # as detectron2: p6 is pooled from p5, so inputs need only p5's stride
         if top_block:
             strides.append(strides[-1] * 2)
         self._out_feature_strides = {f"p{int(math.log2(s))}": s for s in strides}
         self._out_features = list(self._out_feature_strides)
         self._out_feature_channels = {name: out_channels for name in self._out_features}
-        self.size_divisibility = strides[-1]
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """(B, C, H, W) image, H and W multiples of ``size_divisibility`` -> {"p2": ..., ..., "p6": ...}."""

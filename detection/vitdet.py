@@ -21,7 +21,7 @@ class ViTDetBackbone(SimpleFeaturePyramid, Backbone):
     """
 
     # A plain class attribute in front of Backbone's read-only property, so that SimpleFeaturePyramid's
-    # __init__ can store the stride of the coarsest level (32 for p5) in it.
+    # __init__ can store its size divisibility (the coarsest level's stride) in it.
     size_divisibility: int = 0
 
     @property

@@ -3,8 +3,9 @@
 The base with only sizes and schedule scaled down: a 4-block, 192-wide ViT pretrained at 128 px (the pretraining
 demo's encoder; other encoders: ``model.backbone.net.*`` overrides), 64-channel pyramid and heads, fewer proposals
 and sampled RoIs, 128-px large-scale jitter, batch 4, 300 iterations, CPU, no AMP, the 6 generated categories
-(about 0.6 s an iteration on one idle CPU core). Data: ``--train-json/--train-images/--val-json/
---val-images`` (``detection.train(..., train_json=..., ...)``); initial weights: ``train.init_checkpoint``.
+(measured: 0.35-0.45 s an iteration on 2 free CPU cores, 2.4 s on average with other jobs on them). Data:
+``--train-json/--train-images/--val-json/--val-images`` (``detection.train(..., train_json=..., ...)``);
+initial weights: ``train.init_checkpoint``.
 """
 import detectron2.data.transforms as T
 from detectron2.config import LazyCall as L

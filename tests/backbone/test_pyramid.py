@@ -18,7 +18,7 @@ def test_levels_p2_to_p6_have_strides_4_to_64(height, width):
     assert pyramid._out_feature_strides == {"p2": 4, "p3": 8, "p4": 16, "p5": 32, "p6": 64}
     for name, stride in pyramid._out_feature_strides.items():
         assert features[name].shape == (2, 16, -(-height // stride), -(-width // stride)), name
-    assert pyramid.size_divisibility == 64
+    assert pyramid.size_divisibility == 32  # detectron2's: p6 is a max-pool of p5
 
 
 def test_without_top_block_the_pyramid_stops_at_p5():

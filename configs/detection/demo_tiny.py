@@ -40,7 +40,7 @@ dataloader.train.mapper.augmentations = [
     L(T.ResizeScale)(min_scale=0.1, max_scale=2.0, target_height=128, target_width=128),
     L(T.FixedSizeCrop)(crop_size=(128, 128), pad=False),
 ]
-# Masks rasterised before cropping: the CPU environment has no shapely for cropping polygons.
+# Masks rasterised before cropping, so the demo runs where shapely (fvcore's polygon crop) is not installed.
 dataloader.train.mapper._target_ = RasterizingDatasetMapper
 dataloader.train.mapper.instance_mask_format = "bitmask"
 dataloader.train.total_batch_size = 4

@@ -1,6 +1,7 @@
 """backbone.load_pretrained on files written in the published formats (REFERENCE.md §3), and on bad files."""
 import argparse
 import logging
+from functools import partial
 
 import pytest
 import torch
@@ -11,22 +12,10 @@ from backbone import CheckpointError, ViT, load_pretrained, read_state_dict
 WIDTH, DEPTH, PATCH = 32, 2, 16
 
 
-def mae_encoder_state(width=WIDTH, depth=DEPTH, patch=PATCH, grid=4) -> dict:
-    """Random tensors under the official MAE release's encoder keys and shapes, written out by hand."""
-    g = torch.Generator().manual_seed(0)
-    shapes = {"cls_token": (1, 1, width), "pos_embed": (1, 1 + grid * grid, width),
-              "patch_embed.proj.weight": (width, 3, patch, patch), "patch_embed.proj.bias": (width,),
-              "norm.weight": (width,), "norm.bias": (width,)}
-    for i in range(depth):
-        shapes.update({
-            f"blocks.{i}.norm1.weight": (width,), f"blocks.{i}.norm1.bias": (width,),
-            f"blocks.{i}.attn.qkv.weight": (3 * width, width), f"blocks.{i}.attn.qkv.bias": (3 * width,),
-            f"blocks.{i}.attn.proj.weight": (width, width), f"blocks.{i}.attn.proj.bias": (width,),
-            f"blocks.{i}.norm2.weight": (width,), f"blocks.{i}.norm2.bias": (width,),
-            f"blocks.{i}.mlp.fc1.weight": (4 * width, width), f"blocks.{i}.mlp.fc1.bias": (4 * width,),
-            f"blocks.{i}.mlp.fc2.weight": (width, 4 * width), f"blocks.{i}.mlp.fc2.bias": (width,),
-        })
-    return {k: torch.randn(s, generator=g) for k, s in shapes.items()}
+@pytest.fixture
+def mae_state(mae_release_state):
+    """``mae_state(width=, depth=, patch=, grid=)``: an official-format encoder state dict (tests/conftest.py)."""
+    return partial(mae_release_state, width=WIDTH, depth=DEPTH, patch=PATCH, grid=4)
 
 
 def mae_decoder_state(width=WIDTH, decoder_width=16, patch=PATCH, grid=4) -> dict:
@@ -52,8 +41,8 @@ def assert_loaded(model: ViT, state: dict, skip=("pos_embed", "patch_embed.proj.
             torch.testing.assert_close(loaded[key], value, rtol=0, atol=0, msg=key)
 
 
-def test_official_encoder_file_loads_with_nothing_unexpected(tmp_path, caplog):
-    state = mae_encoder_state()
+def test_official_encoder_file_loads_with_nothing_unexpected(tmp_path, caplog, mae_state):
+    state = mae_state()
     path = tmp_path / "mae_pretrain_vit_tiny.pth"
     torch.save({"model": state}, path)
     model = dense_vit()
@@ -68,25 +57,25 @@ def test_official_encoder_file_loads_with_nothing_unexpected(tmp_path, caplog):
     assert len(summary) == 1 and "MISSING" not in summary[0] and "UNEXPECTED" not in summary[0]
 
 
-def test_full_file_ignores_the_decoder_on_purpose(tmp_path):
+def test_full_file_ignores_the_decoder_on_purpose(tmp_path, mae_state):
     path = tmp_path / "mae_pretrain_vit_tiny_full.pth"
-    torch.save({"model": {**mae_encoder_state(), **mae_decoder_state()}}, path)
+    torch.save({"model": {**mae_state(), **mae_decoder_state()}}, path)
     report = load_pretrained(dense_vit(), path)
     assert report.unexpected == []
     decoder = [k for k, why in report.ignored.items() if why.startswith("MAE decoder")]
     assert sorted(decoder) == sorted(mae_decoder_state())
 
 
-def test_mae_training_checkpoint_with_argparse_args_loads(tmp_path):
+def test_mae_training_checkpoint_with_argparse_args_loads(tmp_path, mae_state):
     path = tmp_path / "checkpoint-799.pth"
-    torch.save({"model": mae_encoder_state(), "optimizer": {}, "epoch": 799, "scaler": {},
+    torch.save({"model": mae_state(), "optimizer": {}, "epoch": 799, "scaler": {},
                 "args": argparse.Namespace(model="mae_vit_tiny", mask_ratio=0.75)}, path)
     assert load_pretrained(dense_vit(), path).unexpected == []
 
 
 @pytest.mark.parametrize("layout", ["bare", "state_dict", "safetensors"])
-def test_timm_supervised_files_load(tmp_path, layout):
-    state = {**mae_encoder_state(), "fc_norm.weight": torch.ones(WIDTH), "fc_norm.bias": torch.zeros(WIDTH),
+def test_timm_supervised_files_load(tmp_path, layout, mae_state):
+    state = {**mae_state(), "fc_norm.weight": torch.ones(WIDTH), "fc_norm.bias": torch.zeros(WIDTH),
              "head.weight": torch.randn(10, WIDTH), "head.bias": torch.zeros(10)}
     path = tmp_path / ("deit.safetensors" if layout == "safetensors" else "deit.pth")
     if layout == "safetensors":
@@ -100,18 +89,18 @@ def test_timm_supervised_files_load(tmp_path, layout):
     assert_loaded(model, state, skip=())
 
 
-def test_pos_embed_of_another_grid_is_resized(tmp_path):
+def test_pos_embed_of_another_grid_is_resized(tmp_path, mae_state):
     path = tmp_path / "mae_448.pth"
-    torch.save({"model": mae_encoder_state(grid=8)}, path)  # pretrained at 8x8 patches, the model stores 4x4
+    torch.save({"model": mae_state(grid=8)}, path)  # pretrained at 8x8 patches, the model stores 4x4
     model = dense_vit()
     report = load_pretrained(model, path)
     assert report.resized == {"pos_embed": f"(1, 65, {WIDTH})->(1, 17, {WIDTH})"}
     assert model.pos_embed.shape == (1, 17, WIDTH)
 
 
-def test_patch14_kernel_is_resampled_to_patch16(tmp_path):
+def test_patch14_kernel_is_resampled_to_patch16(tmp_path, mae_state):
     path = tmp_path / "mae_pretrain_vit_huge_like.pth"
-    state = mae_encoder_state(patch=14, grid=4)
+    state = mae_state(patch=14, grid=4)
     torch.save({"model": state}, path)
     model = dense_vit()
     report = load_pretrained(model, path)
@@ -139,45 +128,45 @@ def test_vitdet_detector_file_loads_its_backbone(tmp_path):
     assert_loaded(model, source.state_dict(), skip=())
 
 
-def corrupt(tmp_path):
+def corrupt(tmp_path, mae_state):
     path = tmp_path / "corrupt.pth"
     path.write_bytes(b"\x00garbage" * 100)
     return path
 
 
-def truncated(tmp_path):
+def truncated(tmp_path, mae_state):
     path = tmp_path / "truncated.pth"
-    torch.save({"model": mae_encoder_state()}, path)
+    torch.save({"model": mae_state()}, path)
     path.write_bytes(path.read_bytes()[:5000])
     return path
 
 
-def resnet(tmp_path):
+def resnet(tmp_path, mae_state):
     path = tmp_path / "resnet50.pth"
     torch.save({"conv1.weight": torch.randn(8, 3, 7, 7), "layer1.0.conv1.weight": torch.randn(8, 8, 1, 1)}, path)
     return path
 
 
-def wider(tmp_path):
+def wider(tmp_path, mae_state):
     path = tmp_path / "mae_pretrain_vit_wider.pth"
-    torch.save({"model": mae_encoder_state(width=48)}, path)
+    torch.save({"model": mae_state(width=48)}, path)
     return path
 
 
-def deeper(tmp_path):
+def deeper(tmp_path, mae_state):
     path = tmp_path / "mae_pretrain_vit_deeper.pth"
-    torch.save({"model": mae_encoder_state(depth=DEPTH + 2)}, path)
+    torch.save({"model": mae_state(depth=DEPTH + 2)}, path)
     return path
 
 
-def no_tensors(tmp_path):
+def no_tensors(tmp_path, mae_state):
     path = tmp_path / "args_only.pth"
     torch.save({"epoch": 3, "lr": 0.1}, path)
     return path
 
 
 @pytest.mark.parametrize("make,message", [
-    (lambda tmp: tmp / "absent.pth", "no such checkpoint file"),
+    (lambda tmp, state: tmp / "absent.pth", "no such checkpoint file"),
     (corrupt, "cannot be read as a checkpoint"),
     (truncated, "cannot be read as a checkpoint"),
     (resnet, "not a ViT state dict"),
@@ -185,8 +174,8 @@ def no_tensors(tmp_path):
     (deeper, "has 4 blocks but the model has 2"),
     (no_tensors, "holds no state dict"),
 ])
-def test_bad_files_raise_one_error_naming_the_file_and_leave_the_model_untouched(tmp_path, make, message):
-    path = make(tmp_path)
+def test_bad_files_raise_one_error_naming_the_file_and_leave_the_model_untouched(tmp_path, make, message, mae_state):
+    path = make(tmp_path, mae_state)
     model = dense_vit()
     before = {k: v.clone() for k, v in model.state_dict().items()}
     with pytest.raises(CheckpointError, match=message) as error:

@@ -1,6 +1,7 @@
 """Fixtures of the detection tests: the tiny CPU configuration and files in the published formats."""
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -16,23 +17,6 @@ TINY = [f"model.backbone.net.embed_dim={WIDTH}", f"model.backbone.net.depth={DEP
         f"model.backbone.net.num_heads={HEADS}", "model.backbone.net.window_block_indexes=[0]",
         "dataloader.train.total_batch_size=2", "dataloader.train.num_workers=0", "dataloader.test.num_workers=0",
         "train.max_iter=3", "train.checkpointer.period=2", "model.roi_heads.box_predictor.test_score_thresh=0.0"]
-
-
-def mae_encoder_state(width: int = WIDTH, depth: int = DEPTH, patch: int = PATCH, grid: int = 14) -> dict:
-    """Random tensors under the official MAE release's encoder keys and shapes (REFERENCE.md §3), 224 px."""
-    g = torch.Generator().manual_seed(0)
-    shapes = {"cls_token": (1, 1, width), "pos_embed": (1, 1 + grid * grid, width),
-              "patch_embed.proj.weight": (width, 3, patch, patch), "patch_embed.proj.bias": (width,),
-              "norm.weight": (width,), "norm.bias": (width,)}
-    for i in range(depth):
-        for name, shape in (("norm1.weight", (width,)), ("norm1.bias", (width,)),
-                            ("attn.qkv.weight", (3 * width, width)), ("attn.qkv.bias", (3 * width,)),
-                            ("attn.proj.weight", (width, width)), ("attn.proj.bias", (width,)),
-                            ("norm2.weight", (width,)), ("norm2.bias", (width,)),
-                            ("mlp.fc1.weight", (4 * width, width)), ("mlp.fc1.bias", (4 * width,)),
-                            ("mlp.fc2.weight", (width, 4 * width)), ("mlp.fc2.bias", (width,))):
-            shapes[f"blocks.{i}.{name}"] = shape
-    return {k: torch.randn(s, generator=g) for k, s in shapes.items()}
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -53,16 +37,16 @@ def tiny() -> tuple[str, ...]:
 
 
 @pytest.fixture(scope="session")
-def mae_state():
-    """``mae_state(width=, depth=)``: an official-format MAE encoder state dict."""
-    return mae_encoder_state
+def mae_state(mae_release_state):
+    """``mae_state(width=, depth=)``: an official-format MAE encoder state dict (224 px, the tiny ViT's size)."""
+    return partial(mae_release_state, width=WIDTH, depth=DEPTH, patch=PATCH, grid=14)
 
 
 @pytest.fixture(scope="session")
-def mae_file(tmp_path_factory) -> Path:
+def mae_file(tmp_path_factory, mae_state) -> Path:
     """An official-format MAE encoder file ({'model': state_dict}) for the tiny ViT."""
     path = tmp_path_factory.mktemp("weights") / "mae_pretrain_vit_tiny.pth"
-    torch.save({"model": mae_encoder_state()}, path)
+    torch.save({"model": mae_state()}, path)
     return path
 
 

@@ -1,6 +1,7 @@
 """Tiny UperNet runs on the generated ADE20K-format set: the demo config with a 64-wide, 4-block ViT (patch 8)."""
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -32,35 +33,18 @@ TINY = {
 }
 
 
-def _mae_release_state(width=WIDTH, depth=DEPTH, patch=PATCH, grid=PRETRAIN_IMAGE // PATCH, seed=0) -> dict:
-    """Random tensors under the keys and shapes of the official MAE release (REFERENCE.md §3), by hand."""
-    g = torch.Generator().manual_seed(seed)
-    shapes = {"cls_token": (1, 1, width), "pos_embed": (1, 1 + grid * grid, width),
-              "patch_embed.proj.weight": (width, 3, patch, patch), "patch_embed.proj.bias": (width,),
-              "norm.weight": (width,), "norm.bias": (width,)}
-    for i in range(depth):
-        shapes.update({
-            f"blocks.{i}.norm1.weight": (width,), f"blocks.{i}.norm1.bias": (width,),
-            f"blocks.{i}.attn.qkv.weight": (3 * width, width), f"blocks.{i}.attn.qkv.bias": (3 * width,),
-            f"blocks.{i}.attn.proj.weight": (width, width), f"blocks.{i}.attn.proj.bias": (width,),
-            f"blocks.{i}.norm2.weight": (width,), f"blocks.{i}.norm2.bias": (width,),
-            f"blocks.{i}.mlp.fc1.weight": (4 * width, width), f"blocks.{i}.mlp.fc1.bias": (4 * width,),
-            f"blocks.{i}.mlp.fc2.weight": (width, 4 * width), f"blocks.{i}.mlp.fc2.bias": (width,),
-        })
-    return {k: 0.02 * torch.randn(s, generator=g) for k, s in shapes.items()}
-
-
-@pytest.fixture
-def mae_release_state():
-    """``mae_release_state(width=, depth=, seed=)``: an official-format encoder state dict."""
-    return _mae_release_state
+@pytest.fixture(scope="session")
+def mae_release_state(mae_release_state):
+    """The root fixture at this folder's sizes (``WIDTH`` wide, ``DEPTH`` blocks, patch ``PATCH``, pretrained at
+    ``PRETRAIN_IMAGE`` px), with small values; ``mae_release_state(width=, depth=, seed=)``."""
+    return partial(mae_release_state, width=WIDTH, depth=DEPTH, patch=PATCH, grid=PRETRAIN_IMAGE // PATCH, std=0.02)
 
 
 @pytest.fixture(scope="session")
-def mae_file(tmp_path_factory) -> Path:
+def mae_file(tmp_path_factory, mae_release_state) -> Path:
     """A tiny encoder in the official MAE release format, ``{'model': encoder state dict}``."""
     path = tmp_path_factory.mktemp("weights") / "mae_pretrain_vit_tiny.pth"
-    torch.save({"model": _mae_release_state()}, path)
+    torch.save({"model": mae_release_state()}, path)
     return path
 
 

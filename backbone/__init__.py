@@ -4,17 +4,21 @@
 official MAE release, timm files and this project's exports; ``param_groups`` / ``lr_scale`` give
 layer-wise learning-rate decay.
 """
-from .checkpoint import CheckpointError, LoadReport, load_pretrained, read_state_dict
+from .checkpoint import CheckpointError, LoadReport, load_pretrained, read_checkpoint, read_state_dict
+from .errors import USER_ERROR_EXIT, UserError, error_message, run_command
 from .layer_decay import layer_id, lr_scale, param_groups, uses_weight_decay
 from .presets import VIT_SIZES, arch_name, build_vit, vit_base, vit_huge, vit_kwargs, vit_large, vit_small, vit_tiny
 from .pyramid import SimpleFeaturePyramid
-from .run_record import atomic_torch_save, atomic_write_json, read_run_record, write_run_record
+from .run_record import (atomic_torch_save, atomic_write, atomic_write_json, prepare_run_dir, read_run_record,
+                         remove_torn, run_lifecycle, write_run_record)
 from .vit import ViT, abs_pos_for_grid
 
 __all__ = [
     "ViT", "SimpleFeaturePyramid", "abs_pos_for_grid",
     "VIT_SIZES", "arch_name", "build_vit", "vit_kwargs", "vit_tiny", "vit_small", "vit_base", "vit_large", "vit_huge",
-    "load_pretrained", "read_state_dict", "LoadReport", "CheckpointError",
+    "load_pretrained", "read_checkpoint", "read_state_dict", "LoadReport", "CheckpointError",
+    "UserError", "USER_ERROR_EXIT", "error_message", "run_command",
     "layer_id", "lr_scale", "param_groups", "uses_weight_decay",
-    "atomic_torch_save", "atomic_write_json", "write_run_record", "read_run_record",
+    "atomic_write", "atomic_torch_save", "atomic_write_json", "remove_torn", "write_run_record", "read_run_record",
+    "run_lifecycle", "prepare_run_dir",
 ]

@@ -1,13 +1,15 @@
 """backbone.load_pretrained on files written in the published formats (REFERENCE.md §3), and on bad files."""
 import argparse
 import logging
+import os
+import pickle
 from functools import partial
 
 import pytest
 import torch
 from safetensors.torch import save_file
 
-from backbone import CheckpointError, ViT, load_pretrained, read_state_dict
+from backbone import CheckpointError, ViT, load_pretrained, read_checkpoint, read_state_dict
 
 WIDTH, DEPTH, PATCH = 32, 2, 16
 
@@ -189,3 +191,61 @@ def test_read_state_dict_strips_ddp_prefix(tmp_path):
     path = tmp_path / "ddp.pth"
     torch.save({"model": {"module.pos_embed": torch.zeros(1, 17, WIDTH)}}, path)
     assert list(read_state_dict(path)) == ["pos_embed"]
+
+
+class _Payload:
+    """Unpickling this runs a command: what a crafted checkpoint does."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+@pytest.mark.parametrize("suffix", [".pkl", ".pth"])
+def test_a_pickle_payload_is_refused_and_never_runs(tmp_path, suffix):
+    marker = tmp_path / "pwned"
+    path = tmp_path / f"model_final{suffix}"
+    if suffix == ".pkl":
+        path.write_bytes(pickle.dumps({"model": {"w": _Payload(marker)}}))
+    else:
+        torch.save({"model": {"w": _Payload(marker)}}, path)
+    with pytest.raises(CheckpointError, match=f"{path.name}: refused, it would run code") as error:
+        read_checkpoint(path)
+    assert not marker.exists()
+    assert "system" in str(error.value)  # names what the file wanted to run
+
+
+def test_a_model_zoo_pickle_of_numpy_arrays_reads_as_tensors(tmp_path, mae_state):
+    import numpy as np
+    state = mae_state()
+    path = tmp_path / "model_final.pkl"
+    blob = {"model": {f"backbone.net.{k}": v.numpy() for k, v in state.items()}, "__author__": "ViTDet",
+            "matching_heuristics": np.bool_(True)}
+    path.write_bytes(pickle.dumps(blob, protocol=2))
+    loaded = read_state_dict(path)
+    assert set(loaded) == set(state)
+    torch.testing.assert_close(loaded["blocks.0.attn.qkv.weight"], state["blocks.0.attn.qkv.weight"], rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("dtype", [torch.int64, torch.bool])
+def test_integer_or_bool_tensors_are_not_cast_into_float_weights(tmp_path, mae_state, dtype):
+    state = mae_state()
+    state["blocks.0.mlp.fc1.bias"] = torch.ones_like(state["blocks.0.mlp.fc1.bias"]).to(dtype)
+    path = tmp_path / "odd.pth"
+    torch.save({"model": state}, path)
+    model = dense_vit()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(CheckpointError, match=f"blocks.0.mlp.fc1.bias' holds {dtype}"):
+        load_pretrained(model, path)
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, before[key]), key
+
+
+@pytest.mark.parametrize("protocol", [2, 4, 5])
+def test_numpy_pickles_of_every_protocol_read(tmp_path, protocol):
+    import numpy as np
+    path = tmp_path / "w.pkl"
+    path.write_bytes(pickle.dumps({"model": {"w": np.arange(6, dtype=np.float32).reshape(2, 3)}}, protocol=protocol))
+    assert read_state_dict(path)["w"].tolist() == [[0, 1, 2], [3, 4, 5]]

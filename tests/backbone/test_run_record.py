@@ -1,10 +1,12 @@
 import json
+import os
+import stat
 
 import pytest
 import torch
 
-from backbone import atomic_torch_save, read_run_record, write_run_record
-from backbone.run_record import atomic_write
+from backbone import (USER_ERROR_EXIT, UserError, atomic_torch_save, atomic_write, atomic_write_json,
+                      prepare_run_dir, read_run_record, remove_torn, run_command, run_lifecycle, write_run_record)
 
 
 def test_write_then_read_round_trip(tmp_path):
@@ -43,3 +45,90 @@ def test_a_failed_write_keeps_the_previous_file(tmp_path):
         atomic_write(path, fail_halfway)
     assert torch.load(path) == {"step": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["ckpt.pth"]
+
+
+def test_written_files_get_the_default_mode_not_mkstemps_0600(tmp_path):
+    umask = os.umask(0o022)
+    try:
+        path = atomic_write_json({"a": 1}, tmp_path / "x.json")
+    finally:
+        os.umask(umask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
+
+
+def test_atomic_write_replaces_a_symlink_instead_of_writing_through_it(tmp_path):
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    link = tmp_path / "out" / "run_record.json"
+    link.parent.mkdir()
+    link.symlink_to(victim)
+    atomic_write_json({"a": 1}, link)
+    assert victim.read_text() == "precious"
+    assert not link.is_symlink() and json.loads(link.read_text()) == {"a": 1}
+
+
+def test_remove_torn_deletes_only_temporary_files(tmp_path):
+    (tmp_path / ".model.pth.abc.tmp").write_bytes(b"torn")
+    (tmp_path / "model.pth").write_bytes(b"whole")
+    assert [p.name for p in remove_torn(tmp_path)] == [".model.pth.abc.tmp"]
+    assert [p.name for p in tmp_path.iterdir()] == ["model.pth"]
+
+
+def test_reading_a_fifo_is_an_error_not_a_hang(tmp_path):
+    os.mkfifo(tmp_path / "run_record.json")
+    with pytest.raises(UserError, match="not a regular file"):
+        read_run_record(tmp_path)
+
+
+def _record_of(folder):
+    return read_run_record(folder)
+
+
+def test_lifecycle_records_running_then_finished_with_metrics(tmp_path):
+    with run_lifecycle(tmp_path, task="detection", dataset="d", arch="vit_base", init="mae", config="c.py") as rec:
+        assert _record_of(tmp_path)["status"] == "running"
+        rec.metrics = {"APbox": 1.5}
+        rec.write("running", iteration=3)
+        assert _record_of(tmp_path)["iteration"] == 3
+    record = _record_of(tmp_path)
+    assert record["status"] == "finished" and record["metrics"] == {"APbox": 1.5}
+    assert record["config"] == "c.py" and record["iteration"] == 3
+
+
+def test_lifecycle_records_failure_and_reraises(tmp_path):
+    with pytest.raises(RuntimeError, match="boom"):
+        with run_lifecycle(tmp_path, task="pretrain", dataset="d", arch="a", init="random"):
+            raise RuntimeError("boom")
+    record = _record_of(tmp_path)
+    assert record["status"] == "failed" and record["error"] == "RuntimeError: boom"
+
+
+def test_lifecycle_of_a_non_main_rank_writes_nothing(tmp_path):
+    with run_lifecycle(tmp_path / "run", task="pretrain", dataset="d", arch="a", init="random", enabled=False):
+        pass
+    assert not (tmp_path / "run").exists()
+
+
+def test_prepare_run_dir_refuses_a_symlink_and_a_finished_run(tmp_path):
+    real = tmp_path / "real"
+    real.mkdir()
+    (tmp_path / "link").symlink_to(real)
+    with pytest.raises(UserError, match="symlink"):
+        prepare_run_dir(tmp_path / "link")
+    write_run_record(real, task="detection", status="finished", dataset="d", arch="a", init="mae")
+    before = (real / "run_record.json").read_text()
+    with pytest.raises(UserError, match="holds a finished run.*--resume"):
+        prepare_run_dir(real)
+    assert (real / "run_record.json").read_text() == before
+    assert prepare_run_dir(real, resume=True) == real
+    assert prepare_run_dir(tmp_path / "new" / "run").is_dir()
+
+
+def test_run_command_reports_user_errors_in_one_line_with_exit_2(capsys):
+    def bad():
+        raise UserError("config.py: key 'x' = 3: must be a string")
+    assert run_command("pretrain", bad) == USER_ERROR_EXIT == 2
+    assert capsys.readouterr().err == "mae-transfer pretrain: error: config.py: key 'x' = 3: must be a string\n"
+    assert run_command("pretrain", lambda: None) == 0
+    with pytest.raises(KeyError):  # a bug keeps its traceback
+        run_command("pretrain", lambda: {}["x"])

@@ -1,52 +1,21 @@
 """backbone.hub: weights by name (timm:, hf:, URLs) through the caches of huggingface_hub and torch.hub.
 
-No network: a Hugging Face cache is built in a temporary folder with the hub's own layout
-(models--ORG--NAME/refs/main, snapshots/COMMIT/FILE) and huggingface_hub runs offline; URLs are served by a
-local HTTP server or are file:// URLs.
+No network: the ``hf_cache`` fixture (tests/conftest.py) builds a Hugging Face cache in the hub's own layout and
+runs huggingface_hub offline; URLs are served by a local HTTP server or are file:// URLs.
 """
 import functools
 import http.server
 import threading
+from pathlib import Path
 
 import pytest
 import torch
 from safetensors.torch import save_file
 
-from backbone import CheckpointError, ViT, is_reference, load_pretrained, read_state_dict, resolve_weights
+from backbone import (CheckpointError, ViT, build_vit, is_reference, load_pretrained, read_state_dict,
+                      resolve_weights)
 
 WIDTH, DEPTH = 32, 2
-COMMIT = "0123456789abcdef0123456789abcdef01234567"
-
-
-class HFCache:
-    """A Hugging Face cache folder in the hub's own layout (models--ORG--NAME/refs/main, snapshots/COMMIT/FILE)."""
-
-    def __init__(self, root):
-        self.root = root
-
-    def add(self, repo: str, filename: str, state: dict):
-        repo_dir = self.root / f"models--{repo.replace('/', '--')}"
-        (repo_dir / "refs").mkdir(parents=True, exist_ok=True)
-        (repo_dir / "refs" / "main").write_text(COMMIT)
-        path = repo_dir / "snapshots" / COMMIT / filename
-        path.parent.mkdir(parents=True, exist_ok=True)
-        save_file(state, path) if filename.endswith(".safetensors") else torch.save(state, path)
-        return path
-
-
-@pytest.fixture
-def hf_cache(tmp_path, monkeypatch) -> HFCache:
-    """An empty Hugging Face cache, offline."""
-    from huggingface_hub import constants
-    cache = tmp_path / "hf_hub"
-    cache.mkdir()
-    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))  # huggingface_hub reads both at import
-    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
-    return HFCache(cache)
-
-
 @pytest.fixture
 def encoder(mae_release_state):
     return mae_release_state(width=WIDTH, depth=DEPTH, grid=4)
@@ -141,3 +110,31 @@ def test_url_is_downloaded_once_into_the_torch_hub_cache(tmp_path, http_server, 
     with pytest.raises(CheckpointError) as info:
         resolve_weights(f"{base}/missing.pth")
     assert f"fetch {base}/missing.pth and save it as {hub_dir / 'checkpoints' / 'missing.pth'}" in str(info.value)
+
+
+REPO = Path(__file__).resolve().parents[2]
+SUPERVISED = {  # the supervised configs' defaults -> our preset of the same size
+    "timm:deit_base_patch16_224.fb_in1k": ("vit_base", ["configs/detection/mask_rcnn_vit_b_supervised.py",
+                                                        "configs/segmentation/upernet_vit_b_supervised_ade20k_512x512_160k.py"]),
+    "timm:deit3_large_patch16_224.fb_in1k": ("vit_large", ["configs/detection/mask_rcnn_vit_l_supervised.py",
+                                                           "configs/segmentation/upernet_vit_l_supervised_ade20k_512x512_160k.py"]),
+}
+
+
+@pytest.mark.parametrize("reference", sorted(SUPERVISED))
+def test_supervised_config_defaults_fit_the_preset_backbone(reference, hf_cache):
+    """The timm architecture behind each supervised default (2 blocks of it, random weights, in the cache where
+    timm puts the real file) loads into our ViT of that size with every tensor used."""
+    import timm
+    from timm.models import get_pretrained_cfg
+
+    size, configs = SUPERVISED[reference]
+    for config in configs:
+        assert reference in (REPO / config).read_text()
+    name = reference.removeprefix("timm:")
+    source = timm.create_model(name, pretrained=False, depth=2)
+    hf_cache.add(get_pretrained_cfg(name).hf_hub_id, "model.safetensors", source.state_dict())
+    model = build_vit(size, depth=2, img_size=224, window_size=0, window_block_indexes=())
+    report = load_pretrained(model, reference, log=False)
+    assert report.unexpected == [] and report.missing == report.missing_rel_pos
+    assert set(report.ignored) <= {"cls_token", "norm.weight", "norm.bias", "head.weight", "head.bias"}

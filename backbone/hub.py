@@ -33,8 +33,9 @@ _SCHEMES = (TIMM_PREFIX, *HF_PREFIXES, "http://", "https://", "file://")
 
 
 def is_reference(path: str | Path) -> bool:
-    """True for a weights reference that is not a plain path (``timm:``, ``hf:``, ``hf-hub:``, a URL)."""
-    return isinstance(path, str) and path.startswith(_SCHEMES)
+    """True for a weights reference that is not a plain path (``timm:``, ``hf:``, ``hf-hub:``, a URL).
+    (``Path`` keeps ``timm:`` / ``hf:`` intact but turns ``https://`` into ``https:/``: pass URLs as strings.)"""
+    return str(path).startswith(_SCHEMES)
 
 
 def resolve_weights(reference: str | Path) -> str:
@@ -44,6 +45,7 @@ def resolve_weights(reference: str | Path) -> str:
     """
     if not is_reference(reference):
         return str(reference)
+    reference = str(reference)
     if reference.startswith(TIMM_PREFIX):
         return _timm_file(reference)
     if reference.startswith(HF_PREFIXES):

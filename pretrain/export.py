@@ -163,6 +163,6 @@ def export_encoder(checkpoint: str | Path, out_path: str | Path, format: str = "
         text = json.dumps(hf_vitmae_config(encoder, heads, config), indent=2) + "\n"
         atomic_write(out_path / "config.json", lambda tmp: tmp.write_text(text))
         path = out_path
-    logger.info("exported %d encoder tensors from %s to %s as %s (left out %d: decoder, mask token, heads)",
+    logger.info("exported %d encoder tensors from %s to %s as %s (left out %d others: decoder, mask token, head)",
                 len(encoder), checkpoint, path, format, len(state) - len(encoder))
     return path

@@ -29,6 +29,7 @@ def test_references_and_plain_paths():
     assert all(map(is_reference, ["timm:vit_base_patch16_224.mae", "hf:facebook/vit-mae-base", "hf-hub:timm/x",
                                   "https://a/b.pth", "http://a/b.pth", "file:///a/b.pth"]))
     assert not any(map(is_reference, ["weights/a.pth", "/abs/a.pth", "a:b.pth"]))
+    assert is_reference(Path("hf:facebook/vit-mae-base"))  # a CLI's Path keeps these intact
     assert resolve_weights("weights/a.pth") == "weights/a.pth"
     assert resolve_weights("file:///tmp/some%20dir/a.pth") == "/tmp/some dir/a.pth"
 

@@ -36,3 +36,14 @@ def test_a_reference_not_in_the_cache_stops_the_run_before_training(hf_cache, ad
 def test_tensorboard_is_on_by_default(config):
     backends = [b["type"] for b in Config.fromfile(str(CONFIGS / config)).visualizer.vis_backends]
     assert "TensorboardVisBackend" in backends and "LocalVisBackend" in backends
+
+
+def test_cli_takes_a_url_checkpoint_and_names_where_to_put_it(ade_root, tmp_path, monkeypatch, capsys):
+    from segmentation.cli import main
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "torch_hub"))
+    url = "http://127.0.0.1:9/mae_pretrain_vit_base.pth"
+    code = main(["train", str(CONFIGS / "demo_tiny.py"), "--checkpoint", url, "--data-root", str(ade_root),
+                 "--work-dir", str(tmp_path / "run")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code != 0 and len(err) == 1
+    assert f"fetch {url} and save it as {tmp_path / 'torch_hub' / 'checkpoints' / 'mae_pretrain_vit_base.pth'}" in err[0]

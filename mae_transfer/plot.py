@@ -96,7 +96,8 @@ def _labels(runs: list[Path]) -> list[str]:
     if len(runs) == 1:
         return [runs[0].name]
     common = Path(os.path.commonpath([r.resolve() for r in runs]))
-    return [str(r.resolve().relative_to(common)) or r.name for r in runs]
+    relative = [r.resolve().relative_to(common) for r in runs]
+    return [str(rel) if rel.parts else run.name for rel, run in zip(relative, runs)]
 
 
 def plot_runs(paths: list[str | Path], out: str | Path) -> Path:

@@ -135,9 +135,11 @@ class LoadReport:
 
 
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
-    """The tensors of a checkpoint file, unwrapped from trainer dicts and common key prefixes (numpy arrays of
-    a pickle become tensors)."""
-    path = Path(path)
+    """The tensors of a checkpoint file, unwrapped from trainer dicts and common key prefixes, under timm / MAE
+    names (numpy arrays of a pickle become tensors). ``path`` may also be a weights reference (``timm:NAME``,
+    ``hf:ORG/REPO``, a URL: see ``backbone.hub``)."""
+    from .hub import resolve_weights
+    path = Path(resolve_weights(path))
     obj = _arrays_to_tensors(read_checkpoint(path))
     while isinstance(obj, dict) and not _is_state_dict(obj):
         inner = next((obj[k] for k in _WRAPPERS if isinstance(obj.get(k), dict)), None)
@@ -147,7 +149,8 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     if not isinstance(obj, dict) or not _is_state_dict(obj):
         raise CheckpointError(f"{path}: holds no state dict (found {type(obj).__name__}"
                               + (f" with keys {sorted(obj)[:8]}" if isinstance(obj, dict) else "") + ")")
-    return {_strip_prefix(k): v for k, v in obj.items()}
+    from .layouts import to_timm_layout  # Hugging Face ViTMAE / ViT keys, LayerScale
+    return to_timm_layout({_strip_prefix(k): v for k, v in obj.items()}, path)
 
 
 def _arrays_to_tensors(obj: object) -> object:
@@ -226,7 +229,8 @@ def load_pretrained(model: nn.Module, path: str | Path, *, log: bool = True) -> 
 
     Returns what was loaded, resized, ignored (with the reason), missing and unexpected; logs one summary.
     """
-    path = Path(path)
+    from .hub import resolve_weights
+    path = Path(resolve_weights(path))
     ckpt = read_state_dict(path)
     target = model.state_dict()
     _check_architecture(path, ckpt, target)

@@ -17,7 +17,7 @@ import torch.nn as nn
 from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.utils.file_io import PathManager
 
-from backbone import CheckpointError, atomic_torch_save, load_pretrained, read_state_dict
+from backbone import CheckpointError, atomic_torch_save, is_reference, load_pretrained, read_state_dict, resolve_weights
 
 logger = logging.getLogger(__name__)
 
@@ -46,9 +46,12 @@ class Checkpointer(DetectionCheckpointer):
 
 
 def local_path(path: str) -> str:
-    """A local file for ``path``; URLs (``detectron2://``, ``https://``) are fetched into detectron2's cache.
-    A ``?matching_heuristics=True`` query (detectron2's MAE-loading habit) is dropped: it is not needed here."""
+    """A local file for ``path``: ``timm:NAME``, ``hf:ORG/REPO`` and http(s) URLs come from their caches
+    (``backbone.resolve_weights``), ``detectron2://`` from detectron2's. A ``?matching_heuristics=True`` query
+    (detectron2's MAE-loading habit) is dropped: it is not needed here."""
     plain = urlparse(path)._replace(query="").geturl()
+    if is_reference(plain):
+        return resolve_weights(plain)
     if "://" not in plain:
         if not Path(plain).is_file():
             raise CheckpointError(f"{plain}: no such checkpoint file")

@@ -12,13 +12,14 @@ import sys
 #  subcommand     module                    function     help
 COMMANDS = {
     "pretrain":   ("pretrain.cli",           "pretrain",  "MAE-pretrain a ViT on an image folder"),
-    "export":     ("pretrain.cli",           "export",    "write a pretraining checkpoint's encoder in the MAE release format"),
+    "export":     ("pretrain.cli",           "export",    "write an encoder for the MAE release, timm or Hugging Face (--format)"),
     "visualize":  ("pretrain.cli",           "visualize", "reconstruction figure: original | masked | reconstruction | pasted"),
     "linprobe":   ("pretrain.cli",           "linprobe",  "linear probe of a frozen encoder on an image-folder classification set"),
     "finetune":   ("pretrain.cli",           "finetune",  "end-to-end fine-tuning on an image-folder classification set"),
     "detect":     ("detection.cli",          "main",      "Mask R-CNN with the ViT backbone in detectron2 (train | eval)"),
     "segment":    ("segmentation.cli",       "main",      "UperNet with the ViT backbone in mmsegmentation (train | test)"),
     "compare":    ("mae_transfer.compare",   "main",      "tables of finished runs next to the published numbers"),
+    "plot":       ("mae_transfer.plot",      "main",      "training loss and evaluation metrics of runs over iterations, one PNG"),
     "demo":       ("mae_transfer.demo",      "main",      "the whole toolkit end to end on generated data, on CPU"),
     "generate-data": ("mae_transfer.synthetic", "main",   "write the generated data sets (pretrain, classify, COCO, ADE20K)"),
 }

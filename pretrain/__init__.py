@@ -14,7 +14,9 @@ Python API (the command line ``mae-transfer pretrain | export | visualize | linp
         kind: "pretrain" | "linprobe" | "finetune"; path: a file in configs/pretrain/; a bad value raises
         one ConfigError naming the key and the value.
     train_mae(config, out_dir, *, resume=None, overrides=()) -> Path            final training checkpoint
-    export_encoder(checkpoint, out_path) -> Path                    {'model': encoder}, MAE release format
+    export_encoder(checkpoint, out_path, format="mae", num_heads=None) -> Path
+        format "mae": {'model': encoder}, the MAE release format; "timm": a bare state dict (timm.create_model
+        with pretrained_cfg_overlay=dict(file=...)); "hf": a folder for transformers' ViTMAEModel
     visualize(checkpoint, images, out_path, *, mask_ratio=0.75, seed=0, num_images=4,
               model_name=None, input_size=None, norm_pix_loss=None) -> Path                   PNG figure
     linear_probe(config, out_dir, *, checkpoint=None, resume=None, overrides=()) -> ClassifyResult

@@ -63,15 +63,23 @@ def pretrain(argv: list[str]) -> int:
 
 def export(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="mae-transfer export",
-                                     description="Write a pretraining checkpoint's encoder as {'model': state_dict}, "
-                                                 "the official MAE release format.")
-    parser.add_argument("checkpoint", help="pretraining checkpoint (ours, the MAE repo's, or an official *_full.pth)")
-    parser.add_argument("--out", required=True, help="output file, e.g. mae_pretrain_vit_base.pth")
+                                     description="Write a pretraining checkpoint's encoder in the official MAE release "
+                                                 "format ({'model': state_dict}), for timm, or for Hugging Face "
+                                                 "transformers (ViTMAEModel).")
+    parser.add_argument("checkpoint", help="pretraining checkpoint (ours, the MAE repo's, an official *_full.pth, a "
+                                           "Hugging Face ViTMAE file) or a reference: timm:NAME, hf:ORG/REPO, a URL")
+    parser.add_argument("--out", required=True, help="output file, e.g. mae_pretrain_vit_base.pth (a folder for hf)")
+    parser.add_argument("--format", choices=("mae", "timm", "hf"), default="mae",
+                        help="mae: {'model': state_dict} as the MAE release (default); timm: a bare state dict "
+                             "(.safetensors by the file name) for timm.create_model(..., pretrained_cfg_overlay="
+                             "dict(file=OUT)); hf: a folder for transformers' ViTMAEModel.from_pretrained")
+    parser.add_argument("--num-heads", type=int, default=None,
+                        help="attention heads, for --format hf when neither the checkpoint nor a preset width tells")
     args = parser.parse_args(argv)
 
     def body():
         from .export import export_encoder
-        print(f"wrote {export_encoder(args.checkpoint, args.out)}")
+        print(f"wrote {export_encoder(args.checkpoint, args.out, args.format, args.num_heads)}")
     return _run("export", body)
 
 

@@ -1,22 +1,35 @@
-"""Export the encoder of a pretraining checkpoint in the official MAE release format.
+"""Export the encoder of a pretraining checkpoint for other code: the official MAE release format, timm, or
+Hugging Face transformers.
 
-``{'model': state_dict}`` with exactly the keys of ``mae_pretrain_vit_*.pth`` (REFERENCE.md §3): cls_token,
-pos_embed, patch_embed.proj.*, blocks.N.*, norm.*. The decoder, the mask token and the training state stay
-behind. ``backbone.load_pretrained`` reads the result with nothing missing but the new relative-position
-tables, and so does the official fine-tuning code.
+- ``mae`` (default): ``{'model': state_dict}`` with exactly the keys of ``mae_pretrain_vit_*.pth`` (the MAE repo's
+  README): cls_token, pos_embed, patch_embed.proj.*, blocks.N.*, norm.*. ``backbone.load_pretrained`` and the
+  official fine-tuning code read it.
+- ``timm``: the same tensors as a bare state dict (``.safetensors`` when the file name says so), for
+  ``timm.create_model('vit_base_patch16_224', pretrained=True, pretrained_cfg_overlay=dict(file=PATH),
+  num_classes=0)``; the export prints the call that fits the encoder's shape.
+- ``hf``: a folder with ``config.json`` and ``model.safetensors`` in the layout of the Hub's ViTMAE releases, for
+  ``transformers.ViTMAEModel.from_pretrained(FOLDER)``.
+
+The decoder, the mask token and the training state stay behind. The checkpoint may be ours, the MAE repo's, an
+official ``*_full.pth``, a Hugging Face ViTMAE file or a weights reference (``timm:``, ``hf:``, a URL).
 """
 from __future__ import annotations
 
+import argparse
+import json
 import logging
 import re
 from pathlib import Path
 
 import torch
 
-from backbone import CheckpointError, atomic_torch_save, read_state_dict
+from backbone import VIT_SIZES, CheckpointError, atomic_torch_save, read_state_dict, resolve_weights
+from backbone.layouts import timm_to_hf
+from backbone.run_record import atomic_write
 
 logger = logging.getLogger(__name__)
 
+FORMATS = ("mae", "timm", "hf")
 ENCODER_KEY = re.compile(r"^(cls_token|pos_embed|patch_embed\.proj\.(weight|bias)|blocks\.\d+\..+|norm\.(weight|bias))$")
 _REQUIRED = ("cls_token", "pos_embed", "patch_embed.proj.weight", "norm.weight")
 
@@ -30,11 +43,126 @@ def encoder_state_dict(state: dict[str, torch.Tensor], source: str | Path = "che
     return encoder
 
 
-def export_encoder(checkpoint: str | Path, out_path: str | Path) -> Path:
-    """Write ``{'model': encoder state dict}`` of ``checkpoint`` to ``out_path`` (atomically) and return it."""
+def encoder_shape(encoder: dict[str, torch.Tensor]) -> dict[str, int]:
+    """Width, depth, patch, image size, channels and MLP width of an encoder state dict."""
+    width, channels, patch, _ = encoder["patch_embed.proj.weight"].shape
+    tokens = encoder["pos_embed"].shape[1] - 1  # the official layout has a cls row
+    depth = 1 + max(int(k.split(".")[1]) for k in encoder if k.startswith("blocks."))
+    return dict(width=width, depth=depth, patch=patch, img_size=int(round(tokens ** 0.5)) * patch,
+                channels=channels, mlp=encoder["blocks.0.mlp.fc1.weight"].shape[0])
+
+
+def training_config(checkpoint: str | Path) -> dict:
+    """What a checkpoint file says about the model beyond its tensors: our training config, the MAE repo's
+    ``args``, or a Hugging Face ``config.json`` next to the file. Empty when it says nothing."""
+    path = Path(resolve_weights(checkpoint))
+    hf_config = path.with_name("config.json")
+    if path.suffix == ".safetensors" or path.name == "pytorch_model.bin":
+        if hf_config.is_file():
+            hf = json.loads(hf_config.read_text())
+            return {"num_heads": hf.get("num_attention_heads"), "mask_ratio": hf.get("mask_ratio"),
+                    "norm_pix_loss": hf.get("norm_pix_loss")}
+        return {}
+    try:
+        with torch.serialization.safe_globals([argparse.Namespace]):
+            raw = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # read_state_dict has named the problem already, or the file holds no config
+        return {}
+    if isinstance(raw, dict) and isinstance(raw.get("config"), dict):
+        return raw["config"]
+    if isinstance(raw, dict) and isinstance(raw.get("args"), argparse.Namespace):
+        return vars(raw["args"])
+    return {}
+
+
+def num_heads_of(encoder: dict[str, torch.Tensor], config: dict, num_heads: int | None = None) -> int | None:
+    """Attention heads (not stored in the tensors): given, from the training config, else from the preset of
+    the encoder's width (ViT-B 12, ViT-L 16, ...); None when nothing says."""
+    if num_heads:
+        return num_heads
+    if config.get("num_heads"):
+        return int(config["num_heads"])
+    width = encoder["patch_embed.proj.weight"].shape[0]
+    return next((heads for w, _, heads, *_ in VIT_SIZES.values() if w == width), None)
+
+
+def timm_create_args(encoder: dict[str, torch.Tensor], num_heads: int | None) -> tuple[str, dict]:
+    """(timm model name, keyword overrides) of a timm ViT with this encoder's shape."""
+    shape = encoder_shape(encoder)
+    size = next((name for name, (w, *_) in VIT_SIZES.items() if w == shape["width"]), None)
+    name = f"{size or 'vit_base'}_patch{14 if size == 'vit_huge' else 16}_224"
+    preset = VIT_SIZES[size or "vit_base"]
+    kwargs = {}
+    if shape["patch"] != (14 if size == "vit_huge" else 16):
+        kwargs["patch_size"] = shape["patch"]
+    if shape["img_size"] != 224:
+        kwargs["img_size"] = shape["img_size"]
+    if size is None:
+        kwargs["embed_dim"] = shape["width"]
+    if shape["depth"] != preset[1] or size is None:
+        kwargs["depth"] = shape["depth"]
+    if num_heads and (size is None or num_heads != preset[2]):
+        kwargs["num_heads"] = num_heads
+    if shape["mlp"] != 4 * shape["width"]:
+        kwargs["mlp_ratio"] = shape["mlp"] / shape["width"]
+    return name, kwargs
+
+
+def hf_vitmae_config(encoder: dict[str, torch.Tensor], num_heads: int, config: dict) -> dict:
+    """``config.json`` of a ``ViTMAEModel`` with this encoder (decoder fields: the training config's, else the
+    official 512-wide, 8-block decoder); layer-norm eps 1e-6 and exact GELU as the MAE encoder."""
+    shape = encoder_shape(encoder)
+    decoder_width = config.get("decoder_embed_dim") or 512
+    return {
+        "architectures": ["ViTMAEModel"], "model_type": "vit_mae",
+        "hidden_size": shape["width"], "num_hidden_layers": shape["depth"], "num_attention_heads": num_heads,
+        "intermediate_size": shape["mlp"], "hidden_act": "gelu", "hidden_dropout_prob": 0.0,
+        "attention_probs_dropout_prob": 0.0, "initializer_range": 0.02, "layer_norm_eps": 1e-6,
+        "image_size": shape["img_size"], "patch_size": shape["patch"], "num_channels": shape["channels"],
+        "qkv_bias": "blocks.0.attn.qkv.bias" in encoder,
+        "decoder_hidden_size": decoder_width, "decoder_num_hidden_layers": config.get("decoder_depth") or 8,
+        "decoder_num_attention_heads": config.get("decoder_num_heads") or 16,
+        "decoder_intermediate_size": 4 * decoder_width,
+        "mask_ratio": config.get("mask_ratio") or 0.75,
+        "norm_pix_loss": bool(config.get("norm_pix_loss", True)),
+    }
+
+
+def _save_safetensors(state: dict[str, torch.Tensor], path: Path) -> Path:
+    from safetensors.torch import save_file
+    tensors = {k: v.detach().contiguous() for k, v in state.items()}
+    return atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata={"format": "pt"}))
+
+
+def export_encoder(checkpoint: str | Path, out_path: str | Path, format: str = "mae",
+                   num_heads: int | None = None) -> Path:
+    """Write the encoder of ``checkpoint`` to ``out_path`` (a file; a folder for ``hf``) in ``format`` and
+    return it. ``num_heads`` is needed for ``hf`` only when neither the checkpoint nor the width tells it."""
+    if format not in FORMATS:
+        raise CheckpointError(f"export format {format!r}: choose one of {', '.join(FORMATS)}")
     state = read_state_dict(checkpoint)
     encoder = encoder_state_dict(state, checkpoint)
-    path = atomic_torch_save({"model": encoder}, out_path)
-    logger.info("exported %d encoder tensors from %s to %s (left out %d: decoder, mask token)",
-                len(encoder), checkpoint, path, len(state) - len(encoder))
+    out_path = Path(out_path)
+    if format == "mae":
+        path = atomic_torch_save({"model": encoder}, out_path)
+    elif format == "timm":
+        path = (_save_safetensors(encoder, out_path) if out_path.suffix == ".safetensors"
+                else atomic_torch_save(encoder, out_path))
+        name, kwargs = timm_create_args(encoder, num_heads_of(encoder, training_config(checkpoint), num_heads))
+        extra = "".join(f", {k}={v!r}" for k, v in kwargs.items())
+        logger.info("load it with timm.create_model(%r, pretrained=True, pretrained_cfg_overlay=dict(file=%r), "
+                    "num_classes=0%s)", name, str(path), extra)
+    else:
+        config = training_config(checkpoint)
+        heads = num_heads_of(encoder, config, num_heads)
+        if heads is None:
+            raise CheckpointError(f"{checkpoint}: the number of attention heads is not stored with a "
+                                  f"{encoder['pos_embed'].shape[-1]}-wide encoder; give it (--num-heads N)")
+        out_path.mkdir(parents=True, exist_ok=True)
+        _save_safetensors(timm_to_hf(encoder), out_path / "model.safetensors")
+        text = json.dumps(hf_vitmae_config(encoder, heads, config), indent=2) + "\n"
+        atomic_write(out_path / "config.json", lambda tmp: tmp.write_text(text))
+        path = out_path
+    logger.info("exported %d encoder tensors from %s to %s as %s (left out %d others: decoder, mask token, head)",
+                len(encoder), checkpoint, path, format, len(state) - len(encoder))
     return path

@@ -45,7 +45,8 @@ def _parser() -> argparse.ArgumentParser:
                          help="'pytorch' under torchrun")
         sub.add_argument("--cfg-options", nargs="+", action=DictAction, default={},
                          help="override config values, key=value (mmengine syntax)")
-    train.add_argument("--checkpoint", type=Path, help="initial backbone weights (replaces model.pretrained)")
+    train.add_argument("--checkpoint", help="initial backbone weights, a file or timm:NAME / hf:ORG/REPO / a URL "
+                                            "(replaces model.pretrained)")
     train.add_argument("--resume", nargs="?", const=True, default=False,
                        help="resume from the work dir's latest checkpoint, or from the one given")
     return parser

@@ -18,7 +18,7 @@ from mmengine.dist import is_main_process
 from mmengine.logging import HistoryBuffer
 from mmengine.runner import Runner
 
-from backbone import CheckpointError, write_run_record
+from backbone import CheckpointError, resolve_weights, write_run_record
 from backbone import arch_name as backbone_arch_name
 
 from .dataset import SegDataError
@@ -182,7 +182,7 @@ def train(config: str | Path, work_dir: str | Path, cfg_options: dict | None = N
     cfg = load_config(config, work_dir, cfg_options, data_root=data_root, init_checkpoint=init_checkpoint,
                       init=init, launcher=launcher)
     pretrained = _pretrained(cfg)
-    if pretrained and not Path(pretrained).is_file():
+    if pretrained and not Path(resolve_weights(pretrained)).is_file():  # timm:, hf:, URLs: fetched (cached) here
         raise SegmentationError(f"{pretrained}: no such checkpoint file (the initial weights, model.pretrained of "
                                 f"{config}; pass --checkpoint, or model.pretrained=None for a random init)")
     if resume:

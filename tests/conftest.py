@@ -40,3 +40,38 @@ def official_mae_encoder_state(width: int, depth: int, patch: int = 16, grid: in
 def mae_release_state():
     """``mae_release_state(width=, depth=, patch=, grid=, seed=, std=)``: an official-format encoder state dict."""
     return official_mae_encoder_state
+
+
+class HFCache:
+    """A Hugging Face cache folder in the hub's own layout (models--ORG--NAME/refs/main, snapshots/COMMIT/FILE)."""
+    COMMIT = "0123456789abcdef0123456789abcdef01234567"
+
+    def __init__(self, root):
+        self.root = root
+
+    def add(self, repo: str, filename: str, state: dict):
+        """Put ``state`` in the cache as ``filename`` of the model repo ``repo``; returns its path."""
+        import torch
+        from safetensors.torch import save_file
+
+        repo_dir = self.root / f"models--{repo.replace('/', '--')}"
+        (repo_dir / "refs").mkdir(parents=True, exist_ok=True)
+        (repo_dir / "refs" / "main").write_text(self.COMMIT)
+        path = repo_dir / "snapshots" / self.COMMIT / filename
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_file(state, path) if filename.endswith(".safetensors") else torch.save(state, path)
+        return path
+
+
+@pytest.fixture
+def hf_cache(tmp_path, monkeypatch) -> HFCache:
+    """An empty Hugging Face cache in tmp_path, and huggingface_hub offline: tests never touch the network."""
+    from huggingface_hub import constants
+
+    cache = tmp_path / "hf_hub"
+    cache.mkdir()
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))  # huggingface_hub reads both at import
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    return HFCache(cache)

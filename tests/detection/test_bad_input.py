@@ -81,9 +81,9 @@ def test_unknown_override_key(coco, tiny, tmp_path):
         detection.train(DEMO, tmp_path, [*tiny, "train.max_iters=10"], **coco)
 
 
-def test_baseline_without_its_initial_weights(coco, tmp_path):
+def test_config_without_initial_weights(coco, tmp_path):
     with pytest.raises(DetectionInputError, match="no default initial weights.*train.init_checkpoint="):
-        detection.train(CONFIGS / "mask_rcnn_vit_b_supervised.py", tmp_path, [], **coco)
+        detection.train(CONFIGS / "mask_rcnn_vit_b_supervised.py", tmp_path, ["train.init_checkpoint=???"], **coco)
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU-only errors")

@@ -42,5 +42,10 @@ train_dataloader = dict(batch_size=2, dataset=dict(type='ADEFormatDataset'))
 val_dataloader = dict(batch_size=1, dataset=dict(type='ADEFormatDataset'))
 test_dataloader = val_dataloader
 
+# Curves in TensorBoard as for pretraining and detection (tensorboard --logdir WORK_DIR), besides mmengine's
+# vis_data/scalars.json that `mae-transfer plot` reads.
+vis_backends = [dict(type='LocalVisBackend'), dict(type='TensorboardVisBackend')]
+visualizer = dict(type='SegLocalVisualizer', vis_backends=vis_backends, name='visualizer')
+
 randomness = dict(seed=0)  # every init sees the same data order
 run_record = dict(dataset='ade20k')  # for the run record segmentation.train writes (backbone.write_run_record)

@@ -1,0 +1,32 @@
+"""Initial weights of a detection run by name: ``timm:NAME`` and ``hf:ORG/REPO`` from the Hugging Face cache,
+URLs that cannot be fetched as one error naming the file to fetch and where to put it (no network here)."""
+from pathlib import Path
+
+import pytest
+import torch
+from detectron2.config import LazyConfig, instantiate
+from timm.models import get_pretrained_cfg
+
+from backbone import CheckpointError
+from detection.weights import load_initial_weights, local_path
+
+DEMO = Path(__file__).resolve().parents[2] / "configs" / "detection" / "demo_tiny.py"
+
+
+def test_hf_reference_loads_the_backbone_of_the_detector(tiny, mae_state, hf_cache):
+    state = mae_state()
+    hf_cache.add("someone/tiny-mae", "model.safetensors", state)
+    model = instantiate(LazyConfig.apply_overrides(LazyConfig.load(str(DEMO)), list(tiny)).model)
+    assert load_initial_weights(model, "hf:someone/tiny-mae") == "backbone"
+    torch.testing.assert_close(model.state_dict()["backbone.net.blocks.1.mlp.fc1.weight"],
+                               state["blocks.1.mlp.fc1.weight"], rtol=0, atol=0)
+
+
+def test_timm_name_and_unreachable_url(mae_state, hf_cache, tmp_path, monkeypatch):
+    path = hf_cache.add(get_pretrained_cfg("deit_base_patch16_224.fb_in1k").hf_hub_id, "model.safetensors",
+                        mae_state())
+    assert local_path("timm:deit_base_patch16_224.fb_in1k") == str(path)
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "torch_hub"))
+    with pytest.raises(CheckpointError, match=r"fetch http://127.0.0.1:9/mae_pretrain_vit_base.pth and save it as "
+                                              rf"{tmp_path / 'torch_hub' / 'checkpoints' / 'mae_pretrain_vit_base.pth'}"):
+        local_path("http://127.0.0.1:9/mae_pretrain_vit_base.pth?matching_heuristics=True")

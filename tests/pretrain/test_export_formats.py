@@ -1,0 +1,137 @@
+"""export --format timm | hf: the written encoder loads in timm and in transformers with the outputs of ours; and
+Hugging Face ViTMAE checkpoints load into MaskedAutoencoderViT without renaming, with the outputs of theirs."""
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from backbone import read_state_dict
+from pretrain import export_encoder, load_config, train_mae
+from pretrain.cli import export as export_cli
+from pretrain.export import timm_create_args
+from pretrain.models_mae import MaskedAutoencoderViT
+from pretrain.reconstruction import load_mae
+
+transformers = pytest.importorskip("transformers")
+timm = pytest.importorskip("timm")
+
+REPO = Path(__file__).resolve().parents[2]
+SIZE, PATCH, WIDTH, DEPTH, HEADS = 32, 8, 32, 2, 2
+TOKENS = (SIZE // PATCH) ** 2
+
+
+@pytest.fixture(scope="module")
+def pretrained(tmp_path_factory, image_folder) -> Path:
+    """A training checkpoint of a tiny MAE, one epoch (its config holds the head count)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    cfg = load_config("pretrain", REPO / "configs/pretrain/mae_pretrain.py", data_path=str(image_folder),
+                      batch_size=16, epochs=1, warmup_epochs=0, num_workers=0, tensorboard=False,
+                      model="mae_vit_tiny_patch16", input_size=SIZE, patch_size=PATCH, embed_dim=WIDTH, depth=DEPTH,
+                      num_heads=HEADS, decoder_embed_dim=32, decoder_depth=1, decoder_num_heads=2)
+    checkpoint = train_mae(cfg, tmp_path_factory.mktemp("pretrain") / "run")
+    torch.set_num_threads(threads)
+    return checkpoint
+
+
+def ordered_noise(batch: int) -> torch.Tensor:
+    """Increasing noise: the kept patches are the first ones, in image order (on both sides)."""
+    return torch.arange(TOKENS, dtype=torch.float32).expand(batch, -1)
+
+
+def our_encoder_output(checkpoint: Path, images: torch.Tensor, mask_ratio: float) -> torch.Tensor:
+    model, _ = load_mae(checkpoint)
+    with torch.no_grad():
+        return model.forward_encoder(images, mask_ratio, noise=ordered_noise(images.shape[0]))[0]
+
+
+@pytest.mark.parametrize("name", ["encoder.pth", "encoder.safetensors"])
+def test_timm_export_loads_in_timm_create_model_with_our_outputs(pretrained, tmp_path, name):
+    out = export_encoder(pretrained, tmp_path / name, format="timm")
+    encoder = read_state_dict(out)
+    arch, kwargs = timm_create_args(encoder, HEADS)  # what the export prints
+    assert arch == "vit_base_patch16_224"
+    assert kwargs == dict(patch_size=PATCH, img_size=SIZE, embed_dim=WIDTH, depth=DEPTH, num_heads=HEADS)
+    model = timm.create_model(arch, pretrained=True, pretrained_cfg_overlay=dict(file=str(out)), num_classes=0,
+                              **kwargs).eval()
+    images = torch.randn(2, 3, SIZE, SIZE)
+    with torch.no_grad():
+        features = model.forward_features(images)  # cls + all patches after the final norm
+    torch.testing.assert_close(features, our_encoder_output(pretrained, images, 0.0), rtol=1e-4, atol=1e-5)
+
+
+def test_timm_name_for_preset_widths():
+    def shaped(width, depth, patch, grid):
+        return {"patch_embed.proj.weight": torch.zeros(width, 3, patch, patch),
+                "pos_embed": torch.zeros(1, 1 + grid * grid, width),
+                **{f"blocks.{i}.mlp.fc1.weight": torch.zeros(4 * width, width) for i in range(depth)}}
+    assert timm_create_args(shaped(768, 12, 16, 14), 12) == ("vit_base_patch16_224", {})
+    assert timm_create_args(shaped(1280, 32, 14, 16), None) == ("vit_huge_patch14_224", {})
+    assert timm_create_args(shaped(192, 4, 16, 8), 3) == ("vit_tiny_patch16_224", {"img_size": 128, "depth": 4})
+
+
+def test_hf_export_loads_in_transformers_vitmae_with_our_outputs(pretrained, tmp_path):
+    out = export_encoder(pretrained, tmp_path / "hf", format="hf")
+    config = json.loads((out / "config.json").read_text())
+    assert config["model_type"] == "vit_mae" and config["num_attention_heads"] == HEADS
+    assert config["mask_ratio"] == 0.75 and config["image_size"] == SIZE and config["norm_pix_loss"] is True
+    model = transformers.ViTMAEModel.from_pretrained(out).eval()
+    images = torch.randn(2, 3, SIZE, SIZE)
+    with torch.no_grad():
+        theirs = model(pixel_values=images, noise=ordered_noise(2))
+    ours = our_encoder_output(pretrained, images, 0.75)  # the same 75 % of patches removed on both sides
+    assert theirs.last_hidden_state.shape == (2, 1 + TOKENS // 4, WIDTH)
+    torch.testing.assert_close(theirs.last_hidden_state, ours, rtol=1e-4, atol=1e-5)
+    assert read_state_dict(out / "model.safetensors").keys() == read_state_dict(
+        export_encoder(pretrained, tmp_path / "mae.pth")).keys()
+
+
+def hf_pretraining_model(tmp_path: Path) -> tuple[Path, "transformers.ViTMAEForPreTraining"]:
+    torch.manual_seed(0)
+    config = transformers.ViTMAEConfig(
+        hidden_size=WIDTH, num_hidden_layers=DEPTH, num_attention_heads=HEADS, intermediate_size=4 * WIDTH,
+        image_size=SIZE, patch_size=PATCH, decoder_hidden_size=16, decoder_num_hidden_layers=1,
+        decoder_num_attention_heads=2, decoder_intermediate_size=64, norm_pix_loss=True, layer_norm_eps=1e-6)
+    hf = transformers.ViTMAEForPreTraining(config).eval()
+    with torch.no_grad():
+        for p in hf.parameters():  # everything random, so that a swapped or dropped tensor shows
+            p.add_(torch.randn_like(p) * 0.1)
+    hf.save_pretrained(tmp_path / "hf_mae")
+    return tmp_path / "hf_mae" / "model.safetensors", hf
+
+
+def test_hf_vitmae_for_pretraining_loads_into_our_mae_with_the_same_outputs(tmp_path):
+    path, hf = hf_pretraining_model(tmp_path)
+    ours = MaskedAutoencoderViT(img_size=SIZE, patch_size=PATCH, embed_dim=WIDTH, depth=DEPTH, num_heads=HEADS,
+                                decoder_embed_dim=16, decoder_depth=1, decoder_num_heads=2, norm_pix_loss=True).eval()
+    ours.load_state_dict(read_state_dict(path), strict=True)  # no renaming by the user
+    images, noise = torch.randn(2, 3, SIZE, SIZE), torch.rand(2, TOKENS)
+    with torch.no_grad():
+        loss, pred, mask = ours(images, 0.75, noise=noise)
+        theirs = hf(pixel_values=images, noise=noise)
+    assert torch.equal(mask, theirs.mask)
+    torch.testing.assert_close(pred, theirs.logits, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(loss, theirs.loss, rtol=1e-5, atol=1e-6)
+
+
+def test_export_from_a_hf_file_reads_its_config_and_round_trips(tmp_path, capsys):
+    path, hf = hf_pretraining_model(tmp_path)
+    assert export_cli([str(path), "--format", "hf", "--out", str(tmp_path / "again")]) == 0
+    assert "wrote" in capsys.readouterr().out
+    again = transformers.ViTMAEModel.from_pretrained(tmp_path / "again").eval()
+    images = torch.randn(2, 3, SIZE, SIZE)
+    with torch.no_grad():
+        torch.testing.assert_close(again(pixel_values=images, noise=ordered_noise(2)).last_hidden_state,
+                                   hf.vit(pixel_values=images, noise=ordered_noise(2)).last_hidden_state,
+                                   rtol=1e-5, atol=1e-6)
+
+
+def test_hf_export_without_a_known_head_count_is_one_error(tmp_path, capsys, mae_release_state):
+    source = tmp_path / "encoder.pth"
+    torch.save({"model": mae_release_state(width=WIDTH, depth=DEPTH, patch=PATCH, grid=4)}, source)
+    assert export_cli([str(source), "--format", "hf", "--out", str(tmp_path / "hf")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "number of attention heads" in err[0] and "--num-heads" in err[0]
+    assert export_cli([str(source), "--format", "hf", "--num-heads", "4", "--out", str(tmp_path / "hf")]) == 0
+    assert transformers.ViTMAEConfig.from_pretrained(tmp_path / "hf").num_attention_heads == 4

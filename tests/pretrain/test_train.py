@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from backbone import CheckpointError, read_run_record
+from backbone import UserError, read_run_record
 from pretrain import load_config, train_mae
 from pretrain.engine import cosine_lr
 
@@ -75,7 +75,7 @@ def test_short_cpu_run_lowers_the_loss_and_writes_its_records(image_folder, tmp_
     assert record["metrics"]["loss"] == pytest.approx(sum(curve[-6:]) / 6)  # the last epoch's mean
     assert any(p.name.startswith("events.out.tfevents") for p in (out / "tb").iterdir())
 
-    with pytest.raises(CheckpointError, match="already holds checkpoints"):
+    with pytest.raises(UserError, match="already holds checkpoints"):
         train_mae(cfg, out)  # nothing is overwritten without --resume
 
 

@@ -1,4 +1,4 @@
-"""MAE pretraining, export, reconstructions and classification transfer (issue 3).
+"""MAE pretraining, export, reconstructions and classification transfer (recipes: docs/recipes.md §1-2).
 
 Python API (the command line ``mae-transfer pretrain | export | visualize | linprobe | finetune`` wraps it):
 

@@ -17,7 +17,7 @@ def synthetic_data(tmp_path_factory):
 
 def official_mae_encoder_state(width: int, depth: int, patch: int = 16, grid: int = 14, seed: int = 0,
                                std: float = 1.0) -> dict:
-    """Random tensors under the official MAE release's encoder keys and shapes (REFERENCE.md §3), written out
+    """Random tensors under the official MAE release's encoder keys and shapes (docs/recipes.md §3), written out
     by hand rather than taken from any model of this project, so loaders are tested against the format itself."""
     import torch
 

@@ -1,4 +1,5 @@
-"""Shipped configs carry REFERENCE.md §2; bad values are one ConfigError naming key and value."""
+"""Shipped configs carry the recipes of docs/recipes.md §2 (MAE paper Tables 8-10, facebookresearch/mae
+FINETUNE.md); bad values are one ConfigError naming key and value."""
 from pathlib import Path
 
 import pytest

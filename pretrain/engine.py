@@ -19,7 +19,7 @@ import random
 import re
 import sys
 import time
-from contextlib import contextmanager, nullcontext
+from contextlib import ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -305,14 +305,15 @@ def fit(job: Job, config: TrainConfig, rt: Runtime, out_dir: str | Path,
         remove_torn(ckpts.folder)
     with run_lifecycle(out_dir, task=job.task, dataset=job.dataset, arch=job.arch, init=job.init,
                        enabled=rt.is_main, config=str(config_file) if config_file else None) as record:
-        result = _fit(job, config, rt, out_dir, ckpts, schedule, start_from, resumed)
+        with ExitStack() as cleanup:  # the logs close also when training fails: no error glued to the progress bar
+            result = _fit(job, config, rt, out_dir, ckpts, schedule, start_from, resumed, cleanup)
         record.metrics = result.metrics
         record.fields.update(checkpoint=str(result.checkpoint), steps=result.steps)
     return result
 
 
 def _fit(job: Job, config: TrainConfig, rt: Runtime, out_dir: Path, ckpts: Checkpoints, schedule: _Schedule,
-         start_from: Path | None, resumed: dict | None) -> FitResult:
+         start_from: Path | None, resumed: dict | None, cleanup: ExitStack) -> FitResult:
     per_device, accum, steps_per_epoch = schedule.per_device, schedule.accum, schedule.steps_per_epoch
     total_steps, stop, warmup_steps = schedule.total_steps, schedule.stop, schedule.warmup_steps
     base_lr = config.effective_lr
@@ -335,6 +336,7 @@ def _fit(job: Job, config: TrainConfig, rt: Runtime, out_dir: Path, ckpts: Check
 
     sampler = ResumableSampler(job.train_set, rt.world_size, rt.rank, seed=config.seed)
     log = RunLog(out_dir, rt.is_main, start, stop, config.tensorboard)
+    cleanup.callback(log.close)
     if rt.is_main:
         logger.info("%s: %d images, %d steps/epoch of %d images (%d per device x %d devices x %d accumulation), "
                     "lr %.3g, steps %d -> %d of %d", job.task, len(job.train_set), steps_per_epoch,
@@ -384,7 +386,6 @@ def _fit(job: Job, config: TrainConfig, rt: Runtime, out_dir: Path, ckpts: Check
                            state["skipped"])
         if (step + 1) % config.checkpoint_every == 0 or step + 1 == stop:
             checkpoint = _save(ckpts, model, optimizer, scaler, state, rt, config, job.task)
-    log.close()
     epoch_loss = state["epoch_loss"][0] / max(1, state["epoch_loss"][1])
     return FitResult(checkpoint=checkpoint, metrics=job.final_metrics(epoch_loss, state["history"]),
                      history=state["history"], steps=state["step"])

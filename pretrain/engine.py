@@ -298,7 +298,7 @@ def fit(job: Job, config: TrainConfig, rt: Runtime, out_dir: str | Path,
     ckpts = Checkpoints(out_dir / CHECKPOINT_DIR, keep=config.keep_checkpoints)
     start_from = resume_path(out_dir, resume)
     schedule = _schedule(job, config, rt)
-    resumed = read_checkpoint(start_from) if start_from is not None else None
+    resumed = (start_from, read_checkpoint(start_from)) if start_from is not None else None
     if rt.is_main:
         prepare_run_dir(out_dir, resume=bool(resume))
         ckpts.folder.mkdir(parents=True, exist_ok=True)
@@ -306,14 +306,15 @@ def fit(job: Job, config: TrainConfig, rt: Runtime, out_dir: str | Path,
     with run_lifecycle(out_dir, task=job.task, dataset=job.dataset, arch=job.arch, init=job.init,
                        enabled=rt.is_main, config=str(config_file) if config_file else None) as record:
         with ExitStack() as cleanup:  # the logs close also when training fails: no error glued to the progress bar
-            result = _fit(job, config, rt, out_dir, ckpts, schedule, start_from, resumed, cleanup)
+            result = _fit(job, config, rt, out_dir, ckpts, schedule, resumed, cleanup)
         record.metrics = result.metrics
         record.fields.update(checkpoint=str(result.checkpoint), steps=result.steps)
     return result
 
 
 def _fit(job: Job, config: TrainConfig, rt: Runtime, out_dir: Path, ckpts: Checkpoints, schedule: _Schedule,
-         start_from: Path | None, resumed: dict | None, cleanup: ExitStack) -> FitResult:
+         resumed: tuple[Path, Any] | None, cleanup: ExitStack) -> FitResult:
+    """The training loop; ``resumed`` is (checkpoint file, what it holds) when continuing a run."""
     per_device, accum, steps_per_epoch = schedule.per_device, schedule.accum, schedule.steps_per_epoch
     total_steps, stop, warmup_steps = schedule.total_steps, schedule.stop, schedule.warmup_steps
     base_lr = config.effective_lr
@@ -329,7 +330,7 @@ def _fit(job: Job, config: TrainConfig, rt: Runtime, out_dir: Path, ckpts: Check
 
     state = {"step": 0, "history": [], "epoch_loss": [0.0, 0], "skipped": 0}
     if resumed is not None:
-        state = _restore(start_from, resumed, model, optimizer, scaler, rt, config)
+        state = _restore(*resumed, model, optimizer, scaler, rt, config)
     else:
         seed_everything(config.seed + rt.rank)
     start = state["step"]

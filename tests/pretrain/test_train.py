@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from backbone import UserError, read_run_record
-from pretrain import load_config, train_mae
+from pretrain import ConfigError, load_config, train_mae
 from pretrain.engine import cosine_lr
 from tests.conftest import CONFIGS, REPO_ROOT
 
@@ -78,6 +78,10 @@ def test_short_cpu_run_lowers_the_loss_and_writes_its_records(image_folder, tmp_
 
     with pytest.raises(UserError, match="already holds checkpoints"):
         train_mae(cfg, out)  # nothing is overwritten without --resume
+    finished = (out / "run_record.json").read_text()
+    with pytest.raises(ConfigError, match="batch_size = 8 is not a multiple of batch_per_device"):
+        train_mae(cfg, out, resume=True, overrides=["batch_per_device=3"])
+    assert (out / "run_record.json").read_text() == finished  # a bad value is refused before the record changes
 
 
 def test_killed_and_resumed_run_reproduces_the_uninterrupted_loss_curve(image_folder, tmp_path, tiny_model,

@@ -1,8 +1,9 @@
 """Console entry points ``mae-transfer pretrain | export | visualize | linprobe | finetune``.
 
 Each takes its argument list and returns an exit code; bad input (config, data, checkpoint, output folder, a
-diverging loss) is one line on stderr and exit code 2 (``backbone.run_command``). Under ``torchrun`` the same commands run data-parallel:
-``torchrun --nproc_per_node 8 -m pretrain.train --config ... --out ...`` (or ``-m mae_transfer.cli pretrain``).
+diverging loss) is one line on stderr and exit code 2 (``backbone.run_command``). Under ``torchrun`` the same
+commands run data-parallel: ``torchrun --nproc_per_node 8 -m pretrain.train --config ... --out ...`` (or
+``-m mae_transfer.cli pretrain``).
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ def _setup_logging() -> None:
 
 
 def _run(command: str, body: Callable[[], None]) -> int:
+    """``backbone.run_command`` with the training logs shown (INFO on rank 0)."""
     _setup_logging()
     return run_command(command, body)
 

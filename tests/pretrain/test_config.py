@@ -37,9 +37,10 @@ def test_transfer_configs_are_the_paper_recipes():
 def test_overrides_are_typed_and_applied_last():
     cfg = load_config("pretrain", CONFIGS / "pretrain" / "mae_vit_base.py",
                       ["epochs=10", "warmup_epochs=1", "blr=1e-3", "norm_pix_loss=false", "data_path=/data/in1k/train",
-                       "crop_scale=(0.3, 1)", "lr=None"], seed=3)
+                       "crop_scale=(0.3, 1)", "lr=None", "dataset=in1k,100"], seed=3)
     assert (cfg.epochs, cfg.blr, cfg.norm_pix_loss, cfg.data_path, cfg.crop_scale, cfg.seed) == (
         10, 1e-3, False, "/data/in1k/train", (0.3, 1.0), 3)
+    assert cfg.lr is None and cfg.dataset == "in1k,100"  # a string field keeps its text (no list, no number)
 
 
 @pytest.mark.parametrize("override, key", [

@@ -3,13 +3,16 @@ VENV := .venv
 PY := $(VENV)/bin/python
 OUT ?= output/demo
 
-.PHONY: setup test demo demo-quick bench clean
+.PHONY: setup test test-quick demo demo-quick bench clean
 
 setup:
 	@bash scripts/setup_venv.sh
 
 test: setup
 	$(PY) -m pytest -q tests
+
+test-quick: setup  # all but the tests marked slow (the end-to-end demo)
+	$(PY) -m pytest -q -m "not slow" tests
 
 demo: setup
 	$(VENV)/bin/mae-transfer demo --out $(OUT)

@@ -4,9 +4,9 @@ Parameters closer to the input learn more slowly: layer id 0 for the embeddings 
 mask tokens), ``i + 1`` for ``blocks.i``, and ``depth + 1`` for everything after the blocks (final norm,
 heads, pyramid, detector). The scale is ``decay ** (depth + 1 - layer_id)``.
 
-The two published rules are this one formula written twice (REFERENCE.md §2, §4):
-- MAE (``util/lr_decay.py``): ``num_layers = depth + 1``, head id ``num_layers``, ``decay ** (num_layers - id)``;
-- ViTDet (``get_vit_lr_decay_rate``): ``num_layers = depth``, non-ViT id ``num_layers + 1``,
+The two published rules are this one formula written twice (docs/recipes.md §2):
+- MAE (facebookresearch/mae ``util/lr_decay.py``): ``num_layers = depth + 1``, head id ``num_layers``, ``decay ** (num_layers - id)``;
+- ViTDet (detectron2 ``modeling/backbone/vit.py``, ``get_vit_lr_decay_rate``): ``num_layers = depth``, non-ViT id ``num_layers + 1``,
   ``rate ** (num_layers + 1 - id)``.
 Both give a block ``i`` the scale ``decay ** (depth - i)`` and the embeddings ``decay ** (depth + 1)``.
 """

@@ -1,6 +1,8 @@
-"""Every published number of REFERENCE.md §6, as data: one row per number, written exactly as printed there.
+"""Every published number the comparison shows, as data: one row per number, written exactly as its source prints it.
 
-The tables below read like the reference tables; ``PUBLISHED`` flattens them into one ``Published`` per number.
+The sources are the tables named in each row (MAE paper arXiv 2111.06377, ViTDet paper arXiv 2203.16527, the
+READMEs of detectron2's projects/ViTDet and mmseg's configs/mae); docs/recipes.md §6 shows the same tables.
+``PUBLISHED`` flattens the tables below into one ``Published`` per number.
 ``arch`` and ``init`` use the names run records use (``backbone.VIT_SIZES`` keys; ``mae``, ``supervised``,
 ``random``, ...), ``metric`` the run-record metric names (``APbox``, ``APmask``, ``mIoU``, ``top1``), so a run
 and its published counterpart meet on equal keys. Within one source, the headline number of a setting comes
@@ -51,7 +53,8 @@ ADE20K_UPERNET = [
     ("mae",        "48.70",  None,      "mmseg MAE config", "multi-scale"),
 ]
 
-# ImageNet-1K top-1 of MAE-pretrained encoders.
+# ImageNet-1K top-1 of MAE-pretrained encoders: fine-tuning from MAE paper Table 3; linear probe the paper's, as
+# facebookresearch/mae FINETUNE.md's "paper (TF/TPU)" row gives them.
 #  task        vit_base  vit_large  vit_huge  note
 IMAGENET_TOP1 = [
     ("finetune", "83.6",   "85.9",    "86.9",   ""),
@@ -59,7 +62,9 @@ IMAGENET_TOP1 = [
     ("linprobe", "68.0",   "75.8",    "76.6",   ""),
 ]
 
-# Cost and noise figures: numbers a run record does not carry, kept here so every §6 number has one home.
+# Cost and noise figures: numbers a run record does not carry, kept here so every published number has one home.
+# MAE paper Table 2 (wall-clock, speed-ups) and Sec. 4.1 (encoder FLOPs); detectron2 projects/ViTDet/README.md
+# (memory, train time per image at one image per GPU, seed-to-seed standard deviation on COCO).
 #  text     metric                      arch         init   dataset        task          source                      note
 COSTS = [
     ("42.4",  "pretrain_hours",           "vit_large", "mae", "ImageNet-1K", "pretrain",   "MAE paper",

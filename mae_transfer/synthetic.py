@@ -38,6 +38,8 @@ import cv2
 import numpy as np
 import pycocotools.mask as mask_utils
 from PIL import Image
+
+from backbone import UserError
 from skimage import data as skdata
 
 THING_CLASSES: tuple[str, ...] = ("disc", "square", "triangle", "star", "ring", "cross")
@@ -346,6 +348,9 @@ def _write_all(root: Path, spec: SyntheticSpec) -> None:
     (root / "manifest.json").write_text(json.dumps(manifest, indent=1))
 
 
+PARTIAL_MARKER = ".mae-transfer-partial"  # in a folder that generate() is building
+
+
 def _read_manifest(out: Path) -> dict | None:
     try:
         return json.loads((out / "manifest.json").read_text())
@@ -374,14 +379,21 @@ def generate(out_dir, spec: SyntheticSpec = SyntheticSpec(), *, overwrite: bool 
         if not overwrite:
             raise ValueError(f"{out} already holds a different synthetic generation; "
                              "pass overwrite=True to replace it")
-    # Build in a hidden sibling and rename at the end: a killed run never looks complete.
+    # Build in a hidden sibling and rename at the end: a killed run never looks complete. The sibling carries a
+    # marker from its first moment, so that only a folder this function made is ever deleted as a leftover.
     tmp = out.with_name(f".{out.name}.partial")
-    shutil.rmtree(tmp, ignore_errors=True)
+    if tmp.exists() or tmp.is_symlink():
+        if tmp.is_symlink() or not (tmp / PARTIAL_MARKER).is_file():
+            raise UserError(f"{tmp} exists and is not a leftover of an interrupted generation (it has no "
+                            f"{PARTIAL_MARKER}); it is never deleted: move it away")
+        shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
+    (tmp / PARTIAL_MARKER).touch()
     try:
         _write_all(tmp, spec)
         shutil.rmtree(out, ignore_errors=True)
         tmp.rename(out)
+        (out / PARTIAL_MARKER).unlink()
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

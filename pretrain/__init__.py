@@ -1,4 +1,4 @@
-"""MAE pretraining, export, reconstructions and classification transfer (issue 3).
+"""MAE pretraining, export, reconstructions and classification transfer (recipes: docs/recipes.md §1-2).
 
 Python API (the command line ``mae-transfer pretrain | export | visualize | linprobe | finetune`` wraps it):
 
@@ -11,8 +11,8 @@ Python API (the command line ``mae-transfer pretrain | export | visualize | linp
     get_2d_sincos_pos_embed(embed_dim, grid_size, cls_token=False) -> np.ndarray
 
     load_config(kind, path=None, overrides=(), **values) -> PretrainConfig | LinprobeConfig | FinetuneConfig
-        kind: "pretrain" | "linprobe" | "finetune"; path: a file in configs/pretrain/; a bad value raises
-        one ConfigError naming the key and the value.
+        kind: "pretrain" | "linprobe" | "finetune"; path: a file in configs/pretrain/ (read by mmengine's
+        Config); a bad value raises one ConfigError (a backbone.UserError) naming the key and the value.
     train_mae(config, out_dir, *, resume=None, overrides=()) -> Path            final training checkpoint
     export_encoder(checkpoint, out_path, format="mae", num_heads=None) -> Path
         format "mae": {'model': encoder}, the MAE release format; "timm": a bare state dict (timm.create_model
@@ -27,7 +27,7 @@ Python API (the command line ``mae-transfer pretrain | export | visualize | linp
 
 ``config`` is a config object or a config file; ``overrides`` a mapping or ``key=value`` strings; ``resume``
 True for the newest checkpoint in ``out_dir`` or a checkpoint path. Each run writes ``out_dir/checkpoints/``,
-``log.jsonl``, ``tb/`` and the run record ``run_record.json`` (backbone.write_run_record).
+``log.jsonl``, ``tb/`` and the run record ``run_record.json`` (backbone.run_lifecycle).
 """
 from __future__ import annotations
 

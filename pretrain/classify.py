@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader
 
 from backbone import CheckpointError, load_pretrained, param_groups
 
-from .config import ClassifyConfig, ConfigError, FinetuneConfig, LinprobeConfig, as_config, parse_overrides
+from .config import ClassifyConfig, ConfigError, FinetuneConfig, LinprobeConfig, as_config
 from .data import ImageFiles, eval_transform, finetune_transform, list_classified_images, pretrain_transform, shard
 from .engine import Job, Runtime, fit, runtime, seed_everything, split_batch
 
@@ -88,10 +88,8 @@ def _top1_metrics(loss: float, history: list[dict]) -> dict[str, float]:
 
 
 def _run(kind: str, config, out_dir, checkpoint, resume, overrides, build) -> ClassifyResult:
-    values = dict(overrides) if isinstance(overrides, Mapping) else parse_overrides(overrides)
-    if checkpoint is not None:
-        values["checkpoint"] = str(checkpoint)
-    cfg = as_config(kind, config, values)
+    values = {} if checkpoint is None else {"checkpoint": str(checkpoint)}
+    cfg = as_config(kind, config, overrides, **values)
     with runtime(cfg) as rt:
         seed_everything(cfg.seed)
         job = build(cfg, rt)

@@ -1,18 +1,19 @@
 """Console entry points ``mae-transfer pretrain | export | visualize | linprobe | finetune``.
 
-Each takes its argument list and returns an exit code; bad input (config, data, checkpoint) is one line on
-stderr and exit code 2. Under ``torchrun`` the same commands run data-parallel:
-``torchrun --nproc_per_node 8 -m pretrain.train --config ... --out ...`` (or ``-m mae_transfer.cli pretrain``).
+Each takes its argument list and returns an exit code; bad input (config, data, checkpoint, output folder, a
+diverging loss) is one line on stderr and exit code 2 (``backbone.run_command``). Under ``torchrun`` the same
+commands run data-parallel: ``torchrun --nproc_per_node 8 -m pretrain.train --config ... --out ...`` (or
+``-m mae_transfer.cli pretrain``).
 """
 from __future__ import annotations
 
 import argparse
 import logging
 import os
-import sys
 from pathlib import Path
 from typing import Callable
 
+from backbone import UserError, run_command
 from backbone.run_record import RECORD_NAME
 
 
@@ -22,16 +23,9 @@ def _setup_logging() -> None:
 
 
 def _run(command: str, body: Callable[[], None]) -> int:
-    from backbone import CheckpointError
-    from .config import ConfigError
-    from .data import DataError
+    """``backbone.run_command`` with the training logs shown (INFO on rank 0)."""
     _setup_logging()
-    try:
-        body()
-    except (ConfigError, DataError, CheckpointError, FloatingPointError) as exc:
-        print(f"mae-transfer {command}: error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+    return run_command(command, body)
 
 
 def _training_parser(command: str, description: str) -> argparse.ArgumentParser:
@@ -79,8 +73,17 @@ def export(argv: list[str]) -> int:
 
     def body():
         from .export import export_encoder
+        _refuse_same_file(args.checkpoint, args.out)
         print(f"wrote {export_encoder(args.checkpoint, args.out, args.format, args.num_heads)}")
     return _run("export", body)
+
+
+def _refuse_same_file(checkpoint: str, out: str) -> None:
+    """Writing the encoder over the checkpoint it comes from would lose the decoder and the training state, also
+    when ``--out`` reaches that file through a symlink or a hard link."""
+    if Path(out).exists() and Path(checkpoint).exists() and os.path.samefile(checkpoint, out):
+        raise UserError(f"--out {out} is the checkpoint being exported ({checkpoint}); write the encoder to another "
+                        "file")
 
 
 def visualize(argv: list[str]) -> int:

@@ -1,14 +1,15 @@
 """Run configurations: typed dataclasses filled from the Python files in ``configs/pretrain/``.
 
-A config file assigns plain values (``blr = 1.5e-4``) and may name a base file to start from
-(``_base_ = "mae_pretrain.py"``, relative to the file), as mmseg users know. The recipe numbers have no
-defaults here: they come from the files, which copy REFERENCE.md §2. ``key=value`` overrides from the command
-line or keyword arguments go on top, and every value is checked: a bad one is a single ``ConfigError``
-naming the key, the value and the rule.
+Config files are read by mmengine's ``Config`` (as mmseg reads its own): plain assignments (``blr = 1.5e-4``) on
+top of the ``_base_`` file they name (``_base_ = "mae_pretrain.py"``, relative to the file). The recipe numbers
+have no defaults here: they come from the files, whose sources docs/recipes.md gives (MAE paper Tables 8-10).
+``key=value`` overrides from the command line are parsed as mmengine's ``DictAction`` parses ``--cfg-options``
+(the text as is for string fields), merged with ``Config.merge_from_dict``, then keyword arguments. Every value
+is checked against its field's type and rules: a bad one is a single ``ConfigError`` naming the key, the value
+and the rule, before anything runs.
 """
 from __future__ import annotations
 
-import ast
 import dataclasses
 import types
 import typing
@@ -16,12 +17,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
+from backbone import UserError
+
 from .models_mae import encoder_kwargs
 
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError):
     """A config file or value that cannot be used; the message names the key and the value."""
 
 
@@ -207,32 +210,37 @@ KINDS: dict[str, type[TrainConfig]] = {
 
 
 def read_config_file(path: str | Path) -> dict[str, Any]:
-    """The values a config file assigns, its ``_base_`` files' values first."""
+    """The values a config file assigns, its ``_base_`` files' values first (mmengine's ``Config.fromfile``)."""
+    from mmengine.config import Config
+
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: no such config file")
-    namespace: dict[str, Any] = {"__file__": str(path)}
     try:
-        exec(compile(path.read_text(), str(path), "exec"), namespace)
-    except Exception as exc:
-        raise ConfigError(f"{path}: cannot be run as a config file ({type(exc).__name__}: {exc})") from None
-    values: dict[str, Any] = {}
-    bases = namespace.get("_base_", [])
-    for base in [bases] if isinstance(bases, str) else bases:
-        values.update(read_config_file(path.parent / base))
-    values.update({k: v for k, v in namespace.items()
-                   if not k.startswith("_") and not isinstance(v, (types.ModuleType, types.FunctionType, type))})
-    return values
+        return Config.fromfile(str(path)).to_dict()
+    except Exception as exc:  # mmengine re-raises syntax, name and import errors of the file under many types
+        reason = " ".join(str(exc).split())
+        raise ConfigError(f"{path}: cannot be run as a config file ({type(exc).__name__}: {reason})") from None
 
 
-def parse_overrides(items: Iterable[str]) -> dict[str, str]:
-    """``["epochs=10", "data_path=/data"]`` -> ``{"epochs": "10", ...}`` (values are converted later)."""
+def parse_overrides(cls: type[TrainConfig], items: Iterable[str]) -> dict[str, Any]:
+    """``["epochs=10", "data_path=/data"]`` -> ``{"epochs": 10, "data_path": "/data"}``: values parsed as
+    mmengine's ``DictAction`` parses ``--cfg-options`` (numbers, true/false, None, tuples, lists), except that a
+    string field takes the text as written (a folder named ``1,2`` stays one string)."""
+    from mmengine.config import DictAction
+
+    hints = typing.get_type_hints(cls)
     out = {}
     for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
             raise ConfigError(f"override {item!r}: expected key=value")
-        out[key.strip()] = value.strip()
+        options = _type_options(hints.get(key))
+        if str in options and not (text == "None" and type(None) in options):
+            out[key] = text
+        else:
+            out[key] = DictAction._parse_iterable(text)
     return out
 
 
@@ -242,14 +250,18 @@ def load_config(kind: str, path: str | Path | None = None, overrides: Mapping[st
     ``overrides`` (a mapping, or ``key=value`` strings), then keyword arguments."""
     if kind not in KINDS:
         raise ConfigError(f"unknown config kind {kind!r}; choose one of {sorted(KINDS)}")
-    cls = KINDS[kind]
-    merged: dict[str, Any] = read_config_file(path) if path is not None else {}
-    if not isinstance(overrides, Mapping):
-        overrides = parse_overrides(overrides)
-    merged.update(overrides)
-    merged.update(values)
-    source = f"{path}: " if path is not None else ""
-    return make_config(cls, merged, source)
+    return _merged(KINDS[kind], read_config_file(path) if path is not None else {}, overrides, values,
+                   f"{path}: " if path is not None else "")
+
+
+def _merged(cls: type[TrainConfig], base: Mapping[str, Any], overrides: Mapping[str, Any] | Iterable[str],
+            values: Mapping[str, Any], source: str = "") -> TrainConfig:
+    from mmengine.config import Config
+
+    config = Config(dict(base))
+    config.merge_from_dict(dict(overrides) if isinstance(overrides, Mapping) else parse_overrides(cls, overrides))
+    config.merge_from_dict(dict(values))
+    return make_config(cls, config.to_dict(), source)
 
 
 def make_config(cls: type[TrainConfig], values: Mapping[str, Any], source: str = "") -> TrainConfig:
@@ -262,7 +274,7 @@ def make_config(cls: type[TrainConfig], values: Mapping[str, Any], source: str =
                      and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING)
     if missing:
         raise ConfigError(f"{source}missing key(s) {missing} for a {cls.__name__} (start from a file in configs/pretrain/)")
-    converted = {key: _convert(key, value, hints[key], source) for key, value in values.items()}
+    converted = {key: _typed(key, value, hints[key], source) for key, value in values.items()}
     config = cls(**converted)
     problems = config.problems()
     if problems:
@@ -270,35 +282,30 @@ def make_config(cls: type[TrainConfig], values: Mapping[str, Any], source: str =
     return config
 
 
-def _convert(key: str, value: Any, hint: Any, source: str) -> Any:
-    """A value (Python object, or the text of a command-line override) as the field's type."""
-    options = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
-    if isinstance(value, str) and str not in options:
-        text = value.strip()
-        if text.lower() in ("none", "null") and type(None) in options:
-            return None
-        if text.lower() in ("true", "false") and bool in options:
-            return text.lower() == "true"
-        try:
-            value = ast.literal_eval(text)
-        except (ValueError, SyntaxError):
-            raise ConfigError(f"{source}{key} = {value!r}: expected {_type_name(hint)}") from None
+def _type_options(hint: Any) -> tuple:
+    """The types a field takes: ``int | None`` -> (int, NoneType)."""
+    return typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
+
+
+def _typed(key: str, value: Any, hint: Any, source: str) -> Any:
+    """``value`` as the field's type (an int where a float goes, a list where a pair goes), or a ConfigError."""
+    options = _type_options(hint)
     if value is None and type(None) in options:
         return None
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
     for option in options:
         if option is bool and isinstance(value, bool):
             return value
-        if option is int and isinstance(value, int) and not isinstance(value, bool):
+        if option is int and number and isinstance(value, int):
             return value
-        if option is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        if option is float and number:
             return float(value)
         if option is str and isinstance(value, (str, Path)):
             return str(value)
-        if typing.get_origin(option) is tuple and isinstance(value, (tuple, list)):
-            item_types = typing.get_args(option)
-            if len(value) == len(item_types) and all(isinstance(v, (int, float)) and not isinstance(v, bool)
-                                                     for v in value):
-                return tuple(float(v) for v in value)
+        if typing.get_origin(option) is tuple and isinstance(value, (tuple, list)) and \
+                len(value) == len(typing.get_args(option)) and \
+                all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
+            return tuple(float(v) for v in value)
     raise ConfigError(f"{source}{key} = {value!r}: expected {_type_name(hint)}")
 
 
@@ -311,13 +318,11 @@ def config_dict(config: TrainConfig) -> dict[str, Any]:
     return dataclasses.asdict(config)
 
 
-def as_config(kind: str, config: TrainConfig | str | Path, overrides: Mapping[str, Any] | Iterable[str] = ()
-              ) -> TrainConfig:
-    """A checked config of ``kind`` from a config object or file, with overrides applied."""
+def as_config(kind: str, config: TrainConfig | str | Path, overrides: Mapping[str, Any] | Iterable[str] = (),
+              **values) -> TrainConfig:
+    """A checked config of ``kind`` from a config object or file, with overrides, then ``values``, applied."""
     if isinstance(config, TrainConfig):
         if not isinstance(config, KINDS.get(kind, ())):
             raise ConfigError(f"a {kind} run needs a {KINDS[kind].__name__}, got a {type(config).__name__}")
-        values = config_dict(config)
-        values.update(overrides if isinstance(overrides, Mapping) else parse_overrides(overrides))
-        return make_config(type(config), values)
-    return load_config(kind, config, overrides)
+        return _merged(type(config), config_dict(config), overrides, values)
+    return load_config(kind, config, overrides, **values)

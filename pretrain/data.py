@@ -20,6 +20,8 @@ from torch.utils.data import Dataset, DistributedSampler
 from torchvision import transforms
 from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes, make_dataset
 
+from backbone import UserError
+
 logger = logging.getLogger(__name__)
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -27,7 +29,7 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 EVAL_CROP_PCT = 224 / 256  # resize to size / crop_pct, then centre-crop (official evaluation)
 
 
-class DataError(ValueError):
+class DataError(UserError):
     """An image folder that cannot be used, with the folder and the problem in the message."""
 
 

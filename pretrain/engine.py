@@ -19,7 +19,7 @@ import random
 import re
 import sys
 import time
-from contextlib import contextmanager, nullcontext
+from contextlib import ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -31,8 +31,8 @@ import torch.nn as nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
-from backbone import CheckpointError, atomic_torch_save, write_run_record
-from backbone.run_record import atomic_write
+from backbone import (CheckpointError, UserError, atomic_torch_save, atomic_write, prepare_run_dir, read_checkpoint,
+                      remove_torn, run_lifecycle)
 
 from .config import ConfigError, TrainConfig, config_dict
 from .data import DataError, ImageFiles, ResumableSampler
@@ -42,6 +42,11 @@ logger = logging.getLogger(__name__)
 CHECKPOINT_DIR = "checkpoints"
 LOG_NAME = "log.jsonl"
 _CHECKPOINT = re.compile(r"^step_(\d+)\.pth$")
+
+
+class LossDiverged(UserError, FloatingPointError):
+    """The loss became inf or NaN. Reported in one line like other input errors: what usually makes it is a
+    config value (the learning rate), and the run record and checkpoints so far stay for a look."""
 
 
 # ---------------------------------------------------------------------------------------------- runtime
@@ -164,18 +169,6 @@ class Checkpoints:
             old.unlink(missing_ok=True)
         return path
 
-    def remove_torn(self) -> None:
-        for tmp in self.folder.glob(".*.tmp"):
-            tmp.unlink(missing_ok=True)
-
-
-def load_checkpoint(path: str | Path) -> dict:
-    path = Path(path)
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise CheckpointError(f"{path}: cannot be read as a training checkpoint ({type(exc).__name__}: {exc})") from None
-
 
 def resume_path(out_dir: Path, resume: bool | str | Path | None) -> Path | None:
     """The checkpoint to continue from: ``True``/"latest" picks the newest in ``out_dir`` (none: start fresh),
@@ -184,8 +177,8 @@ def resume_path(out_dir: Path, resume: bool | str | Path | None) -> Path | None:
     ckpts = Checkpoints(out_dir / CHECKPOINT_DIR)
     if resume in (None, False):
         if ckpts.latest() is not None:
-            raise CheckpointError(f"{out_dir} already holds checkpoints (latest {ckpts.latest().name}); "
-                             "resume with --resume, or choose another output folder")
+            raise UserError(f"{out_dir} already holds checkpoints (latest {ckpts.latest().name}); "
+                            "resume with --resume, or choose another output folder")
         return None
     if resume is True or resume == "latest":
         latest = ckpts.latest()
@@ -272,43 +265,58 @@ class FitResult:
     steps: int                       # optimizer steps done
 
 
-def fit(job: Job, config: TrainConfig, rt: Runtime, out_dir: str | Path,
-        resume: bool | str | Path | None = None, config_file: str | Path | None = None) -> FitResult:
-    """Train ``job`` as ``config`` says, writing checkpoints and logs under ``out_dir``; see the module doc.
-
-    ``resume``: None/False starts fresh (refusing a folder with checkpoints), True/"latest" continues from
-    the newest checkpoint if any, a path from that file."""
-    out_dir = Path(out_dir)
-    ckpts = Checkpoints(out_dir / CHECKPOINT_DIR, keep=config.keep_checkpoints)
-    start_from = resume_path(out_dir, resume)
-    record = dict(task=job.task, dataset=job.dataset, arch=job.arch, init=job.init,
-                  config=str(config_file) if config_file else None)
-    if rt.is_main:
-        ckpts.folder.mkdir(parents=True, exist_ok=True)
-        ckpts.remove_torn()
-        write_run_record(out_dir, status="running", **record)
-    try:
-        result = _fit(job, config, rt, out_dir, ckpts, start_from)
-    except BaseException as exc:
-        if rt.is_main:
-            write_run_record(out_dir, status="failed", error=f"{type(exc).__name__}: {exc}", **record)
-        raise
-    if rt.is_main:
-        write_run_record(out_dir, status="finished", metrics=result.metrics, checkpoint=str(result.checkpoint),
-                         steps=result.steps, **record)
-    return result
+@dataclass
+class _Schedule:
+    """How the epochs divide into optimizer steps for this run's data and world size."""
+    per_device: int                  # images per forward pass
+    accum: int                       # forward passes per optimizer step
+    steps_per_epoch: int
+    total_steps: int                 # of the whole schedule (the cosine spans these)
+    stop: int                        # where this run stops (max_steps may cut it short)
+    warmup_steps: int
 
 
-def _fit(job: Job, config: TrainConfig, rt: Runtime, out_dir: Path, ckpts: Checkpoints,
-         start_from: Path | None) -> FitResult:
+def _schedule(job: Job, config: TrainConfig, rt: Runtime) -> _Schedule:
     per_device, accum = split_batch(config, rt.world_size)
     steps_per_epoch = len(job.train_set) // config.batch_size
     if steps_per_epoch == 0:
         raise DataError(f"{config.data_path}: {len(job.train_set)} images, fewer than one batch of "
                         f"batch_size = {config.batch_size}")
     total_steps = config.epochs * steps_per_epoch
-    stop = min(total_steps, config.max_steps or total_steps)
-    warmup_steps = round(config.warmup_epochs * steps_per_epoch)
+    return _Schedule(per_device, accum, steps_per_epoch, total_steps, min(total_steps, config.max_steps or total_steps),
+                     round(config.warmup_epochs * steps_per_epoch))
+
+
+def fit(job: Job, config: TrainConfig, rt: Runtime, out_dir: str | Path,
+        resume: bool | str | Path | None = None, config_file: str | Path | None = None) -> FitResult:
+    """Train ``job`` as ``config`` says, writing checkpoints and logs under ``out_dir``; see the module doc.
+
+    ``resume``: None/False starts fresh (refusing a folder with checkpoints), True/"latest" continues from
+    the newest checkpoint if any, a path from that file. Everything the user can get wrong (batch split, data
+    size, output folder, the checkpoint file) is checked before the run record is touched."""
+    out_dir = Path(out_dir)
+    ckpts = Checkpoints(out_dir / CHECKPOINT_DIR, keep=config.keep_checkpoints)
+    start_from = resume_path(out_dir, resume)
+    schedule = _schedule(job, config, rt)
+    resumed = (start_from, read_checkpoint(start_from)) if start_from is not None else None
+    if rt.is_main:
+        prepare_run_dir(out_dir, resume=bool(resume))
+        ckpts.folder.mkdir(parents=True, exist_ok=True)
+        remove_torn(ckpts.folder)
+    with run_lifecycle(out_dir, task=job.task, dataset=job.dataset, arch=job.arch, init=job.init,
+                       enabled=rt.is_main, config=str(config_file) if config_file else None) as record:
+        with ExitStack() as cleanup:  # the logs close also when training fails: no error glued to the progress bar
+            result = _fit(job, config, rt, out_dir, ckpts, schedule, resumed, cleanup)
+        record.metrics = result.metrics
+        record.fields.update(checkpoint=str(result.checkpoint), steps=result.steps)
+    return result
+
+
+def _fit(job: Job, config: TrainConfig, rt: Runtime, out_dir: Path, ckpts: Checkpoints, schedule: _Schedule,
+         resumed: tuple[Path, Any] | None, cleanup: ExitStack) -> FitResult:
+    """The training loop; ``resumed`` is (checkpoint file, what it holds) when continuing a run."""
+    per_device, accum, steps_per_epoch = schedule.per_device, schedule.accum, schedule.steps_per_epoch
+    total_steps, stop, warmup_steps = schedule.total_steps, schedule.stop, schedule.warmup_steps
     base_lr = config.effective_lr
 
     model = job.model.to(rt.device)
@@ -321,14 +329,15 @@ def _fit(job: Job, config: TrainConfig, rt: Runtime, out_dir: Path, ckpts: Check
     scaler = torch.amp.GradScaler(rt.device.type, enabled=rt.amp_dtype == torch.float16)
 
     state = {"step": 0, "history": [], "epoch_loss": [0.0, 0], "skipped": 0}
-    if start_from is not None:
-        state = _restore(start_from, model, optimizer, scaler, rt, config)
+    if resumed is not None:
+        state = _restore(*resumed, model, optimizer, scaler, rt, config)
     else:
         seed_everything(config.seed + rt.rank)
     start = state["step"]
 
     sampler = ResumableSampler(job.train_set, rt.world_size, rt.rank, seed=config.seed)
     log = RunLog(out_dir, rt.is_main, start, stop, config.tensorboard)
+    cleanup.callback(log.close)
     if rt.is_main:
         logger.info("%s: %d images, %d steps/epoch of %d images (%d per device x %d devices x %d accumulation), "
                     "lr %.3g, steps %d -> %d of %d", job.task, len(job.train_set), steps_per_epoch,
@@ -350,7 +359,8 @@ def _fit(job: Job, config: TrainConfig, rt: Runtime, out_dir: Path, ckpts: Check
             group["lr"] = lr * group.get("lr_scale", 1.0)
         loss_value = _train_step(job, forward_model, ddp, batches, accum, optimizer, scaler, rt, state)
         if not math.isfinite(loss_value):
-            raise FloatingPointError(f"loss is {loss_value} at step {step + 1}; stopping")
+            raise LossDiverged(f"loss is {loss_value} at step {step + 1}; stopping (a learning rate too high for "
+                               "this batch and model? lower blr or lr)")
         state["step"] = step + 1
         state["epoch_loss"][0] += loss_value
         state["epoch_loss"][1] += 1
@@ -377,7 +387,6 @@ def _fit(job: Job, config: TrainConfig, rt: Runtime, out_dir: Path, ckpts: Check
                            state["skipped"])
         if (step + 1) % config.checkpoint_every == 0 or step + 1 == stop:
             checkpoint = _save(ckpts, model, optimizer, scaler, state, rt, config, job.task)
-    log.close()
     epoch_loss = state["epoch_loss"][0] / max(1, state["epoch_loss"][1])
     return FitResult(checkpoint=checkpoint, metrics=job.final_metrics(epoch_loss, state["history"]),
                      history=state["history"], steps=state["step"])
@@ -417,12 +426,11 @@ def _save(ckpts: Checkpoints, model, optimizer, scaler, state, rt: Runtime, conf
     return path
 
 
-def _restore(path: Path, model, optimizer, scaler, rt: Runtime, config) -> dict:
-    ckpt = load_checkpoint(path)
+def _restore(path: Path, ckpt: dict, model, optimizer, scaler, rt: Runtime, config) -> dict:
     try:
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
-    except (KeyError, RuntimeError, ValueError) as exc:
+    except (KeyError, TypeError, RuntimeError, ValueError) as exc:
         raise CheckpointError(f"{path}: does not fit this run's model or optimizer (written for another config?): "
                          f"{str(exc).splitlines()[0]}") from None
     scaler.load_state_dict(ckpt["scaler"])

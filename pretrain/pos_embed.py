@@ -1,5 +1,5 @@
-"""Fixed 2-D sine-cosine position embedding of MAE (REFERENCE.md §1), value for value the official
-``util/pos_embed.py``: half the channels encode one grid axis, half the other, each as
+"""Fixed 2-D sine-cosine position embedding of MAE (MAE paper Sec. 3), value for value the official
+facebookresearch/mae ``util/pos_embed.py``: half the channels encode one grid axis, half the other, each as
 ``concat(sin(pos * omega), cos(pos * omega))`` with ``omega_i = 1 / 10000^(2i / D)``.
 
 The official grid is built with ``meshgrid(w, h)``, so the *first* half of the channels varies along the

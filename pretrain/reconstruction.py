@@ -2,7 +2,6 @@
 input | the reconstruction | the reconstruction with the visible patches pasted back."""
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 from typing import Sequence
 
@@ -10,8 +9,7 @@ import torch
 from PIL import Image
 from torchvision import transforms
 
-from backbone import CheckpointError, read_state_dict
-from backbone.run_record import atomic_write
+from backbone import CheckpointError, atomic_write, read_checkpoint, read_state_dict
 
 from .config import ConfigError, PretrainConfig, make_config
 from .data import IMAGENET_MEAN, IMAGENET_STD, DataError, list_images
@@ -24,11 +22,7 @@ def load_mae(checkpoint: str | Path, model_name: str | None = None, input_size: 
     holds) or from an official ``*_full.pth`` (name the model; 224 px and norm-pix unless told otherwise).
     Returns the model in eval mode and its name."""
     checkpoint = Path(checkpoint)
-    with torch.serialization.safe_globals([argparse.Namespace]):
-        try:
-            raw = torch.load(checkpoint, map_location="cpu", weights_only=True)
-        except Exception:
-            raw = None  # read_state_dict below names the problem
+    raw = read_checkpoint(checkpoint)
     if isinstance(raw, dict) and isinstance(raw.get("config"), dict) and "model" in raw:
         cfg = make_config(PretrainConfig, raw["config"], f"{checkpoint} config: ")
         model_name, state = cfg.model, raw["model"]
@@ -36,7 +30,7 @@ def load_mae(checkpoint: str | Path, model_name: str | None = None, input_size: 
     else:
         if model_name is None:
             raise CheckpointError(f"{checkpoint}: holds no training config; name the model (e.g. mae_vit_large_patch16)")
-        state = read_state_dict(checkpoint)
+        state = read_state_dict(checkpoint)  # reads the file again, for the unwrapping rules of every format
         model = build_mae(model_name, img_size=input_size or 224,
                           norm_pix_loss=True if norm_pix_loss is None else norm_pix_loss)
     try:

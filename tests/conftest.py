@@ -1,7 +1,29 @@
-"""Shared fixtures: one small generated data world per test session (every test uses project-made data)."""
+"""What every test folder shares: the repository's paths, one thread for tiny models, one small generated data
+world per session, and checkpoint files in the official MAE release format.
+
+Test modules import the paths: ``from tests.conftest import CONFIGS, REPO_ROOT``.
+"""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = REPO_ROOT / "configs"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def one_thread():
+    """One intra-op thread for the whole session: at these tiny sizes thread hand-offs cost more than they save,
+    and on a shared CPU a waiting OpenMP thread slows every op several times (subprocesses that tests start get
+    OMP_NUM_THREADS=1 to match)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="session")
@@ -15,9 +37,9 @@ def synthetic_data(tmp_path_factory):
     return generate(tmp_path_factory.mktemp("synthetic") / "data", spec)
 
 
-def official_mae_encoder_state(width: int, depth: int, patch: int = 16, grid: int = 14, seed: int = 0,
+def official_mae_encoder_state(width: int = 32, depth: int = 2, patch: int = 16, grid: int = 14, seed: int = 0,
                                std: float = 1.0) -> dict:
-    """Random tensors under the official MAE release's encoder keys and shapes (REFERENCE.md §3), written out
+    """Random tensors under the official MAE release's encoder keys and shapes (docs/recipes.md §3), written out
     by hand rather than taken from any model of this project, so loaders are tested against the format itself."""
     import torch
 
@@ -38,7 +60,9 @@ def official_mae_encoder_state(width: int, depth: int, patch: int = 16, grid: in
 
 @pytest.fixture(scope="session")
 def mae_release_state():
-    """``mae_release_state(width=, depth=, patch=, grid=, seed=, std=)``: an official-format encoder state dict."""
+    """``mae_release_state(width=, depth=, patch=, grid=, seed=, std=)``: an official-format encoder state dict
+    (by default a 32-wide, 2-block ViT at patch 16 pretrained on 224 px). A folder whose models have other sizes
+    overrides this fixture with its sizes bound (``functools.partial``); ``mae_file`` follows."""
     return official_mae_encoder_state
 
 
@@ -75,3 +99,13 @@ def hf_cache(tmp_path, monkeypatch) -> HFCache:
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))  # huggingface_hub reads both at import
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
     return HFCache(cache)
+
+
+@pytest.fixture
+def mae_file(tmp_path, mae_release_state) -> Path:
+    """``mae_release_state()`` written as the official release writes it: ``{'model': encoder state dict}``."""
+    import torch
+
+    path = tmp_path / "mae_pretrain_vit_tiny.pth"
+    torch.save({"model": mae_release_state()}, path)
+    return path

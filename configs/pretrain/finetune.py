@@ -1,4 +1,5 @@
-# End-to-end fine-tuning, paper Table 9 (REFERENCE.md §2); the model files set size-specific values.
+# End-to-end fine-tuning, MAE paper Table 9 (docs/recipes.md §2); the model files set size-specific values
+# (epochs, drop path, and ViT-B's blr / layer decay) as facebookresearch/mae FINETUNE.md's commands do.
 input_size = 224
 batch_size = 1024
 blr = 1e-3                # paper; lr = blr x batch_size / 256

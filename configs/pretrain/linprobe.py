@@ -1,4 +1,4 @@
-# Linear probe, paper Table 10 (REFERENCE.md §2): frozen encoder, cls token feature,
+# Linear probe, MAE paper Table 10 (docs/recipes.md §2): frozen encoder, cls token feature,
 # BatchNorm1d(affine=False, eps 1e-6) + linear head, LARS.
 input_size = 224
 batch_size = 16384

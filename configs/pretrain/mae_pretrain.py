@@ -1,5 +1,5 @@
-# MAE pretraining, paper Table 8 (REFERENCE.md §2). Not the official main_pretrain.py argparse defaults
-# (blr 1e-3, 400 epochs, norm_pix_loss off). Model files name the encoder on top of this.
+# MAE pretraining, MAE paper Table 8 and facebookresearch/mae PRETRAIN.md (docs/recipes.md §2). Not the official
+# main_pretrain.py argparse defaults (blr 1e-3, 400 epochs, norm_pix_loss off). Model files name the encoder on top of this.
 input_size = 224
 mask_ratio = 0.75
 norm_pix_loss = True

@@ -1,4 +1,4 @@
-"""backbone.load_pretrained on files written in the published formats (REFERENCE.md §3), and on bad files."""
+"""backbone.load_pretrained on files written in the published formats (docs/recipes.md §3), and on bad files."""
 import argparse
 import logging
 import os

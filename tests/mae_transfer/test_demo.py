@@ -1,9 +1,12 @@
 """`mae-transfer demo --quick` end to end: every stage on generated data, then a second run that reuses them."""
 import csv
 
+import pytest
+
 from mae_transfer import cli
 
 
+@pytest.mark.slow
 def test_quick_demo_runs_every_stage_and_reuses_them(tmp_path, capsys):
     out = tmp_path / "demo"
     assert cli.main(["demo", "--quick", "--out", str(out)]) == 0

@@ -183,6 +183,22 @@ def test_interrupted_generation_leaves_nothing(tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_partial_folder_is_deleted_only_when_a_killed_generation_left_it(tmp_path):
+    foreign = tmp_path / ".data.partial"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("keep me")
+    with pytest.raises(ValueError, match=r"\.data\.partial exists and is not a leftover"):
+        generate(tmp_path / "data", TINY)
+    assert (foreign / "notes.txt").read_text() == "keep me" and not (tmp_path / "data").exists()
+
+    leftover = tmp_path / ".other.partial"  # what a kill -9 in the middle of writing leaves
+    (leftover / "pretrain").mkdir(parents=True)
+    (leftover / synthetic.PARTIAL_MARKER).touch()
+    paths = generate(tmp_path / "other", TINY)
+    assert not leftover.exists() and paths["manifest"].is_file()
+    assert not (tmp_path / "other" / synthetic.PARTIAL_MARKER).exists()
+
+
 @pytest.mark.parametrize("field, value", [("image_size", 16), ("num_coco_val", 0), ("max_objects", -1),
                                           ("seed", -3), ("num_pretrain", 2.5)])
 def test_bad_spec_is_refused_by_name(field, value):

@@ -5,12 +5,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
+
+from tests.conftest import CONFIGS
 
 _TINY_MODEL = dict(model="mae_vit_tiny_patch16", input_size=32, patch_size=8, embed_dim=32, depth=2, num_heads=2,
                   decoder_embed_dim=32, decoder_depth=1, decoder_num_heads=2)
-CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "pretrain"
 
 
 def _smooth_image(rng: np.random.Generator, tint: np.ndarray | None = None, size: int = 32) -> Image.Image:
@@ -47,19 +47,9 @@ def classify_folders(tmp_path_factory) -> tuple[Path, Path]:
     return root / "train", root / "val"
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models run fastest on one thread (several times faster when other jobs share the cores);
-    subprocesses get OMP_NUM_THREADS=1 to match."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture
+@pytest.fixture(scope="session")
 def tiny_model() -> dict:
-    """Config values of the tiny MAE every test trains."""
+    """Config values of the tiny MAE every test trains (read only)."""
     return dict(_TINY_MODEL)
 
 
@@ -67,7 +57,7 @@ def tiny_model() -> dict:
 def write_config():
     """``write_config(path, base, **values)``: a config file on top of a shipped one, as a user writes it."""
     def write(path: Path, base: str, **values) -> Path:
-        lines = [f'_base_ = "{CONFIGS / base}"'] + [f"{k} = {v!r}" for k, v in values.items()]
+        lines = [f'_base_ = "{CONFIGS / "pretrain" / base}"'] + [f"{k} = {v!r}" for k, v in values.items()]
         path.write_text("\n".join(lines) + "\n")
         return path
     return write

@@ -1,47 +1,46 @@
-"""Shipped configs carry REFERENCE.md §2; bad values are one ConfigError naming key and value."""
-from pathlib import Path
-
+"""Shipped configs carry the recipes of docs/recipes.md §2 (MAE paper Tables 8-10, facebookresearch/mae
+FINETUNE.md); bad values are one ConfigError naming key and value."""
 import pytest
 
 from pretrain import ConfigError, load_config
-
-CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "pretrain"
+from tests.conftest import CONFIGS
 
 
 def test_pretrain_configs_are_the_paper_recipe_not_the_argparse_defaults():
     for size, model in (("base", "mae_vit_base_patch16"), ("large", "mae_vit_large_patch16"),
                         ("huge", "mae_vit_huge_patch14")):
-        cfg = load_config("pretrain", CONFIGS / f"mae_vit_{size}.py")
+        cfg = load_config("pretrain", CONFIGS / "pretrain" / f"mae_vit_{size}.py")
         assert cfg.model == model
         assert (cfg.blr, cfg.batch_size, cfg.epochs, cfg.warmup_epochs) == (1.5e-4, 4096, 800, 40)
         assert (cfg.mask_ratio, cfg.norm_pix_loss, cfg.weight_decay, cfg.betas) == (0.75, True, 0.05, (0.9, 0.95))
         assert cfg.crop_scale == (0.2, 1.0) and cfg.input_size == 224
         assert cfg.effective_lr == pytest.approx(1.5e-4 * 4096 / 256)
-    assert load_config("pretrain", CONFIGS / "mae_vit_huge.py").encoder_kwargs()["patch_size"] == 14
+    assert load_config("pretrain", CONFIGS / "pretrain" / "mae_vit_huge.py").encoder_kwargs()["patch_size"] == 14
 
 
 def test_transfer_configs_are_the_paper_recipes():
-    lp = load_config("linprobe", CONFIGS / "linprobe_vit_base.py")
+    lp = load_config("linprobe", CONFIGS / "pretrain" / "linprobe_vit_base.py")
     assert (lp.blr, lp.batch_size, lp.weight_decay, lp.momentum, lp.epochs, lp.warmup_epochs) == (0.1, 16384, 0, 0.9, 90, 10)
-    assert load_config("linprobe", CONFIGS / "linprobe_vit_large.py").epochs == 50
-    ft = load_config("finetune", CONFIGS / "finetune_vit_base.py")
+    assert load_config("linprobe", CONFIGS / "pretrain" / "linprobe_vit_large.py").epochs == 50
+    ft = load_config("finetune", CONFIGS / "pretrain" / "finetune_vit_base.py")
     assert (ft.blr, ft.layer_decay, ft.drop_path, ft.epochs, ft.batch_size) == (5e-4, 0.65, 0.1, 100, 1024)
     assert (ft.mixup, ft.cutmix, ft.smoothing, ft.warmup_epochs, ft.betas) == (0.8, 1.0, 0.1, 5, (0.9, 0.999))
     assert ft.global_pool and ft.rand_aug == "rand-m9-mstd0.5-inc1"
-    ft = load_config("finetune", CONFIGS / "finetune_vit_large.py")
+    ft = load_config("finetune", CONFIGS / "pretrain" / "finetune_vit_large.py")
     assert (ft.blr, ft.layer_decay, ft.drop_path, ft.epochs) == (1e-3, 0.75, 0.2, 50)
-    assert load_config("finetune", CONFIGS / "finetune_vit_huge.py").drop_path == 0.3
+    assert load_config("finetune", CONFIGS / "pretrain" / "finetune_vit_huge.py").drop_path == 0.3
     for name in ("demo_tiny.py", "demo_tiny_linprobe.py", "demo_tiny_finetune.py"):
         kind = "linprobe" if "linprobe" in name else "finetune" if "finetune" in name else "pretrain"
-        load_config(kind, CONFIGS / name)
+        load_config(kind, CONFIGS / "pretrain" / name)
 
 
 def test_overrides_are_typed_and_applied_last():
-    cfg = load_config("pretrain", CONFIGS / "mae_vit_base.py",
+    cfg = load_config("pretrain", CONFIGS / "pretrain" / "mae_vit_base.py",
                       ["epochs=10", "warmup_epochs=1", "blr=1e-3", "norm_pix_loss=false", "data_path=/data/in1k/train",
-                       "crop_scale=(0.3, 1)", "lr=None"], seed=3)
+                       "crop_scale=(0.3, 1)", "lr=None", "dataset=in1k,100"], seed=3)
     assert (cfg.epochs, cfg.blr, cfg.norm_pix_loss, cfg.data_path, cfg.crop_scale, cfg.seed) == (
         10, 1e-3, False, "/data/in1k/train", (0.3, 1.0), 3)
+    assert cfg.lr is None and cfg.dataset == "in1k,100"  # a string field keeps its text (no list, no number)
 
 
 @pytest.mark.parametrize("override, key", [
@@ -58,7 +57,7 @@ def test_overrides_are_typed_and_applied_last():
 ])
 def test_a_bad_value_is_one_error_naming_key_and_value(override, key):
     with pytest.raises(ConfigError) as info:
-        load_config("pretrain", CONFIGS / "mae_vit_base.py", [override])
+        load_config("pretrain", CONFIGS / "pretrain" / "mae_vit_base.py", [override])
     assert key in str(info.value)
 
 

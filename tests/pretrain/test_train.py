@@ -2,6 +2,7 @@
 import json
 import logging
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -10,11 +11,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from backbone import CheckpointError, read_run_record
-from pretrain import load_config, train_mae
+from backbone import UserError, read_run_record
+from pretrain import ConfigError, load_config, train_mae
 from pretrain.engine import cosine_lr
+from tests.conftest import CONFIGS, REPO_ROOT
 
-REPO = Path(__file__).resolve().parents[2]
 
 # Subprocess that dies by SIGKILL in the middle of writing the checkpoint of step KILL_AT: the temporary file
 # is half written, the rename never happens. Nothing in the process gets to clean up.
@@ -53,7 +54,7 @@ def test_cosine_schedule_with_linear_warmup():
 
 
 def test_short_cpu_run_lowers_the_loss_and_writes_its_records(image_folder, tmp_path, tiny_model):
-    cfg = load_config("pretrain", REPO / "configs/pretrain/mae_pretrain.py", data_path=str(image_folder),
+    cfg = load_config("pretrain", CONFIGS / "pretrain" / "mae_pretrain.py", data_path=str(image_folder),
                       batch_size=8, epochs=8, warmup_epochs=1, blr=3e-2, num_workers=0, checkpoint_every=20,
                       **tiny_model)
     out = tmp_path / "run"
@@ -75,8 +76,12 @@ def test_short_cpu_run_lowers_the_loss_and_writes_its_records(image_folder, tmp_
     assert record["metrics"]["loss"] == pytest.approx(sum(curve[-6:]) / 6)  # the last epoch's mean
     assert any(p.name.startswith("events.out.tfevents") for p in (out / "tb").iterdir())
 
-    with pytest.raises(CheckpointError, match="already holds checkpoints"):
+    with pytest.raises(UserError, match="already holds checkpoints"):
         train_mae(cfg, out)  # nothing is overwritten without --resume
+    finished = (out / "run_record.json").read_text()
+    with pytest.raises(ConfigError, match="batch_size = 8 is not a multiple of batch_per_device"):
+        train_mae(cfg, out, resume=True, overrides=["batch_per_device=3"])
+    assert (out / "run_record.json").read_text() == finished  # a bad value is refused before the record changes
 
 
 def test_killed_and_resumed_run_reproduces_the_uninterrupted_loss_curve(image_folder, tmp_path, tiny_model,
@@ -88,7 +93,7 @@ def test_killed_and_resumed_run_reproduces_the_uninterrupted_loss_curve(image_fo
 
     killed = tmp_path / "killed"
     proc = subprocess.run([sys.executable, "-c", KILLER, "8", "--config", str(config), "--out", str(killed)],
-                          cwd=REPO, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True,
+                          cwd=REPO_ROOT, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True,
                           timeout=120)
     assert proc.returncode == -9, proc.stderr[-2000:]
     folder = killed / "checkpoints"
@@ -110,7 +115,7 @@ def test_data_loader_workers_do_not_change_the_run(image_folder, tmp_path, tiny_
     """Crops, flips and masks are drawn per (seed, epoch, index), not from a worker's random stream."""
     curves = []
     for workers in (0, 2):
-        cfg = load_config("pretrain", REPO / "configs/pretrain/mae_pretrain.py", data_path=str(image_folder),
+        cfg = load_config("pretrain", CONFIGS / "pretrain" / "mae_pretrain.py", data_path=str(image_folder),
                           batch_size=8, epochs=2, warmup_epochs=1, blr=3e-2, num_workers=workers,
                           tensorboard=False, **tiny_model)
         train_mae(cfg, tmp_path / f"workers{workers}")
@@ -129,7 +134,7 @@ def test_two_gloo_processes_give_the_weights_of_one_process_with_the_same_global
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
                            "-m", "pretrain.train", "--config", str(config), "--out", str(tmp_path / "two")],
-                          cwd=REPO, env=env, capture_output=True, text=True, timeout=180)
+                          cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=180)
     assert proc.returncode == 0, proc.stderr[-3000:]
     one = train_mae(config, tmp_path / "one")                                       # batch 8 on one process
     accumulated = train_mae(config, tmp_path / "accum", overrides=["batch_per_device=4"])  # 2 x 4, accumulated
@@ -153,7 +158,7 @@ def test_unreadable_images_are_skipped_and_counted_in_a_run(image_folder, tmp_pa
     data = tmp_path / "data"
     shutil.copytree(image_folder, data)
     (data / "005.png").write_bytes(b"not a png at all")
-    cfg = load_config("pretrain", REPO / "configs/pretrain/mae_pretrain.py", data_path=str(data), batch_size=48,
+    cfg = load_config("pretrain", CONFIGS / "pretrain" / "mae_pretrain.py", data_path=str(data), batch_size=48,
                       epochs=1, warmup_epochs=0, num_workers=0, tensorboard=False, **tiny_model)
     with caplog.at_level(logging.WARNING):
         train_mae(cfg, tmp_path / "run")
@@ -161,22 +166,26 @@ def test_unreadable_images_are_skipped_and_counted_in_a_run(image_folder, tmp_pa
     assert "1 unreadable image(s) skipped" in caplog.text
 
 
-def test_a_diverging_run_stops_with_a_failed_run_record(image_folder, tmp_path, tiny_model):
-    cfg = load_config("pretrain", REPO / "configs/pretrain/mae_pretrain.py", data_path=str(image_folder),
-                      batch_size=8, epochs=1, warmup_epochs=0, lr=1e30, num_workers=0, tensorboard=False,
-                      **tiny_model)
-    with pytest.raises(FloatingPointError, match="loss is"):
-        train_mae(cfg, tmp_path / "run")
+def test_a_diverging_run_stops_in_one_line_with_a_failed_run_record(image_folder, tmp_path, tiny_model, write_config,
+                                                                     capsys):
+    from pretrain.cli import pretrain
+    config = write_config(tmp_path / "tiny.py", "mae_pretrain.py", data_path=str(image_folder), batch_size=8,
+                          epochs=1, warmup_epochs=0, lr=1e30, num_workers=0, tensorboard=False, **tiny_model)
+    assert pretrain(["--config", str(config), "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err  # the progress bar writes to stderr too
+    errors = [line for line in err.splitlines() if line.startswith("mae-transfer pretrain: error: ")]
+    assert len(errors) == 1 and re.search(r"error: loss is (nan|inf) at step \d+; stopping", errors[0])
+    assert "Traceback" not in err
     record = read_run_record(tmp_path / "run")
     assert record["status"] == "failed" and "loss is" in record["error"]
 
 
 def test_missing_data_folder_is_one_clear_error_from_the_command_line(tmp_path, capsys):
     from pretrain.cli import pretrain
-    code = pretrain(["--config", str(REPO / "configs/pretrain/demo_tiny.py"), "--out", str(tmp_path / "run"),
+    code = pretrain(["--config", str(CONFIGS / "pretrain" / "demo_tiny.py"), "--out", str(tmp_path / "run"),
                      f"data_path={tmp_path / 'nowhere'}"])
     assert code == 2
     assert "does not exist" in capsys.readouterr().err
-    code = pretrain(["--config", str(REPO / "configs/pretrain/demo_tiny.py"), "--out", str(tmp_path / "run"),
+    code = pretrain(["--config", str(CONFIGS / "pretrain" / "demo_tiny.py"), "--out", str(tmp_path / "run"),
                      "mask_ratio=1.2"])
     assert code == 2 and "mask_ratio = 1.2" in capsys.readouterr().err

@@ -1,6 +1,8 @@
 """Shared fixtures: one small generated data world per test session (every test uses project-made data)."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 
@@ -40,3 +42,20 @@ def official_mae_encoder_state(width: int, depth: int, patch: int = 16, grid: in
 def mae_release_state():
     """``mae_release_state(width=, depth=, patch=, grid=, seed=, std=)``: an official-format encoder state dict."""
     return official_mae_encoder_state
+
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIGS = REPO / "configs"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """One intra-op thread for the tiny models of the tests: thread hand-offs cost more than they save at this
+    size, and on a shared CPU a waiting OpenMP thread slows every op several times. Module-scoped, so that
+    module-scoped fixtures that train run under it too."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

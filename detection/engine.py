@@ -112,7 +112,7 @@ def apply_override(cfg, override: str, config_file: str) -> None:
     new = OmegaConf.select(cfg, key.lstrip("+"), throw_on_missing=False, throw_on_resolution_failure=False)
     expected, given = _kind(old), _kind(new)
     if expected and given and given != expected and (expected, given) != ("float", "int"):
-        shown = f" ({old!r})" if expected not in ("list", "dict") else ""
+        shown = f" (now {old!r})" if expected not in ("list", "dict") else ""
         raise DetectionInputError(f"override {override!r}: {key} is {_ARTICLE[expected]} {expected} in "
                                   f"{config_file}{shown}, not {_ARTICLE[given]} {given}")
 

@@ -102,7 +102,7 @@ def test_vit_checkpoint_of_another_size_through_the_cli(coco, tiny, tmp_path, ma
                    "--train-images", str(coco["train_images"]), "--val-json", str(coco["val_json"]),
                    "--val-images", str(coco["val_images"]), *tiny])
     assert code == 2
-    (line,) = capsys.readouterr().err.strip().splitlines()
+    (line,) = [line for line in capsys.readouterr().err.splitlines() if line.startswith("mae-transfer")]
     assert line.startswith("mae-transfer detect: error: ") and "width 48 but the model has width 32" in line
     assert read_run_record(tmp_path / "run")["status"] == "failed"
 

@@ -109,9 +109,11 @@ def apply_override(cfg, override: str, config_file: str) -> None:
         raise DetectionInputError(f"override {override!r}: {type(exc).__name__}: {exc}".splitlines()[0]) from None
     if adding:
         return
-    new = OmegaConf.select(cfg, key.lstrip("+"), throw_on_missing=False, throw_on_resolution_failure=False)
+    new = OmegaConf.select(cfg, key, throw_on_missing=False, throw_on_resolution_failure=False)
     expected, given = _kind(old), _kind(new)
-    if expected and given and given != expected and (expected, given) != ("float", "int"):
+    # an int where a float stands is a number all the same; a list where a str stands: detectron2's dataset
+    # ``names`` are one name or a list of them
+    if expected and given and given != expected and (expected, given) not in (("float", "int"), ("str", "list")):
         shown = f" (now {old!r})" if expected not in ("list", "dict") else ""
         raise DetectionInputError(f"override {override!r}: {key} is {_ARTICLE[expected]} {expected} in "
                                   f"{config_file}{shown}, not {_ARTICLE[given]} {given}")

@@ -8,11 +8,13 @@ import subprocess
 import sys
 
 import pytest
+from detectron2.config import LazyConfig
 
 import detection
 from backbone import UserError, write_run_record
 from detection import DetectionInputError
 from detection.cli import main as detect
+from detection.engine import apply_override
 from tests.conftest import REPO
 from tests.detection.conftest import DEMO
 
@@ -88,6 +90,15 @@ def test_a_mistaken_override_is_refused_before_anything_is_written(override, mes
     assert "\n" not in str(error.value)
     assert (tmp_path / "run_record.json").read_bytes() == before  # the finished run's record as it was
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run_record.json"]
+
+
+def test_overrides_of_a_compatible_type_are_taken():
+    cfg = LazyConfig.load(str(DEMO))
+    for override in ("optimizer.lr=1", "train.max_iter=7", "dataloader.test.dataset.names=[a,b]",
+                     "model.backbone.net.window_block_indexes=[1]", "train.amp.enabled=true", "+train.note=x"):
+        apply_override(cfg, override, str(DEMO))
+    assert (cfg.optimizer.lr, cfg.train.max_iter, list(cfg.dataloader.test.dataset.names)) == (1, 7, ["a", "b"])
+    assert (list(cfg.model.backbone.net.window_block_indexes), cfg.train.amp.enabled, cfg.train.note) == ([1], True, "x")
 
 
 @pytest.mark.parametrize("name", ["log.txt", "metrics.json", "inference"])

@@ -269,11 +269,12 @@ def _logging(output_dir: str):
         handler.close()
 
 
-# Files of the output folder that detectron2 (or the log handler) opens for writing by name, following a
-# symlink standing there: a symlink at any of them is refused. Everything else is written atomically
-# (backbone.atomic_write), which replaces a symlink instead of writing through it.
-WRITTEN_BY_NAME = ("log.txt", "metrics.json", "inference", "inference/coco_instances_results.json",
-                   "inference/instances_predictions.pth")
+# The fixed names a run writes in its folder. detectron2's JSONWriter and COCOEvaluator and the log handler open
+# theirs by name, which follows a symlink standing there; the others are written atomically (backbone.atomic_write),
+# which would replace a symlink. A symlink at any of them is refused, so that no output goes through one and
+# none is silently replaced. (Checkpoints and TensorBoard event files are written atomically or under new names.)
+WRITTEN_BY_NAME = ("log.txt", "metrics.json", "config.yaml", "last_checkpoint", RECORD_NAME, "inference",
+                   "inference/coco_instances_results.json", "inference/instances_predictions.pth")
 
 
 def prepare_output(cfg, options: RunOptions) -> Path:

@@ -101,7 +101,7 @@ def test_overrides_of_a_compatible_type_are_taken():
     assert (list(cfg.model.backbone.net.window_block_indexes), cfg.train.amp.enabled, cfg.train.note) == ([1], True, "x")
 
 
-@pytest.mark.parametrize("name", ["log.txt", "metrics.json", "inference"])
+@pytest.mark.parametrize("name", ["log.txt", "metrics.json", "config.yaml", "inference"])
 def test_no_output_is_written_through_a_symlink_planted_in_the_run_folder(name, coco, tiny, tmp_path):
     out, elsewhere = tmp_path / "run", tmp_path / "elsewhere"
     out.mkdir()

@@ -38,11 +38,13 @@ def _parser() -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help_, epilog=_EXAMPLES,
                                   formatter_class=argparse.RawDescriptionHelpFormatter)
         sub.add_argument("--config-file", required=True, metavar="FILE",
-                         help="a LazyConfig, e.g. configs/detection/*.py" + (" (or a yacs .yaml)" * (name == "predict")))
+                         help="a LazyConfig, e.g. configs/detection/*.py"
+                         + (" (or a yacs .yaml)" if name == "predict" else ""))
         if name == "predict":
             _predict_arguments(sub)
             continue
-        sub.add_argument("--out", "--output-dir", dest="out", help="run folder (default: the config's train.output_dir)")
+        sub.add_argument("--out", "--output-dir", dest="out",
+                         help="run folder (default: the config's train.output_dir)")
         if name == "train":
             sub.add_argument("--resume", action="store_true", help="continue from OUT/last_checkpoint")
             sub.add_argument("--init-checkpoint", help="initial weights: a pretrained ViT (MAE, timm, our export) "

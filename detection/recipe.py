@@ -14,7 +14,8 @@ from fvcore.common.param_scheduler import MultiStepParamScheduler
 import backbone
 
 # ViTDet's 100-epoch COCO schedule at batch 64: 184,375 iterations x 64 images = 100 x 118,000 images,
-# lr x0.1 at 88.9 % and x0.01 at 96.3 % of training (detectron2 projects/ViTDet/configs/COCO/mask_rcnn_vitdet_b_100ep.py).
+# lr x0.1 at 88.9 % and x0.01 at 96.3 % of training
+# (detectron2 projects/ViTDet/configs/COCO/mask_rcnn_vitdet_b_100ep.py).
 ITERS_100_EPOCHS = 184_375
 MILESTONES_100_EPOCHS = (163_889, 177_546)
 

@@ -1,6 +1,5 @@
 """Every config's numbers are the published recipe's, field by field (the expected values are written here from the
 papers and upstream files, not read from the configs)."""
-from pathlib import Path
 
 import detectron2.data.transforms as T
 import pytest

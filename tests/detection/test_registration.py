@@ -1,6 +1,5 @@
 """Both registration paths build the backbone; its keys are detectron2 ViTDet's, so ViTDet detectors load exactly."""
 import pickle
-from pathlib import Path
 
 import pytest
 import torch

@@ -80,7 +80,7 @@ def test_a_finished_run_is_not_trained_over_without_resume_nor_evaluated_into(co
     ("model.backbone.net.depth=abc", "model.backbone.net.depth is an int .*, not a str"),
     ("train.max_iter=2.5", "train.max_iter is an int .*, not a float"),
     ("train.amp.enabled=3", "train.amp.enabled is a bool .*, not an int"),
-    ("model.backbone.net.window_block_indexes=3", "model.backbone.net.window_block_indexes is a list in .*, not an int"),
+    ("model.backbone.net.window_block_indexes=3", "model.backbone.net.window_block_indexes is a list .*, not an int"),
     ("train.max_iters=10", ".*demo_tiny.py has no key 'train.max_iters'"),
 ])
 def test_a_mistaken_override_is_refused_before_anything_is_written(override, message, coco, tiny, tmp_path):
@@ -98,7 +98,8 @@ def test_overrides_of_a_compatible_type_are_taken():
                      "model.backbone.net.window_block_indexes=[1]", "train.amp.enabled=true", "+train.note=x"):
         apply_override(cfg, override, str(DEMO))
     assert (cfg.optimizer.lr, cfg.train.max_iter, list(cfg.dataloader.test.dataset.names)) == (1, 7, ["a", "b"])
-    assert (list(cfg.model.backbone.net.window_block_indexes), cfg.train.amp.enabled, cfg.train.note) == ([1], True, "x")
+    net, amp = cfg.model.backbone.net, cfg.train.amp
+    assert (list(net.window_block_indexes), amp.enabled, cfg.train.note) == ([1], True, "x")
 
 
 @pytest.mark.parametrize("name", ["log.txt", "metrics.json", "config.yaml", "inference"])
@@ -140,7 +141,8 @@ def test_killed_while_saving_a_checkpoint_resumes_from_the_previous_one(coco, ti
     out = tmp_path / "run"
     overrides = [*tiny, "train.max_iter=5", "train.checkpointer.period=2", "train.log_period=1"]
     args = json.dumps([str(DEMO), str(out), overrides, {k: str(v) for k, v in coco.items()}])
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
+    env = dict(os.environ, OMP_NUM_THREADS="1",
+               PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
     killed = subprocess.run([sys.executable, "-c", _KILLED_WHILE_SAVING, args], cwd=REPO, env=env,
                             capture_output=True, text=True, timeout=600)
     assert killed.returncode == -9, killed.stderr[-2000:]

@@ -1,5 +1,6 @@
-"""Mask R-CNN with this project's ViT in detectron2: the ViTDet recipe (REFERENCE.md §4). The only package that
-imports detectron2; ``import detection`` itself does not (the names below load their module on first use).
+"""Mask R-CNN with this project's ViT in detectron2: the ViTDet recipe (ViTDet paper, arXiv 2203.16527, and
+detectron2's projects/ViTDet configs). The only package that imports detectron2; ``import detection`` itself does
+not (the names below load their module on first use).
 
 Python API::
 
@@ -8,6 +9,8 @@ Python API::
         -> {"APbox": float, "APmask": float}
     detection.evaluate(config, out_dir, weights, overrides=(), *, init=None, val_json=None, val_images=None,
                        dataset_name=None) -> {"APbox": float, "APmask": float}
+    detection.Predictor(config_file, weights, overrides=(), device=None, categories=None)
+        predictor("image.jpg") or predictor(rgb_uint8_array) -> detectron2 Instances
 
 ``config`` is a LazyConfig (``configs/detection/*.py``), ``overrides`` are ``key=value`` strings,
 ``init_checkpoint`` a pretrained ViT (official MAE file, timm file, our export) or a whole detector,
@@ -15,21 +18,24 @@ Python API::
 ``*_json`` / ``*_images`` a COCO-format instances json and its image folder used instead of the config's
 datasets, registered as ``{dataset_name}_train`` / ``_val`` (default: the json file names; the run record's
 ``dataset`` is the evaluation set's name). Both run in this process and write ``out_dir/run_record.json``
-(``backbone.write_run_record``: status "running", then "finished" with the metrics or "failed" with the error).
-Bad input raises ``DetectionInputError`` or ``backbone.CheckpointError`` with the file, key or value in the
-message.
+(``backbone.run_lifecycle``: status "running", then "finished" with the metrics or "failed" with the error).
+Bad input raises ``DetectionInputError`` or ``backbone.CheckpointError`` (both ``backbone.UserError``) with the
+file, key or value in the message; config, data and output-folder mistakes are raised before anything is written.
+``Predictor`` (``predict``) runs a trained detector on RGB images with the config's test resize.
 
 Modules: ``vitdet`` (``ViTDetBackbone``: the pyramid as a detectron2 ``Backbone``), ``yacs_backbone``
 (``MODEL.BACKBONE.NAME: build_vitdet_backbone``, ``add_vit_config``, ``build_optimizer``), ``recipe`` (step
 schedules, layer decay for configs), ``data`` (COCO-format datasets and their checks), ``weights`` (initial
-weights and detector checkpoints), ``engine`` (the train / eval loop), ``cli`` (``mae-transfer detect``).
+weights and detector checkpoints), ``engine`` (the train / eval loop), ``predict`` (``Predictor``, overlays and
+COCO results of image files), ``cli`` (``mae-transfer detect``).
 """
 from __future__ import annotations
 
 import importlib
 
 _LAZY = {"train": "engine", "evaluate": "engine", "RunOptions": "engine", "ViTDetBackbone": "vitdet",
-         "DetectionInputError": "data", "register_coco_json": "data", "add_vit_config": "yacs_backbone"}
+         "DetectionInputError": "data", "register_coco_json": "data", "add_vit_config": "yacs_backbone",
+         "Predictor": "predict"}
 
 __all__ = sorted(_LAZY)
 

@@ -5,20 +5,27 @@ detectron2's layout under ``$DETECTRON2_DATASETS`` (default ``./datasets``). Any
 with its image folder is registered with ``register_coco_json``.
 
 ``check_datasets`` makes each dataset's loader verify what it loads: the json and image folder exist, every
-image file is there, every annotation has a mask when the model predicts masks, and the category count is
-the model's. detectron2 itself would fail much later, deep in a data-loader worker, or silently skip them.
+image file is there, every annotation has a mask when the model predicts masks, a training set has usable
+annotations and an evaluation set has annotations to score against, and the category count is the model's.
+``CheckedMapper`` wraps the config's mapper so that each image is checked as it is read: an unreadable file,
+a 16-bit image or a size that disagrees with the json (EXIF rotation included) is one error naming the file.
+detectron2 itself would fail much later, deep in a data-loader worker without the file's name, or go on with
+wrong data (16-bit PNGs clip to white, a json without annotations evaluates to empty metrics).
 """
 from __future__ import annotations
 
-import importlib.util
 import os
 from functools import partial
 from pathlib import Path
 from typing import Callable, Sequence
 
-import pycocotools.mask as mask_util
-from detectron2.data import DatasetCatalog, DatasetMapper, MetadataCatalog
+import numpy as np
+from detectron2.data import DatasetCatalog, MetadataCatalog
+from detectron2.data import detection_utils
 from detectron2.data.datasets import register_coco_instances
+from PIL import Image
+
+from backbone import UserError
 
 _LAYOUT_HINT = ("put COCO in detectron2's layout under $DETECTRON2_DATASETS (now {root!r}): "
                 "coco/annotations/instances_{{train,val}}2017.json and coco/{{train,val}}2017/, or give a "
@@ -26,27 +33,68 @@ _LAYOUT_HINT = ("put COCO in detectron2's layout under $DETECTRON2_DATASETS (now
 
 # Each dataset's loader as registered, before check_datasets wrapped it.
 _UNCHECKED_LOADERS: dict[str, Callable[[], list[dict]]] = {}
+# Dataset dicts loaded (and checked) ahead of the run, handed to the next load of that name once.
+_PRELOADED: dict[str, list[dict]] = {}
+
+_EXIF_ORIENTATION = 0x0112
+_TRANSPOSING_ORIENTATIONS = (5, 6, 7, 8)  # EXIF orientations that swap width and height
+_SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")  # PIL modes of 16/32-bit single-channel files
 
 
-class DetectionInputError(ValueError):
+class DetectionInputError(UserError):
     """Input that cannot be trained or evaluated on, with the file, key or value in the message."""
 
 
-class RasterizingDatasetMapper(DatasetMapper):
-    """detectron2's ``DatasetMapper`` with polygon masks rasterised (to RLE) before augmentation.
+def check_image_file(path: str, width: int | None = None, height: int | None = None) -> None:
+    """Refuse, from the file's header alone, an image detectron2 would misread: one it cannot open, a 16-bit or
+    float image (detectron2's ``read_image`` clips it to 255: all white), or one whose displayed size (after
+    EXIF rotation, which ``read_image`` applies) is not the json's ``width`` x ``height``."""
+    try:
+        with Image.open(path) as image:
+            mode, (stored_w, stored_h) = image.mode, image.size
+            orientation = image.getexif().get(_EXIF_ORIENTATION, 1)
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        raise DetectionInputError(f"image {path}: cannot be read ({type(exc).__name__}: {exc})") from None
+    if mode in _SIXTEEN_BIT_MODES:
+        raise DetectionInputError(f"image {path}: {mode} pixels (16-bit or float); detection reads 8-bit images, "
+                                  "convert it to 8-bit (scaled to its value range) first")
+    shown_w, shown_h = (stored_h, stored_w) if orientation in _TRANSPOSING_ORIENTATIONS else (stored_w, stored_h)
+    if width is not None and height is not None and (shown_w, shown_h) != (width, height):
+        rotated = (f" (stored {stored_w}x{stored_h}, EXIF orientation {orientation} rotates it)"
+                   if orientation in _TRANSPOSING_ORIENTATIONS else "")
+        raise DetectionInputError(f"image {path}: is {shown_w}x{shown_h} as displayed{rotated} but the json says "
+                                  f"{width}x{height}; width/height and annotations must be those of the image "
+                                  "as displayed (after EXIF rotation)")
 
-    Cropping polygons (LSJ's ``FixedSizeCrop``) needs ``shapely``; cropping a bitmask does not. Use with
-    ``instance_mask_format="bitmask"``. The 28x28 mask targets are then resampled from the rasterised mask
-    instead of drawn from the polygon: they differ along object borders (measured: 5 % of target pixels on the
-    generated 64-px objects, less on larger ones).
-    """
+
+def read_image(path: str, image_format: str = "RGB") -> np.ndarray:
+    """detectron2's ``read_image`` (EXIF rotation applied, HxWx3 uint8 in ``image_format``) after
+    ``check_image_file``; a file that fails to decode is one error naming it."""
+    check_image_file(path)
+    try:
+        return detection_utils.read_image(path, format=image_format)
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise DetectionInputError(f"image {path}: cannot be read ({type(exc).__name__}: {exc})") from None
+
+
+class CheckedMapper:
+    """A dataset mapper (detectron2's ``DatasetMapper`` or any other) whose images are checked as they are read:
+    ``check_image_file`` before the mapper runs, and a decoding error (a truncated or corrupt file) re-raised
+    with the file's name."""
+
+    def __init__(self, mapper: Callable[[dict], dict]):
+        self.mapper = mapper
 
     def __call__(self, dataset_dict: dict) -> dict:
-        height, width = dataset_dict["height"], dataset_dict["width"]
-        annotations = [dict(a, segmentation=mask_util.merge(mask_util.frPyObjects(a["segmentation"], height, width)))
-                       if isinstance(a.get("segmentation"), list) else a
-                       for a in dataset_dict.get("annotations", [])]
-        return super().__call__(dict(dataset_dict, annotations=annotations))
+        path = dataset_dict["file_name"]
+        check_image_file(path, dataset_dict.get("width"), dataset_dict.get("height"))
+        try:
+            return self.mapper(dataset_dict)
+        except (OSError, SyntaxError, Image.DecompressionBombError) as exc:  # PIL's errors for a bad file
+            raise DetectionInputError(f"image {path}: cannot be read ({type(exc).__name__}: {exc})") from None
+
+    def __repr__(self) -> str:
+        return f"CheckedMapper({self.mapper!r})"
 
 
 def register_coco_json(json_file: str | Path, image_root: str | Path, name: str | None = None) -> str:
@@ -61,12 +109,14 @@ def register_coco_json(json_file: str | Path, image_root: str | Path, name: str 
         DatasetCatalog.remove(name)
         MetadataCatalog.remove(name)
         _UNCHECKED_LOADERS.pop(name, None)
+        _PRELOADED.pop(name, None)
     register_coco_instances(name, {}, json_file, image_root)
     return name
 
 
-def check_datasets(names: str | Sequence[str], *, num_classes: int, mask_on: bool) -> None:
-    """Check that each dataset's files exist now, and make its loader check what it loads."""
+def check_datasets(names: str | Sequence[str], *, num_classes: int, mask_on: bool, training: bool) -> None:
+    """Check that each dataset's files exist now, and make its loader check what it loads (``training``: the
+    images must have usable annotations; else: the set must have annotations to evaluate against)."""
     for name in [names] if isinstance(names, str) else names:
         if name not in DatasetCatalog.list():
             coco = sorted(n for n in DatasetCatalog.list() if n.startswith("coco_20"))
@@ -83,28 +133,28 @@ def check_datasets(names: str | Sequence[str], *, num_classes: int, mask_on: boo
             raise DetectionInputError(f"dataset {name!r}: image folder {image_root} does not exist; {hint}")
         load = _UNCHECKED_LOADERS.setdefault(name, DatasetCatalog[name])
         DatasetCatalog.remove(name)
-        DatasetCatalog.register(name, partial(_load_checked, name, load, num_classes, mask_on))
+        DatasetCatalog.register(name, partial(_load_checked, name, load, num_classes, mask_on, training))
 
 
-def check_train_mapper(mapper_cfg) -> None:
-    """Refuse, before any worker starts, to crop polygon masks where ``shapely`` (fvcore's polygon crop) is missing."""
-    crops = any("Crop" in getattr(aug.get("_target_"), "__name__", str(aug.get("_target_")))
-                for aug in mapper_cfg.get("augmentations", []))
-    polygons = (mapper_cfg.get("use_instance_mask") and mapper_cfg.get("instance_mask_format", "polygon") == "polygon")
-    if crops and polygons and importlib.util.find_spec("shapely") is None:
-        raise DetectionInputError(
-            "the training augmentations crop polygon masks, which needs the 'shapely' package (not installed): "
-            "install it, or rasterise masks first with dataloader.train.mapper._target_="
-            "detection.data.RasterizingDatasetMapper dataloader.train.mapper.instance_mask_format=bitmask")
+def preload(names: str | Sequence[str]) -> None:
+    """Load (and so check) each dataset now; its next load returns these dicts instead of reading the json again,
+    so checking ahead of the run costs no second read of a large json."""
+    for name in [names] if isinstance(names, str) else names:
+        _PRELOADED[name] = DatasetCatalog.get(name)
 
 
-def _load_checked(name: str, load: Callable[[], list[dict]], num_classes: int, mask_on: bool) -> list[dict]:
+def _load_checked(name: str, load: Callable[[], list[dict]], num_classes: int, mask_on: bool,
+                  training: bool) -> list[dict]:
+    if name in _PRELOADED:
+        return _PRELOADED.pop(name)
     meta = MetadataCatalog.get(name)
     try:
         dicts = load()
     except (ValueError, KeyError, TypeError, AssertionError) as exc:  # json / pycocotools on a malformed file
         raise DetectionInputError(f"dataset {name!r}: {meta.json_file} is not a valid COCO instances json "
                                   f"({type(exc).__name__}: {exc})") from None
+    if not dicts:
+        raise DetectionInputError(f"dataset {name!r}: {meta.json_file} lists no images")
     classes = meta.get("thing_classes", [])
     if len(classes) != num_classes:
         raise DetectionInputError(
@@ -114,6 +164,14 @@ def _load_checked(name: str, load: Callable[[], list[dict]], num_classes: int, m
     if missing:
         raise DetectionInputError(f"dataset {name!r}: {len(missing)} of {len(dicts)} image files listed in "
                                   f"{meta.json_file} are missing, e.g. {missing[0]}")
+    annotations = [a for d in dicts for a in d.get("annotations", [])]
+    if training and not any(not a.get("iscrowd", 0) for a in annotations):
+        # detectron2 drops images without non-crowd annotations from training, which would leave nothing
+        raise DetectionInputError(f"dataset {name!r}: none of the {len(dicts)} images in {meta.json_file} has a "
+                                  "usable (non-crowd) annotation, so there is nothing to train on")
+    if not training and not annotations:
+        raise DetectionInputError(f"dataset {name!r}: {meta.json_file} has no annotations, so there is nothing "
+                                  "to evaluate against (for predictions without scores: mae-transfer detect predict)")
     if mask_on:
         maskless = [d["file_name"] for d in dicts for a in d.get("annotations", [])
                     if not a.get("iscrowd", 0) and not a.get("segmentation")]

@@ -2,16 +2,19 @@
 
 The loop is detectron2's own (``SimpleTrainer`` / ``AMPTrainer``, its hooks, ``COCOEvaluator``,
 ``inference_on_dataset``); what this module adds is the project's habits around it: initial weights by their
-own loader (``detection.weights``), datasets checked before the first iteration (``detection.data``), and a
-run record (``run_record.json``: "running" with the latest evaluation, then "finished" or "failed") that
-``mae-transfer compare`` reads.
+own loader (``detection.weights``), overrides of the config's keys and types only, datasets checked before
+the first iteration (``detection.data``), and a run record (``backbone.run_lifecycle``: "running" with the
+latest evaluation, then "finished" or "failed") that ``mae-transfer compare`` reads.
 
 Output folder: ``config.yaml``, ``log.txt``, ``run_record.json``, detectron2's ``metrics.json`` (per-iteration
-events) and TensorBoard events, ``model_NNNNNNN.pth`` / ``model_final.pth`` / ``last_checkpoint``,
-``inference/coco_instances_results.json`` (the predictions COCOEvaluator scored).
+events; on resume only the events before the resumed iteration are kept) and TensorBoard events,
+``model_NNNNNNN.pth`` / ``model_final.pth`` / ``last_checkpoint`` (written atomically), and
+``inference/coco_instances_results.json`` (the predictions COCOEvaluator scored). A finished training run is
+continued only with ``resume``; temporary files a killed run left are removed when the next run starts.
 """
 from __future__ import annotations
 
+import json
 import logging
 import os
 from contextlib import contextmanager
@@ -20,18 +23,19 @@ from pathlib import Path
 
 import torch
 from detectron2.config import LazyConfig, instantiate
-from detectron2.data import DatasetCatalog
 from detectron2.engine import AMPTrainer, SimpleTrainer, create_ddp_model, default_writers, hooks
 from detectron2.evaluation import inference_on_dataset, print_csv_format
 from detectron2.utils import comm
 from detectron2.utils.env import seed_all_rng
 from detectron2.utils.logger import setup_logger
-from omegaconf import OmegaConf
+from detectron2.utils.registry import locate
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from backbone import arch_name as backbone_arch_name, write_run_record
+from backbone import (UserError, arch_name, atomic_write, prepare_run_dir, read_run_record, remove_torn,
+                      run_lifecycle)
 from backbone.run_record import RECORD_NAME
 
-from .data import DetectionInputError, check_datasets, check_train_mapper, register_coco_json
+from .data import CheckedMapper, DetectionInputError, check_datasets, preload, register_coco_json
 from .weights import Checkpointer, load_initial_weights
 
 logger = logging.getLogger(__name__)
@@ -60,18 +64,13 @@ _ABSENT = object()
 
 
 def load_config(options: RunOptions):
-    """The config with overrides, options and custom datasets applied, checked for what would fail later."""
+    """The config with overrides, options and custom datasets applied, checked for what would fail later: every
+    problem found here is raised before the run writes anything."""
     if not Path(options.config_file).is_file():
         raise DetectionInputError(f"config file {options.config_file} does not exist")
     cfg = LazyConfig.load(options.config_file)
-    for override in options.overrides:  # a misspelt key would otherwise be added silently; +key=value adds one
-        key = override.split("=", 1)[0]
-        if "=" not in override or (not key.startswith("+") and OmegaConf.select(
-                cfg, key, default=_ABSENT, throw_on_missing=False) is _ABSENT):
-            raise DetectionInputError(f"override {override!r}: {options.config_file} has no key {key!r} "
-                                      "(overrides are key=value with keys of the config, e.g. train.max_iter=1000; "
-                                      "+key=value adds a key)")
-    cfg = LazyConfig.apply_overrides(cfg, options.overrides)
+    for override in options.overrides:
+        apply_override(cfg, override, options.config_file)
     if options.output_dir:
         cfg.train.output_dir = str(options.output_dir)
     if options.weights is not None:
@@ -85,13 +84,52 @@ def load_config(options: RunOptions):
     _use_custom_data(cfg, options)
     mask_on = cfg.model.roi_heads.get("mask_head") is not None
     num_classes = cfg.model.roi_heads.num_classes
-    check_datasets(cfg.dataloader.test.dataset.names, num_classes=num_classes, mask_on=mask_on)
+    check_datasets(cfg.dataloader.test.dataset.names, num_classes=num_classes, mask_on=mask_on, training=False)
     if not options.eval_only:
-        check_datasets(cfg.dataloader.train.dataset.names, num_classes=num_classes, mask_on=mask_on)
-        check_train_mapper(cfg.dataloader.train.mapper)
+        check_datasets(cfg.dataloader.train.dataset.names, num_classes=num_classes, mask_on=mask_on, training=True)
     if "output_dir" not in cfg.dataloader.evaluator:
         cfg.dataloader.evaluator.output_dir = os.path.join(cfg.train.output_dir, "inference")
     return cfg
+
+
+def apply_override(cfg, override: str, config_file: str) -> None:
+    """Apply one ``key=value`` override (detectron2's ``LazyConfig.apply_overrides``), refusing a key the config
+    does not have (it would be added silently; ``+key=value`` adds one on purpose) and a value of another type
+    than the config's (``train.max_iter=abc`` would otherwise fail only once training has started)."""
+    key, has_value, _ = override.partition("=")
+    adding = key.startswith("+")
+    old = _ABSENT if adding else OmegaConf.select(cfg, key, default=_ABSENT, throw_on_missing=False,
+                                                  throw_on_resolution_failure=False)
+    if not has_value or (not adding and old is _ABSENT):
+        raise DetectionInputError(f"override {override!r}: {config_file} has no key {key!r} (overrides are "
+                                  "key=value with keys of the config, e.g. train.max_iter=1000; +key=value adds a key)")
+    try:
+        LazyConfig.apply_overrides(cfg, [override])
+    except Exception as exc:  # hydra's parser and omegaconf raise many types for one cause: a malformed override
+        raise DetectionInputError(f"override {override!r}: {type(exc).__name__}: {exc}".splitlines()[0]) from None
+    if adding:
+        return
+    new = OmegaConf.select(cfg, key, throw_on_missing=False, throw_on_resolution_failure=False)
+    expected, given = _kind(old), _kind(new)
+    # an int where a float stands is a number all the same; a list where a str stands: detectron2's dataset
+    # ``names`` are one name or a list of them
+    if expected and given and given != expected and (expected, given) not in (("float", "int"), ("str", "list")):
+        shown = f" (now {old!r})" if expected not in ("list", "dict") else ""
+        raise DetectionInputError(f"override {override!r}: {key} is {_ARTICLE[expected]} {expected} in "
+                                  f"{config_file}{shown}, not {_ARTICLE[given]} {given}")
+
+
+_ARTICLE = {"bool": "a", "int": "an", "float": "a", "str": "a", "list": "a", "dict": "a"}
+
+
+def _kind(value) -> str | None:
+    """The override-relevant type of a config value; None for values any override may replace (None,
+    classes and functions of ``_target_``)."""
+    for kind, types in (("bool", bool), ("int", int), ("float", float), ("str", str),
+                        ("list", (list, tuple, ListConfig)), ("dict", (dict, DictConfig))):
+        if isinstance(value, types):
+            return kind
+    return None
 
 
 def _use_custom_data(cfg, options: RunOptions) -> None:
@@ -120,11 +158,6 @@ def _names(names) -> list[str]:
     return [names] if isinstance(names, str) else list(names)
 
 
-def arch_name(cfg) -> str:
-    """The run record's ``arch`` for the config's ViT (``backbone.arch_name``)."""
-    return backbone_arch_name(cfg.model.backbone.net.embed_dim, cfg.model.backbone.net.depth)
-
-
 def init_label(cfg, options: RunOptions) -> str:
     """The run record's ``init``: given, else the config's ``train.init``, else the checkpoint path or "random"."""
     return options.init or cfg.train.get("init") or cfg.train.init_checkpoint or "random"
@@ -137,11 +170,36 @@ def coco_metrics(results: dict | None) -> dict[str, float]:
     return {names[task]: results[task]["AP"] for task in names if "AP" in results.get(task, {})}
 
 
+def build_loader(loader_cfg):
+    """``instantiate(loader_cfg)`` with the mapper wrapped in ``CheckedMapper`` (images checked as read). Each
+    part is instantiated where it stands in the config, so its relative interpolations resolve."""
+    target = loader_cfg._target_
+    parts = {key: instantiate(loader_cfg[key]) for key in loader_cfg if key not in ("_target_", "mapper")}
+    return (locate(target) if isinstance(target, str) else target)(
+        mapper=CheckedMapper(instantiate(loader_cfg.mapper)), **parts)
+
+
 def do_test(cfg, model) -> dict:
-    results = inference_on_dataset(model, instantiate(cfg.dataloader.test), instantiate(cfg.dataloader.evaluator))
+    results = inference_on_dataset(model, build_loader(cfg.dataloader.test), instantiate(cfg.dataloader.evaluator))
     if comm.is_main_process():
         print_csv_format(results)
     return results
+
+
+def keep_metrics_before(output_dir: str | Path, start_iter: int) -> None:
+    """Rewrite detectron2's ``metrics.json`` (atomically) with only the events of iterations before
+    ``start_iter``: a resumed run repeats the iterations after its checkpoint, and a fresh run starts over.
+    A line a kill tore is dropped."""
+    path = Path(output_dir) / "metrics.json"
+    kept = []
+    if start_iter and path.is_file():
+        for line in path.read_text().splitlines():
+            try:
+                if json.loads(line)["iteration"] < start_iter:
+                    kept.append(line)
+            except (ValueError, KeyError, TypeError):
+                continue
+    atomic_write(path, lambda tmp: tmp.write_text("".join(line + "\n" for line in kept)))
 
 
 def do_train(cfg, resume: bool, on_eval) -> dict:
@@ -151,7 +209,7 @@ def do_train(cfg, resume: bool, on_eval) -> dict:
     model.to(cfg.train.device)
     cfg.optimizer.params.model = model
     optimizer = instantiate(cfg.optimizer)
-    train_loader = instantiate(cfg.dataloader.train)
+    train_loader = build_loader(cfg.dataloader.train)
 
     ddp_model = create_ddp_model(model, **cfg.train.ddp)
     trainer = (AMPTrainer if cfg.train.amp.enabled else SimpleTrainer)(ddp_model, train_loader, optimizer)
@@ -163,16 +221,12 @@ def do_train(cfg, resume: bool, on_eval) -> dict:
         on_eval(trainer.iter + 1, last["results"])
         return last["results"]
 
-    for name in _names(cfg.dataloader.test.dataset.names):  # a bad evaluation set fails now, not after training
-        DatasetCatalog.get(name)
     main = comm.is_main_process()
     trainer.register_hooks([
         hooks.IterationTimer(),
         hooks.LRScheduler(scheduler=instantiate(cfg.lr_multiplier)),
         hooks.PeriodicCheckpointer(checkpointer, **cfg.train.checkpointer) if main else None,
         hooks.EvalHook(cfg.train.eval_period, evaluate),
-        hooks.PeriodicWriter(default_writers(cfg.train.output_dir, cfg.train.max_iter), period=cfg.train.log_period)
-        if main else None,
     ])
     if resume and checkpointer.has_checkpoint():
         checkpointer.resume_or_load("", resume=True)
@@ -181,6 +235,10 @@ def do_train(cfg, resume: bool, on_eval) -> dict:
     else:
         load_initial_weights(model, cfg.train.init_checkpoint)
         start_iter = 0
+    if main:  # the writers are made now: detectron2's JSONWriter appends to metrics.json from its creation
+        keep_metrics_before(cfg.train.output_dir, start_iter)
+        trainer.register_hooks([hooks.PeriodicWriter(default_writers(cfg.train.output_dir, cfg.train.max_iter),
+                                                     period=cfg.train.log_period)])
     trainer.train(start_iter, cfg.train.max_iter)
     return last.get("results", {})
 
@@ -198,7 +256,6 @@ def _logging(output_dir: str):
     rank = comm.get_rank()
     loggers = [setup_logger(distributed_rank=rank, name=name, enable_propagation=name in ("backbone", "detection"))
                for name in _LOGGERS]
-    os.makedirs(output_dir, exist_ok=True)
     suffix = f".rank{rank}" if rank else ""
     handler = logging.FileHandler(os.path.join(output_dir, "log.txt" + suffix))
     handler.setFormatter(logging.Formatter("[%(asctime)s] %(name)s %(levelname)s: %(message)s", "%m/%d %H:%M:%S"))
@@ -212,47 +269,75 @@ def _logging(output_dir: str):
         handler.close()
 
 
+# The fixed names a run writes in its folder. detectron2's JSONWriter and COCOEvaluator and the log handler open
+# theirs by name, which follows a symlink standing there; the others are written atomically (backbone.atomic_write),
+# which would replace a symlink. A symlink at any of them is refused, so that no output goes through one and
+# none is silently replaced. (Checkpoints and TensorBoard event files are written atomically or under new names.)
+WRITTEN_BY_NAME = ("log.txt", "metrics.json", "config.yaml", "last_checkpoint", RECORD_NAME, "inference",
+                   "inference/coco_instances_results.json", "inference/instances_predictions.pth")
+
+
+def prepare_output(cfg, options: RunOptions) -> Path:
+    """The run folder, made ready without losing data: a finished training run is continued only with
+    ``resume``, an evaluation never goes into a training run's folder, and no output is written through a
+    symlink."""
+    out = Path(cfg.train.output_dir)
+    if options.eval_only and (out / RECORD_NAME).is_file():
+        try:
+            record = read_run_record(out)
+        except UserError:
+            record = {}
+        if record.get("status") == "finished" and record.get("mode") != "eval":
+            raise DetectionInputError(f"output folder {out} holds a finished training run ({out / RECORD_NAME}); "
+                                      "evaluate into another folder (--out)")
+    prepare_run_dir(out, resume=options.resume or options.eval_only)
+    for name in WRITTEN_BY_NAME:
+        if (out / name).is_symlink():
+            raise DetectionInputError(f"{out / name} is a symlink (to {os.readlink(out / name)}); outputs are never "
+                                      "written through symlinks: remove it or choose another output folder")
+    return out
+
+
 def run(options: RunOptions) -> dict[str, float]:
     """One train (+ final evaluation) or eval run in this process; returns APbox / APmask.
 
-    Every process of a ``launch`` runs this; the main one writes the run record.
+    Every process of a ``launch`` runs this; the main one writes the run record. The config, the output folder
+    and the datasets are checked before anything is written, so a mistake there leaves the folder (and an
+    earlier run's record in it) as it was.
     """
     main = comm.is_main_process()
-    try:
-        cfg = load_config(options)
-    except Exception as exc:
-        if main and options.output_dir:
-            write_run_record(options.output_dir, task="detection", status="failed", dataset="", arch="",
-                             init=options.init or "", error=f"{type(exc).__name__}: {exc}", config=options.config_file)
-        raise
-    out = cfg.train.output_dir
-    record = dict(task="detection", dataset="+".join(_names(cfg.dataloader.test.dataset.names)),
-                  arch=arch_name(cfg), init=init_label(cfg, options), config=options.config_file,
-                  max_iter=cfg.train.max_iter)
-    with _logging(out):
+    cfg = load_config(options)
+    out = prepare_output(cfg, options)
+    preload(cfg.dataloader.test.dataset.names)
+    if not options.eval_only:
+        preload(cfg.dataloader.train.dataset.names)
+    net = cfg.model.backbone.net
+    with _logging(str(out)), run_lifecycle(
+            out, task="detection", dataset="+".join(_names(cfg.dataloader.test.dataset.names)),
+            arch=arch_name(net.embed_dim, net.depth), init=init_label(cfg, options), enabled=main,
+            config=options.config_file, mode="eval" if options.eval_only else "train",
+            max_iter=cfg.train.max_iter) as record:
         if main:
-            LazyConfig.save(cfg, os.path.join(out, "config.yaml"))
-            write_run_record(out, status="running", **record)
+            torn = remove_torn(out)
+            if torn:
+                logger.info(f"removed {len(torn)} temporary files a killed run left: {', '.join(p.name for p in torn)}")
+            atomic_write(out / "config.yaml", lambda tmp: LazyConfig.save(cfg, str(tmp)))
         seed = cfg.train.get("seed", -1)
         seed_all_rng(None if seed < 0 else seed + comm.get_rank())
         logger.info(f"{'evaluating' if options.eval_only else 'training'} {options.config_file} -> {out}")
 
         def on_eval(iteration: int, results: dict) -> None:
-            if main:
-                write_run_record(out, status="running", metrics=coco_metrics(results), iteration=iteration,
-                                 **record)
+            record.metrics = coco_metrics(results)
+            record.write("running", iteration=iteration)
 
-        try:
-            results = evaluate_checkpoint(cfg) if options.eval_only else do_train(cfg, options.resume, on_eval)
-        except BaseException as exc:
-            if main:
-                write_run_record(out, status="failed", error=f"{type(exc).__name__}: {exc}", **record)
-            raise
-        metrics = coco_metrics(results)
-        if main:
-            write_run_record(out, status="finished", metrics=metrics, results=results, **record)
-            logger.info(f"finished: {metrics} written to {os.path.join(out, RECORD_NAME)}")
-    return metrics
+        results = evaluate_checkpoint(cfg) if options.eval_only else do_train(cfg, options.resume, on_eval)
+        record.metrics = coco_metrics(results)
+        if not record.metrics:
+            raise DetectionInputError(f"the evaluation on {'+'.join(_names(cfg.dataloader.test.dataset.names))} "
+                                      "gave no COCO AP (no box or mask results)")
+        record.fields["results"] = results
+        logger.info(f"finished: {record.metrics} written to {out / RECORD_NAME}")
+    return record.metrics
 
 
 def train(config: str | Path, out_dir: str | Path, overrides: list[str] = (), *, init_checkpoint: str | None = None,

@@ -14,7 +14,8 @@ from fvcore.common.param_scheduler import MultiStepParamScheduler
 import backbone
 
 # ViTDet's 100-epoch COCO schedule at batch 64: 184,375 iterations x 64 images = 100 x 118,000 images,
-# lr x0.1 at 88.9 % and x0.01 at 96.3 % of training (REFERENCE.md §4, detectron2's mask_rcnn_vitdet_b_100ep).
+# lr x0.1 at 88.9 % and x0.01 at 96.3 % of training
+# (detectron2 projects/ViTDet/configs/COCO/mask_rcnn_vitdet_b_100ep.py).
 ITERS_100_EPOCHS = 184_375
 MILESTONES_100_EPOCHS = (163_889, 177_546)
 
@@ -37,7 +38,7 @@ def lsj_schedule(epochs: int) -> tuple[int, object]:
     The 100-epoch numbers are scaled as detectron2's own 50/75/200/400-epoch configs scale them
     (``n * epochs // 100``), so 75 epochs gives exactly ``mask_rcnn_vitdet_h_75ep``'s 138,281 iterations and
     milestones. Warm-up stays 250 iterations (detectron2's 75-epoch file shrinks it to 188 by keeping the
-    100-epoch fraction; REFERENCE.md §4 says 250).
+    100-epoch fraction; the 100-epoch files of detectron2 projects/ViTDet set 250).
     """
     max_iter = ITERS_100_EPOCHS * epochs // 100
     return max_iter, step_schedule(max_iter, [m * epochs // 100 for m in MILESTONES_100_EPOCHS])

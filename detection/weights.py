@@ -5,10 +5,16 @@ A pretrained ViT (official MAE release, timm supervised file, this project's exp
 shape warnings. A whole detector (a ViTDet ``model_final`` ``.pkl``/``.pth``, a checkpoint of this trainer) goes
 through detectron2's ``DetectionCheckpointer``, and must match the model's architecture key for key; only the
 class-count-sized predictor layers may differ (fine-tuning a COCO detector on other categories).
+
+Every file, whichever path it comes by (initial weights, ``--weights``, the ``last_checkpoint`` of a resumed
+run), is read by ``backbone.read_checkpoint``, which runs no code from it: ``Checkpointer._load_file`` hands
+detectron2 the dict that reader returns. Checkpoints and ``last_checkpoint`` are written atomically, so a
+kill during a save leaves the previous checkpoint named and loadable.
 """
 from __future__ import annotations
 
 import logging
+import os
 import re
 from pathlib import Path
 from urllib.parse import urlparse
@@ -17,7 +23,8 @@ import torch.nn as nn
 from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.utils.file_io import PathManager
 
-from backbone import CheckpointError, atomic_torch_save, is_reference, load_pretrained, read_state_dict, resolve_weights
+from backbone import (CheckpointError, atomic_torch_save, atomic_write, is_reference, load_pretrained,
+                      read_checkpoint, read_state_dict, resolve_weights)
 
 logger = logging.getLogger(__name__)
 
@@ -27,9 +34,29 @@ _CLASS_SIZED = re.compile(r"^roi_heads\.(box_predictor\.(cls_score|bbox_pred)|ma
 
 
 class Checkpointer(DetectionCheckpointer):
-    """detectron2's checkpointer that writes each file atomically and keeps what the last load did not match."""
+    """detectron2's checkpointer that reads every file with ``backbone.read_checkpoint`` (no code runs on load),
+    writes each file atomically and keeps what the last load did not match."""
 
     incompatible = None
+
+    def _load_file(self, filename: str) -> dict:
+        """The checkpoint as detectron2's own ``_load_file`` returns it, read without unpickling code."""
+        data = read_checkpoint(filename)
+        if not isinstance(data, dict):
+            raise CheckpointError(f"{filename}: holds a {type(data).__name__}, not a checkpoint dict")
+        # detectron2's model-zoo .pkl ({"model": numpy arrays, "__author__": ...}) and its own .pth files: as is
+        return data if "model" in data else {"model": data}
+
+    def get_checkpoint_file(self) -> str:
+        """The file ``last_checkpoint`` names; one error if it names none that exists."""
+        path = super().get_checkpoint_file()
+        if not os.path.isfile(path):
+            raise CheckpointError(f"{os.path.join(self.save_dir, 'last_checkpoint')} names "
+                                  f"{Path(path).name or 'no file'}, which is not a file in {self.save_dir}")
+        return path
+
+    def tag_last_checkpoint(self, last_filename_basename: str) -> None:
+        atomic_write(Path(self.save_dir) / "last_checkpoint", lambda tmp: tmp.write_text(last_filename_basename))
 
     def save(self, name: str, **kwargs) -> None:
         if not self.save_dir or not self.save_to_disk:
@@ -64,9 +91,7 @@ def local_path(path: str) -> str:
 
 
 def is_detector_checkpoint(path: str) -> bool:
-    """True for a whole-detector file (detectron2 model-zoo ``.pkl``, or RPN / ROI-head keys present)."""
-    if path.endswith(".pkl"):
-        return True
+    """True for a whole-detector file: RPN / ROI-head keys present (a model-zoo ``.pkl`` as any other file)."""
     return any(key.startswith(_DETECTOR_KEYS) for key in read_state_dict(path))
 
 

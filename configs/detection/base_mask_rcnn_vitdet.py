@@ -1,4 +1,5 @@
-"""Mask R-CNN ViTDet on COCO, everything the configs here share: ViT-B with the MAE recipe (REFERENCE.md §4).
+"""Mask R-CNN ViTDet on COCO, everything the configs here share: ViT-B with the MAE recipe
+(detectron2 projects/ViTDet/configs/COCO/mask_rcnn_vitdet_b_100ep.py; ViTDet paper, arXiv 2203.16527).
 
 detectron2's own model_zoo parts (common/models/mask_rcnn_vitdet.py, common/data/coco.py, common/optim.py,
 common/train.py) with this project's backbone in place of detectron2's: the model's keys stay ViTDet's

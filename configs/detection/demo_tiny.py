@@ -11,7 +11,6 @@ import detectron2.data.transforms as T
 from detectron2.config import LazyCall as L
 
 from backbone import ViT
-from detection.data import RasterizingDatasetMapper
 from detection.recipe import step_schedule
 
 from .base_mask_rcnn_vitdet import dataloader, model, optimizer, train  # noqa: F401
@@ -40,9 +39,6 @@ dataloader.train.mapper.augmentations = [
     L(T.ResizeScale)(min_scale=0.1, max_scale=2.0, target_height=128, target_width=128),
     L(T.FixedSizeCrop)(crop_size=(128, 128), pad=False),
 ]
-# Masks rasterised before cropping, so the demo runs where shapely (fvcore's polygon crop) is not installed.
-dataloader.train.mapper._target_ = RasterizingDatasetMapper
-dataloader.train.mapper.instance_mask_format = "bitmask"
 dataloader.train.total_batch_size = 4
 dataloader.train.num_workers = 1
 dataloader.test.num_workers = 1

@@ -1,6 +1,6 @@
 """ViT-B from random init: the ViTDet paper's recipe (its Table 11; detectron2 ships none).
 
-lr 1.6e-4, weight decay 0.2, 300 epochs, no layer decay. REFERENCE.md gives no drop path for this baseline: the
+lr 1.6e-4, weight decay 0.2, 300 epochs, no layer decay. Table 11 gives no drop path for this baseline: the
 base's 0.1 is kept. Published (ViTDet T4): 48.1 APbox / 42.6 APmask.
 """
 from detection.recipe import lsj_schedule

@@ -1,9 +1,10 @@
 """ViT-H, MAE init, 75 epochs: ViT-H sizes, drop path 0.5, layer decay 0.9 (detectron2's mask_rcnn_vitdet_h_75ep).
 
-Published: 56.7 APbox / 50.2 APmask (detectron2 ViTDet README). Two differences from detectron2's file, both
-following REFERENCE.md §4: norms and pos_embed keep weight decay 0 (detectron2's H file decays them:
-``optimizer.params.weight_decay_norm=None optimizer.params.overrides={}`` restores that), and warm-up stays
-250 iterations (detectron2's keeps the 100-epoch fraction, 188).
+Published: 56.7 APbox / 50.2 APmask (detectron2 ViTDet README). Two differences from detectron2's file, both as
+in its ViT-B and ViT-L files (projects/ViTDet/configs/COCO/mask_rcnn_vitdet_{b,l}_100ep.py): norms and pos_embed
+keep weight decay 0 (detectron2's H file decays them: ``optimizer.params.weight_decay_norm=None
+optimizer.params.overrides={}`` restores that), and warm-up stays 250 iterations (detectron2's H file keeps the
+100-epoch fraction, 188).
 """
 from detectron2.config import LazyCall as L
 

@@ -7,7 +7,9 @@ from pathlib import Path
 import pytest
 import torch
 
-CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "detection"
+from tests.conftest import CONFIGS as ALL_CONFIGS
+
+CONFIGS = ALL_CONFIGS / "detection"
 DEMO = CONFIGS / "demo_tiny.py"
 WIDTH, DEPTH, HEADS, PATCH = 32, 2, 2, 16
 
@@ -17,17 +19,6 @@ TINY = [f"model.backbone.net.embed_dim={WIDTH}", f"model.backbone.net.depth={DEP
         f"model.backbone.net.num_heads={HEADS}", "model.backbone.net.window_block_indexes=[0]",
         "dataloader.train.total_batch_size=2", "dataloader.train.num_workers=0", "dataloader.test.num_workers=0",
         "train.max_iter=3", "train.checkpointer.period=2", "model.roi_heads.box_predictor.test_score_thresh=0.0"]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One intra-op thread for these tiny models: thread hand-offs cost more than they save at this size, and
-    on a shared CPU a waiting OpenMP thread slows every op ~10x (measured: 30 s against 3 s for a 3-iteration
-    train + eval)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="session")

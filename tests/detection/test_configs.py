@@ -1,15 +1,16 @@
-"""Every config's numbers are REFERENCE.md §4's, field by field (the expected values are written here from the
-reference, not read from the configs)."""
-from pathlib import Path
+"""Every config's numbers are the published recipe's, field by field (the expected values are written here from the
+papers and upstream files, not read from the configs)."""
 
 import detectron2.data.transforms as T
 import pytest
 from detectron2.config import LazyConfig
 
-CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "detection"
+from tests.detection.conftest import CONFIGS
 COCO_TRAIN_IMAGES, BATCH = 118_000, 64
 
-# REFERENCE.md §1 (sizes), §4 (ViTDet recipe and the T11 baselines).
+# Sizes: ViT paper (arXiv 2010.11929) Table 1; MAE recipes: detectron2 projects/ViTDet/configs/COCO/
+# mask_rcnn_vitdet_{b,l}_100ep.py and _h_75ep.py; supervised and random-init baselines: ViTDet paper (arXiv 2203.16527)
+# Table 11.
 #                 width depth heads global blocks      drop  layer  lr      wd   epochs init
 RECIPES = {
     "mask_rcnn_vit_b_mae.py":        (768, 12, 12, (2, 5, 8, 11),     0.1, 0.7, 1e-4,   0.1, 100, "mae"),
@@ -38,7 +39,7 @@ def test_backbone(recipe):
     assert (net.patch_size, net.img_size, net.mlp_ratio, net.window_size) == (16, 1024, 4.0, 14)
     assert sorted(set(range(depth)) - set(net.window_block_indexes)) == list(global_blocks)
     assert net.use_rel_pos
-    if drop_path is not None:  # REFERENCE.md gives none for random init
+    if drop_path is not None:  # Table 11 gives none for random init
         assert net.drop_path_rate == drop_path
     pyramid = cfg.model.backbone
     assert (pyramid.out_channels, tuple(pyramid.scale_factors), pyramid.norm, pyramid.top_block) == (
@@ -97,3 +98,16 @@ def test_schedule(recipe):
     assert train.init == init
     if init == "random":
         assert train.init_checkpoint == ""
+
+
+def test_yacs_config_resizes_as_the_recipe_within_the_square_pad():
+    """detectron2's yacs defaults (800 / 1333) would exceed the 1024 square; the recipe tests at 1024 / 1024."""
+    from detectron2.config import get_cfg
+
+    from detection.yacs_backbone import add_vit_config
+
+    cfg = get_cfg()
+    add_vit_config(cfg)
+    cfg.merge_from_file(str(CONFIGS / "yacs_mask_rcnn_vit_b.yaml"))
+    assert (cfg.INPUT.MIN_SIZE_TEST, cfg.INPUT.MAX_SIZE_TEST, cfg.MODEL.VIT.SQUARE_PAD) == (1024, 1024, 1024)
+    assert cfg.INPUT.MAX_SIZE_TRAIN <= cfg.MODEL.VIT.SQUARE_PAD

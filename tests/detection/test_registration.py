@@ -1,6 +1,5 @@
 """Both registration paths build the backbone; its keys are detectron2 ViTDet's, so ViTDet detectors load exactly."""
 import pickle
-from pathlib import Path
 
 import pytest
 import torch
@@ -13,7 +12,7 @@ from backbone import CheckpointError
 from detection.vitdet import ViTDetBackbone
 from detection.weights import load_initial_weights
 
-CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "detection"
+from tests.detection.conftest import CONFIGS
 WIDTH, DEPTH, HEADS = 32, 2, 2
 TINY_NET = dict(embed_dim=WIDTH, depth=DEPTH, num_heads=HEADS, window_block_indexes=[0], img_size=128,
                 window_size=4, drop_path_rate=0.0)
@@ -53,10 +52,10 @@ def test_lazyconfig_backbone_is_a_detectron2_backbone_with_p2_to_p6():
     assert isinstance(backbone, ViTDetBackbone) and isinstance(backbone, Backbone)
     assert {k: (v.channels, v.stride) for k, v in backbone.output_shape().items()} == {
         "p2": (256, 4), "p3": (256, 8), "p4": (256, 16), "p5": (256, 32), "p6": (256, 64)}
-    assert backbone.padding_constraints == {"size_divisibility": backbone.size_divisibility, "square_size": 128}
+    assert backbone.padding_constraints == {"size_divisibility": backbone.size_divisibility}
     assert backbone.size_divisibility in (32, 64)
-    with torch.no_grad():
-        assert_pyramid(backbone(torch.randn(1, 3, 64, 128)), 64, 128)
+    with torch.no_grad():  # padded to the 128-px square as detectron2's ImageList pads it
+        assert_pyramid(backbone(torch.randn(1, 3, 64, 128)), 128, 128)
 
 
 def test_yacs_builds_the_same_model_as_the_lazyconfig(mae_file, mae_state):
@@ -76,7 +75,7 @@ def test_yacs_builds_the_same_model_as_the_lazyconfig(mae_file, mae_state):
     ours = lazy_model()
     assert {k: v.shape for k, v in yacs.state_dict().items()} == {k: v.shape for k, v in ours.state_dict().items()}
     with torch.no_grad():
-        assert_pyramid(yacs.backbone(torch.randn(1, 3, 96, 64)), 96, 64)
+        assert_pyramid(yacs.backbone(torch.randn(1, 3, 96, 64)), 128, 128)
     torch.testing.assert_close(yacs.backbone.net.blocks[1].attn.qkv.weight, mae_state()["blocks.1.attn.qkv.weight"],
                                rtol=0, atol=0)  # MODEL.VIT.PRETRAINED went through backbone.load_pretrained
 

@@ -15,7 +15,7 @@ from backbone import read_run_record
 from detection.cli import main as detect
 from detection.engine import RunOptions, coco_metrics, do_test, load_config
 
-DEMO = Path(__file__).resolve().parents[2] / "configs" / "detection" / "demo_tiny.py"
+from tests.detection.conftest import DEMO
 COCO_STATS = ("AP", "AP50", "AP75", "APs", "APm", "APl")  # COCOeval.stats[:6] under detectron2's names
 
 

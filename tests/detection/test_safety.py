@@ -15,7 +15,7 @@ from backbone import UserError, write_run_record
 from detection import DetectionInputError
 from detection.cli import main as detect
 from detection.engine import apply_override
-from tests.conftest import REPO_ROOT as REPO
+from tests.conftest import REPO_ROOT
 from tests.detection.conftest import DEMO
 
 
@@ -142,8 +142,8 @@ def test_killed_while_saving_a_checkpoint_resumes_from_the_previous_one(coco, ti
     overrides = [*tiny, "train.max_iter=5", "train.checkpointer.period=2", "train.log_period=1"]
     args = json.dumps([str(DEMO), str(out), overrides, {k: str(v) for k, v in coco.items()}])
     env = dict(os.environ, OMP_NUM_THREADS="1",
-               PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
-    killed = subprocess.run([sys.executable, "-c", _KILLED_WHILE_SAVING, args], cwd=REPO, env=env,
+               PYTHONPATH=os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")]))
+    killed = subprocess.run([sys.executable, "-c", _KILLED_WHILE_SAVING, args], cwd=REPO_ROOT, env=env,
                             capture_output=True, text=True, timeout=600)
     assert killed.returncode == -9, killed.stderr[-2000:]
     (torn,) = [p.name for p in out.glob(".model_0000003.pth.*.tmp")]  # killed inside the write of iteration 3

@@ -83,7 +83,7 @@ def test_training_writes_plain_data_that_restores_the_message_hub(trained_run):
     assert plain["eta"] == 3.5 and type(plain["eta"]) is float
 
 
-def test_resume_skips_torn_checkpoints_and_an_empty_pointer(copy_run):
+def test_resume_skips_torn_checkpoints_and_an_empty_pointer(copy_run, demo_config):
     work = copy_run()
     whole = work / "iter_2.pth"
     torn = work / "iter_4.pth"
@@ -97,6 +97,9 @@ def test_resume_skips_torn_checkpoints_and_an_empty_pointer(copy_run):
     (work / "last_checkpoint").write_text("")
     path, notes = resume_checkpoint(work)
     assert path == whole and notes[0] == f"{work / 'last_checkpoint'} is empty; looking for the newest whole checkpoint"
+
+    with pytest.raises(segmentation.SegmentationError, match=rf"--resume {torn}: torn \(incomplete file\)"):
+        segmentation.train(demo_config, work, resume=torn)  # a file given by name is not skipped
 
     whole.write_bytes(whole.read_bytes()[:1000])
     with pytest.raises(segmentation.SegmentationError, match=r"--resume: no whole checkpoint to resume in .* "

@@ -6,9 +6,11 @@ import sys
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from backbone import USER_ERROR_EXIT, read_checkpoint
+from mae_transfer.synthetic import SEMANTIC_CLASSES
 from segmentation import Predictor
 from segmentation.cli import main as segment
 
@@ -37,14 +39,21 @@ def test_predict_writes_an_overlay_and_a_label_map_per_image(trained_run, demo_c
         assert np.array_equal(np.reshape(label.getpalette()[:3 * len(classes)], (-1, 3)), palette)
 
 
-def test_predictor_takes_paths_and_bgr_arrays(trained_run, demo_config, ade_root, tiny_options):
+def test_predictor_takes_paths_and_bgr_arrays(trained_run, demo_config, ade_root, tiny_options, tmp_path):
     predictor = Predictor(demo_config, trained_run / "iter_2.pth", device="cpu", cfg_options=tiny_options)
     image = sorted((ade_root / "images" / "validation").glob("*.jpg"))[0]
     from_path = predictor(image)
     from_array = predictor(np.asarray(Image.open(image).convert("RGB"))[..., ::-1].copy())
     assert from_path.pred_sem_seg.data.shape == (1, 64, 64)
     assert (from_path.pred_sem_seg.data == from_array.pred_sem_seg.data).all()
-    assert predictor.classes == list(read_checkpoint(trained_run / "iter_2.pth")["meta"]["dataset_meta"]["classes"])
+    trained = read_checkpoint(trained_run / "iter_2.pth")
+    assert predictor.classes == list(trained["meta"]["dataset_meta"]["classes"])
+
+    bare = tmp_path / "weights_only.pth"  # no meta: classes and palette come from the config's test set
+    torch.save(trained["state_dict"], bare)
+    from_config = Predictor(demo_config, bare, device="cpu", cfg_options=tiny_options)
+    assert from_config.classes == list(SEMANTIC_CLASSES) and len(from_config.palette) == len(SEMANTIC_CLASSES)
+    assert (from_config(image).pred_sem_seg.data == from_path.pred_sem_seg.data).all()
 
 
 def test_predict_refuses_bad_inputs_and_symlinked_outputs(trained_run, demo_config, ade_root, tmp_path, capsys):

@@ -90,7 +90,9 @@ class SafeCheckpointHook(CheckpointHook):
     ``atomic_local`` file backend; another backend, e.g. a remote store, is used as given)."""
 
     def __init__(self, *args, backend_args: dict | None = None, **kwargs):
-        super().__init__(*args, backend_args=backend_args or {"backend": ATOMIC_BACKEND}, **kwargs)
+        if backend_args is None and kwargs.get("file_client_args") is None:
+            backend_args = {"backend": ATOMIC_BACKEND}
+        super().__init__(*args, backend_args=backend_args, **kwargs)
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
         for key in [k for k in checkpoint if k not in ("state_dict", "optimizer")]:

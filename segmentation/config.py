@@ -96,9 +96,9 @@ def apply_overrides(cfg: Config, options: Mapping[str, Any], config: str | Path)
     cfg.merge_from_dict(checked)
 
 
-def lookup(cfg: Mapping, key: str) -> Any:
+def lookup(tree: Mapping, key: str) -> Any:
     """The value at a dotted key (list items by index, as mmengine's ``merge_from_dict``), or ``_MISSING``."""
-    node: Any = cfg
+    node: Any = tree
     for part in key.split("."):
         if isinstance(node, Mapping) and part in node:
             node = node[part]

@@ -1,11 +1,14 @@
-"""``mae-transfer segment train|test``: mmseg's tools/train.py and tools/test.py for this project's configs.
+"""``mae-transfer segment train|test|predict``: mmseg's tools/train.py, tools/test.py and inferencer for this
+project's configs.
 
-    mae-transfer segment train CONFIG [--work-dir DIR] [--data-root DIR] [--checkpoint FILE --init NAME]
+    mae-transfer segment train CONFIG [--out DIR] [--data-root DIR] [--checkpoint FILE --init NAME]
                                       [--resume [CKPT]] [--launcher pytorch] [--cfg-options K=V ...]
-    mae-transfer segment test CONFIG CHECKPOINT [--work-dir DIR] [--data-root DIR] [--init NAME]
+    mae-transfer segment test CONFIG CHECKPOINT [--out DIR] [--data-root DIR] [--init NAME]
                                       [--launcher pytorch] [--cfg-options K=V ...]
+    mae-transfer segment predict CONFIG CHECKPOINT --input PATH [PATH ...] --out DIR [--device cuda]
 
 Several GPUs: ``torchrun --nproc_per_node 8 -m mae_transfer.cli segment train CONFIG --launcher pytorch``.
+Bad input (config, override, data, checkpoint, output folder) is one line and exit code 2.
 """
 from __future__ import annotations
 
@@ -18,8 +21,12 @@ USAGE_EXAMPLES = """examples:
   mae-transfer segment train configs/segmentation/upernet_vit_b_mae_ade20k_512x512_160k.py \\
       --data-root data/ade/ADEChallengeData2016
   torchrun --nproc_per_node 8 -m mae_transfer.cli segment train CONFIG --launcher pytorch
-  mae-transfer segment train CONFIG --resume                      # from the work dir's latest checkpoint
+  mae-transfer segment train CONFIG --resume                      # from the output folder's newest checkpoint
+  mae-transfer segment train CONFIG --cfg-options train_cfg.max_iters=1000 +model.backbone.init_values=1.0
   mae-transfer segment test CONFIG work_dirs/NAME/iter_160000.pth
+  mae-transfer segment predict CONFIG work_dirs/NAME/iter_160000.pth --input photos/ --out predictions/
+
+--cfg-options keys must be in the config (a misspelt key is an error, not a new key); +key=value adds a key.
 """
 
 
@@ -32,23 +39,34 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     train = commands.add_parser("train", help="train, then test the final weights")
     test = commands.add_parser("test", help="test a trained checkpoint")
-    for sub in (train, test):
+    predict = commands.add_parser("predict", help="segment images: overlays and label PNGs")
+    for sub in (train, test, predict):
         sub.add_argument("config", type=Path, help="an mmseg config, e.g. from configs/segmentation/")
-    test.add_argument("checkpoint", type=Path, help="a segmentor checkpoint of this config (iter_N.pth)")
+    for sub in (test, predict):
+        sub.add_argument("checkpoint", type=Path, help="a segmentor checkpoint of this config (iter_N.pth)")
+    train.add_argument("--out", "--work-dir", dest="out", type=Path,
+                       help="checkpoints, logs and run_record.json (default: work_dirs/<config name>)")
+    test.add_argument("--out", "--work-dir", dest="out", type=Path,
+                      help="logs and run_record.json (default: work_dirs/<config name>_test_<checkpoint name>)")
+    predict.add_argument("--out", "--work-dir", dest="out", type=Path, required=True,
+                         help="writes vis/NAME.png (overlays) and pred/NAME.png (class indices, palette PNG)")
+    predict.add_argument("--input", nargs="+", required=True, type=Path, help="image files or folders of images")
+    predict.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: the first GPU if any, else the CPU)")
+    predict.add_argument("--opacity", type=float, default=0.5, help="of the overlay's colours (default 0.5)")
     for sub in (train, test):
-        sub.add_argument("--work-dir", type=Path,
-                         help="checkpoints, logs and run_record.json (default: work_dirs/<config name>)")
         sub.add_argument("--data-root", type=Path, help="ADE20K-format root (ADEChallengeData2016) for all splits")
         sub.add_argument("--init", help="init label for the run record: mae, supervised, random, ... "
                                         "(default: from the config or the checkpoint path)")
         sub.add_argument("--launcher", choices=["none", "pytorch", "slurm", "mpi"], default="none",
                          help="'pytorch' under torchrun")
+    for sub in (train, test, predict):
         sub.add_argument("--cfg-options", nargs="+", action=DictAction, default={},
-                         help="override config values, key=value (mmengine syntax)")
+                         help="override config values, key=value (mmengine syntax); the key must be in the "
+                              "config, +key=value adds one")
     train.add_argument("--checkpoint", help="initial backbone weights, a file or timm:NAME / hf:ORG/REPO / a URL "
                                             "(replaces model.pretrained)")
     train.add_argument("--resume", nargs="?", const=True, default=False,
-                       help="resume from the work dir's latest checkpoint, or from the one given")
+                       help="resume from the output folder's newest whole checkpoint, or from the one given")
     return parser
 
 
@@ -56,21 +74,27 @@ def main(argv: list[str] | None = None) -> int:
     # mmengine resolves `mmseg::` config paths through pkg_resources, which warns on every use
     warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)
     args = _parser().parse_args(sys.argv[1:] if argv is None else argv)
+    from backbone import run_command
+
+    return run_command(f"segment {args.command}", lambda: _run(args))
+
+
+def _run(args: argparse.Namespace) -> None:
     import segmentation
     from backbone.run_record import RECORD_NAME
-    from segmentation.run import USER_ERRORS, error_message
 
-    work_dir = args.work_dir or Path("work_dirs") / args.config.stem
+    if args.command == "predict":
+        written = segmentation.predict(args.config, args.checkpoint, args.input, args.out, device=args.device,
+                                       cfg_options=args.cfg_options, opacity=args.opacity)
+        print(f"{len(written)} images: overlays in {args.out / 'vis'}, label maps in {args.out / 'pred'}")
+        return
     common = dict(init=args.init, data_root=args.data_root, launcher=args.launcher)
-    try:
-        if args.command == "train":
-            metrics = segmentation.train(args.config, work_dir, args.cfg_options, init_checkpoint=args.checkpoint,
-                                         resume=args.resume, **common)
-        else:
-            metrics = segmentation.test(args.config, args.checkpoint, work_dir, args.cfg_options, **common)
-    except USER_ERRORS as exc:
-        print(f"mae-transfer segment {args.command}: error: {error_message(exc)}", file=sys.stderr)
-        return 1
+    if args.command == "train":
+        out = args.out or Path("work_dirs") / args.config.stem
+        metrics = segmentation.train(args.config, out, args.cfg_options, init_checkpoint=args.checkpoint,
+                                     resume=args.resume, **common)
+    else:
+        out = args.out or Path("work_dirs") / f"{args.config.stem}_test_{args.checkpoint.stem}"
+        metrics = segmentation.test(args.config, args.checkpoint, out, args.cfg_options, **common)
     print(f"{args.config.stem}: " + ", ".join(f"{k} {v:.2f}" for k, v in metrics.items())
-          + f" (run record {work_dir / RECORD_NAME})")
-    return 0
+          + f" (run record {out / RECORD_NAME})")

@@ -11,23 +11,29 @@ thousands of iterations later:
 - a missing data root or image/annotation folder, a folder without images, an image without a label map:
   when the dataset is built;
 - an unreadable image or label file, a label map whose size differs from its image's, label values outside
-  the classes: when the sample is loaded (``CheckSegSample`` runs right after ``LoadAnnotations``; the
-  dataset inserts it, so mmseg's ADE20K pipelines are used unchanged).
+  the classes: by ``check_files()`` over the whole set, which ``segmentation.train`` / ``test`` run before
+  the run starts, and again when a sample is loaded (``CheckSegSample`` runs right after ``LoadAnnotations``;
+  the dataset inserts it, so mmseg's ADE20K pipelines are used unchanged).
 """
 from __future__ import annotations
 
 import os
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from mmcv.transforms import BaseTransform
+from mmengine.logging import print_log
+from PIL import Image
 from mmseg.datasets import ADE20KDataset, BaseSegDataset
 from mmseg.datasets.transforms import LoadAnnotations
 from mmseg.registry import DATASETS, TRANSFORMS
 
+from backbone import UserError
+
 LAYOUT = "images/{training,validation}/*.jpg and annotations/{training,validation}/*.png"
 
 
-class SegDataError(ValueError):
+class SegDataError(UserError):
     """A segmentation data set that cannot be used as given; the message names the file and the problem."""
 
 
@@ -53,16 +59,40 @@ class CheckSegSample(BaseTransform):
         if image_hw != label.shape:
             raise SegDataError(f"{results.get('img_path')} is {image_hw[0]}x{image_hw[1]} (HxW) but its "
                                f"label map {label_path} is {label.shape[0]}x{label.shape[1]}")
-        present = np.flatnonzero(np.bincount(label.ravel(), minlength=256))
-        bad = present[(present >= self.num_classes) & (present != self.ignore_index)]
-        if bad.size:
-            reduced = results.get("reduce_zero_label", False)
-            file_values = (bad + 1) if reduced else bad  # the values as written in the PNG
-            allowed = f"0 (ignore) and 1..{self.num_classes}" if reduced else \
-                f"0..{self.num_classes - 1} and {self.ignore_index} (ignore)"
-            raise SegDataError(f"{label_path}: label values {file_values.tolist()} are outside the "
-                               f"{self.num_classes} classes (allowed: {allowed})")
+        reduced = results.get("reduce_zero_label", False)
+        present = label_values(label)
+        if reduced:  # LoadAnnotations made file values 0 and 255 the ignore index, and k into k - 1
+            present = np.where(present == self.ignore_index, 0, present + 1)
+        check_label_values(present, label_path, self.num_classes, self.ignore_index, reduced)
         return results
+
+
+def label_values(label: np.ndarray) -> np.ndarray:
+    """The distinct values of a label map, sorted."""
+    return np.flatnonzero(np.bincount(label.ravel())) if label.dtype.kind == "u" else np.unique(label)
+
+
+def check_label_values(present: np.ndarray, label_path, num_classes: int, ignore_index: int,
+                       reduce_zero_label: bool) -> None:
+    """One ``SegDataError`` naming the file if the values ``present`` in a label map, as written in its PNG, are
+    outside the classes: 1..C and 0 or 255 (ignored) with ``reduce_zero_label``, else 0..C-1 and
+    ``ignore_index``."""
+    if reduce_zero_label:
+        bad = present[(present > num_classes) & (present != 255)]
+        allowed = f"1..{num_classes}, and 0 or 255 to ignore"
+    else:
+        bad = present[(present >= num_classes) & (present != ignore_index)]
+        allowed = f"0..{num_classes - 1} and {ignore_index} (ignore)"
+    if bad.size:
+        raise SegDataError(f"{label_path}: label values {bad.tolist()} are outside the {num_classes} classes "
+                           f"(allowed: {allowed})")
+
+
+def _displayed_size(image: Image.Image) -> tuple[int, int]:
+    """(H, W) as decoders that honour the EXIF orientation (OpenCV, mmcv) return the image."""
+    width, height = image.size
+    rotated = image.getexif().get(0x0112) in (5, 6, 7, 8)  # EXIF Orientation: transposed or turned 90 degrees
+    return (width, height) if rotated else (height, width)
 
 
 @DATASETS.register_module()
@@ -108,6 +138,38 @@ class ADEFormatDataset(BaseSegDataset):
             raise SegDataError(f"{len(unlabelled)} of {len(data_list)} images have no label map, e.g. no "
                                f"{unlabelled[0]}")
         return data_list
+
+    def check_files(self, workers: int = 8) -> None:
+        """Open every image (its header) and every label map of the set before a run uses them: one
+        ``SegDataError`` naming the first file that cannot be read, differs in size from its image or has
+        values outside the classes."""
+        num_classes = len(self.metainfo["classes"])
+
+        def check(info: dict) -> None:
+            image_path, label_path = info["img_path"], info.get("seg_map_path")
+            try:
+                with Image.open(image_path) as image:
+                    image_hw = _displayed_size(image)
+                with Image.open(label_path) as label_image:
+                    label = np.asarray(label_image)
+            except Exception as exc:  # decoders raise many types; name the file with the cause
+                raise SegDataError(f"{image_path} (label map {label_path}): cannot be loaded: "
+                                   f"{type(exc).__name__}: {exc}") from None
+            if label.ndim != 2:
+                raise SegDataError(f"{label_path}: a label map must have one channel, got an array of shape "
+                                   f"{label.shape}")
+            if label.shape != image_hw:
+                raise SegDataError(f"{image_path} is {image_hw[0]}x{image_hw[1]} (HxW) but its label map "
+                                   f"{label_path} is {label.shape[0]}x{label.shape[1]}")
+            check_label_values(label_values(label), label_path, num_classes, self.ignore_index,
+                               self.reduce_zero_label)
+
+        infos = (self.get_data_info(i) for i in range(len(self)))  # data_list is empty once serialised
+        samples = [info for info in infos if "seg_map_path" in info]
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            list(pool.map(check, samples))  # decoding releases the GIL; list() re-raises the first error
+        print_log(f"checked {len(samples)} images and label maps in {self.data_prefix.get('seg_map_path')}",
+                  logger="current")
 
     def prepare_data(self, idx: int):
         try:

@@ -3,7 +3,8 @@
 mmseg's ``LayerDecayOptimizerConstructor`` cannot be used: it accepts only backbones whose class name
 contains "MAE", "BEiT" or "ConvNeXt" (``NotImplementedError`` otherwise) and reads layer ids from
 ``backbone.layers.i`` names. This constructor takes the ids and scales from ``backbone.param_groups``, the
-rule the MAE fine-tuning code and ViTDet share (REFERENCE.md §2, §4): block ``i`` learns at
+rule the MAE fine-tuning code (facebookresearch/mae util/lr_decay.py) and ViTDet (detectron2
+projects/ViTDet, ``get_vit_lr_decay_rate``) share: block ``i`` learns at
 ``decay ** (depth - i)`` of the base rate, the embeddings at ``decay ** (depth + 1)``, the neck and heads at
 the full rate. It gives mmseg's MAE config the same scales for ViT-B (its ``num_layers + 2`` bookkeeping is
 this formula). 1-D parameters (norms, biases) and the position embedding get no weight decay.

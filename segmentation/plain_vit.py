@@ -1,4 +1,5 @@
-"""``backbone.ViT`` as an mmseg backbone for UperNet, under the MAE paper's transfer protocol (its Sec. 4.3, T5).
+"""``backbone.ViT`` as an mmseg backbone for UperNet, under the MAE paper's transfer protocol (arXiv 2111.06377,
+Table 5 and Appendix A.4).
 
 The MAE paper runs every arm (MAE, supervised, random) through one backbone code and schedule: global
 attention in all blocks, relative position turned on for transfer and initialised to zero, multi-level

@@ -1,6 +1,8 @@
 """Tiny UperNet runs on the generated ADE20K-format set: the demo config with a 64-wide, 4-block ViT (patch 8)."""
 from __future__ import annotations
 
+import json
+import shutil
 from functools import partial
 from pathlib import Path
 
@@ -9,9 +11,6 @@ import torch
 
 import segmentation  # noqa: F401  (installs the mmcv.ops stand-in, registers our modules)
 
-REPO = Path(__file__).resolve().parents[2]
-CONFIGS = REPO / "configs" / "segmentation"
-DEMO = CONFIGS / "demo_tiny.py"
 WIDTH, DEPTH, HEADS, PATCH, PRETRAIN_IMAGE = 64, 4, 2, 8, 64
 
 # demo_tiny.py shrunk further: 64 px crops (the generated test images' size), every size a test needs,
@@ -31,6 +30,9 @@ TINY = {
     "param_scheduler.1.begin": 1, "param_scheduler.1.end": 2,
     "default_hooks.checkpoint.interval": 2, "default_hooks.logger.interval": 1, "log_level": "WARNING",
 }
+# TINY continued to 4 iterations (a resumed run)
+LONGER = {"train_cfg.max_iters": 4, "train_cfg.val_interval": 4, "param_scheduler.1.end": 4,
+          "default_hooks.checkpoint.interval": 4}
 
 
 @pytest.fixture(scope="session")
@@ -53,32 +55,38 @@ def ade_root(synthetic_data) -> Path:
     return Path(synthetic_data["ade_root"])
 
 
-def _tiny_config(**options):
+@pytest.fixture(scope="session")
+def configs_dir(pytestconfig) -> Path:
+    return pytestconfig.rootpath / "configs" / "segmentation"
+
+
+@pytest.fixture(scope="session")
+def demo_config(configs_dir) -> Path:
+    return configs_dir / "demo_tiny.py"
+
+
+@pytest.fixture
+def tiny_config(demo_config):
+    """demo_tiny.py with TINY and keyword ``options`` merged (--cfg-options keys): ``tiny_config(**options)``."""
     from mmengine.config import Config
 
-    cfg = Config.fromfile(str(DEMO))
-    cfg.merge_from_dict({**TINY, **options})
-    return cfg
+    def load(**options):
+        cfg = Config.fromfile(str(demo_config))
+        cfg.merge_from_dict({**TINY, **options})
+        return cfg
+    return load
 
 
-def _build_segmentor(**options):
+@pytest.fixture
+def build_segmentor(tiny_config):
+    """The segmentor of ``tiny_config(**options)``, built through mmseg's registry."""
     from mmengine.registry import init_default_scope
     from mmseg.registry import MODELS
 
-    init_default_scope("mmseg")
-    return MODELS.build(_tiny_config(**options).model)
-
-
-@pytest.fixture
-def tiny_config():
-    """demo_tiny.py with TINY and keyword ``options`` merged (--cfg-options keys): ``tiny_config(**options)``."""
-    return _tiny_config
-
-
-@pytest.fixture
-def build_segmentor():
-    """The segmentor of ``tiny_config(**options)``, built through mmseg's registry."""
-    return _build_segmentor
+    def build(**options):
+        init_default_scope("mmseg")
+        return MODELS.build(tiny_config(**options).model)
+    return build
 
 
 @pytest.fixture
@@ -86,6 +94,44 @@ def tiny_options() -> dict:
     return dict(TINY)
 
 
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory, demo_config, ade_root, mae_file) -> Path:
+    """A run folder of ``segmentation.train`` (TINY, 2 iterations from ``mae_file``): ``iter_2.pth``, its
+    ``last_checkpoint`` and a finished run record. Tests copy it (``copy_run``) before changing anything."""
+    work = tmp_path_factory.mktemp("trained") / "mae"
+    segmentation.train(demo_config, work, TINY, init_checkpoint=mae_file, init="mae", data_root=ade_root)
+    return work
+
+
 @pytest.fixture
-def configs_dir() -> Path:
-    return CONFIGS
+def copy_run(trained_run, tmp_path):
+    """``copy_run(name)``: a copy of ``trained_run`` under tmp_path whose ``last_checkpoint`` names its own
+    ``iter_2.pth``."""
+    def copy(name: str = "run") -> Path:
+        work = shutil.copytree(trained_run, tmp_path / name)
+        (work / "last_checkpoint").write_text(str(work / "iter_2.pth"))
+        return work
+    return copy
+
+
+@pytest.fixture
+def longer_options() -> dict:
+    """TINY run to 4 iterations (to resume a ``trained_run`` copy)."""
+    return {**TINY, **LONGER}
+
+
+@pytest.fixture(scope="session")
+def cli_options():
+    """``cli_options({key: value})``: the ``--cfg-options`` arguments of the CLI for them."""
+    return lambda options: ["--cfg-options"] + [f"{k}={str(v).replace(' ', '')}" for k, v in options.items()]
+
+
+@pytest.fixture(scope="session")
+def logged_iterations():
+    """``logged_iterations(work_dir)``: training iterations in the work dir's mmengine logs
+    (*/vis_data/scalars.json), in order."""
+    def logged(work_dir: Path) -> list[int]:
+        rows = [json.loads(line) for log in sorted(work_dir.glob("*/vis_data/scalars.json"))
+                for line in log.read_text().splitlines()]
+        return [row["iter"] for row in rows if "iter" in row]
+    return logged

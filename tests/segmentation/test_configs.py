@@ -1,5 +1,6 @@
-"""The published configs: REFERENCE.md §5's numbers, MAE vs supervised differing only in the checkpoint, L from B
-by size fields only, and every config built through mmseg's registry."""
+"""The published configs: the numbers of mmseg's configs/mae/mae-base_upernet_8xb2-amp-160k_ade20k-512x512.py and
+the MAE paper's ADE20K protocol (arXiv 2111.06377, Sec. 5 / Table 5), MAE vs supervised differing only in the
+checkpoint, L from B by size fields only, and every config built through mmseg's registry."""
 import functools
 
 import pytest
@@ -9,7 +10,8 @@ from mmseg.registry import MODELS
 
 from segmentation import PlainViT
 
-SIZES = {"b": dict(embed_dim=768, depth=12, num_heads=12, out_indices=(3, 5, 7, 11)),  # REFERENCE.md §1, §5
+# ViT-B / ViT-L (MAE paper Sec. 3; B's out_indices from mmseg's MAE config, L's the same spacing over 24 blocks)
+SIZES = {"b": dict(embed_dim=768, depth=12, num_heads=12, out_indices=(3, 5, 7, 11)),
          "l": dict(embed_dim=1024, depth=24, num_heads=16, out_indices=(7, 11, 15, 23))}
 
 
@@ -49,7 +51,8 @@ def test_large_differs_from_base_in_sizes_only(configs_dir):
 
 @pytest.mark.parametrize("size", ["b", "l"])
 def test_numbers_equal_reference(configs_dir, size):
-    """REFERENCE.md §5 (mmseg's MAE config and the MAE paper's protocol)."""
+    """mmseg's configs/mae/mae-base_upernet_8xb2-amp-160k_ade20k-512x512.py, with this project's backbone and
+    layer-decay constructor."""
     cfg = load(configs_dir, f"upernet_vit_{size}_mae_ade20k_512x512_160k")
     backbone = cfg.model.backbone
     assert backbone.type == "PlainViT" and backbone.img_size == 512 and backbone.patch_size == 16
@@ -79,6 +82,7 @@ def test_numbers_equal_reference(configs_dir, size):
     crop = next(t for t in cfg.train_dataloader.dataset.pipeline if t.type == "RandomCrop")
     assert crop.crop_size == (512, 512)
     assert cfg.custom_imports.imports == ["segmentation.mmcv_ops_stub", "segmentation"]
+    assert cfg.default_hooks.checkpoint.type == "SafeCheckpointHook"
 
 
 @pytest.mark.parametrize("size", ["b", "l"])

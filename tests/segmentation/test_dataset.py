@@ -50,18 +50,12 @@ def test_ade20k_classes_by_default(ade_root):
     assert len(dataset.metainfo["classes"]) == 150 and dataset.metainfo["classes"][0] == "wall"
 
 
-def test_missing_data_root(build_dataset, tiny_options, tmp_path):
+def test_missing_data_root(build_dataset, demo_config, tiny_options, tmp_path):
     missing = tmp_path / "no_such_root"
     with pytest.raises(SegDataError, match=f"{missing}/images/training: no such image folder"):
         build_dataset(missing)
     with pytest.raises(SegmentationError, match=f"{missing}: data root does not exist"):
-        segmentation.train(segmentation_demo(), tmp_path / "run", tiny_options, data_root=missing)
-
-
-def segmentation_demo():
-    from pathlib import Path
-
-    return Path(__file__).resolve().parents[2] / "configs" / "segmentation" / "demo_tiny.py"
+        segmentation.train(demo_config, tmp_path / "run", tiny_options, data_root=missing)
 
 
 def test_image_without_label_map(build_dataset, ade_copy):
@@ -77,21 +71,28 @@ def test_label_values_outside_the_classes(build_dataset, ade_copy):
     values[:4, :4] = 13  # 12 classes: 1..12 (0 = ignore)
     values[-1, -1] = 40
     Image.fromarray(values).save(label)
-    with pytest.raises(SegDataError, match=rf"{label}: label values \[13, 40\] are outside the 12 classes "
-                                           r"\(allowed: 0 \(ignore\) and 1..12\)"):
-        build_dataset(ade_copy)[0]
+    message = rf"{label}: label values \[13, 40\] are outside the 12 classes \(allowed: 1..12, and 0 or 255 to ignore\)"
+    dataset = build_dataset(ade_copy)
+    with pytest.raises(SegDataError, match=message):
+        dataset.check_files()  # the whole set, before a run
+    with pytest.raises(SegDataError, match=message):
+        dataset[0]  # the sample, when it is loaded
 
 
 def test_image_and_label_sizes_differ(build_dataset, ade_copy):
     image, label = first_sample(ade_copy, "validation")
     Image.open(label).resize((32, 48), Image.NEAREST).save(label)
-    with pytest.raises(SegDataError, match=f"{image} is 64x64 \\(HxW\\) but its label map {label} is 48x32"):
-        build_dataset(ade_copy, split="val")[0]
+    dataset = build_dataset(ade_copy, split="val")
+    for check in (dataset.check_files, lambda: dataset[0]):
+        with pytest.raises(SegDataError, match=f"{image} is 64x64 \\(HxW\\) but its label map {label} is 48x32"):
+            check()
 
 
 @pytest.mark.parametrize("broken", ["image", "label"])
 def test_unreadable_files(build_dataset, ade_copy, broken):
     image, label = first_sample(ade_copy)
     (image if broken == "image" else label).write_bytes(b"not an image")
-    with pytest.raises(SegDataError, match=f"{image} \\(label map {label}\\): cannot be loaded"):
-        build_dataset(ade_copy)[0]
+    dataset = build_dataset(ade_copy)
+    for check in (dataset.check_files, lambda: dataset[0]):
+        with pytest.raises(SegDataError, match=f"{image} \\(label map {label}\\): cannot be loaded"):
+            check()

@@ -1,78 +1,113 @@
 """UperNet end to end on CPU on the generated ADE20K-format set: train from an MAE file, resume, test (API and
-CLI), run records, and failures that are one clear error with a "failed" record."""
-import json
+CLI), run records; and input that is refused before a run starts, leaving the output folder as it was."""
 import shutil
-from pathlib import Path
-
 import pytest
 from PIL import Image
 
 import segmentation
-from backbone import read_run_record
+from backbone import USER_ERROR_EXIT, read_checkpoint, read_run_record, write_run_record
 from segmentation import SegmentationError
 from segmentation.cli import main as segment
+from segmentation.config import load_config
 
-DEMO = Path(__file__).resolve().parents[2] / "configs" / "segmentation" / "demo_tiny.py"
-LONGER = {"train_cfg.max_iters": 4, "train_cfg.val_interval": 4, "param_scheduler.1.end": 4,
-          "default_hooks.checkpoint.interval": 4}
-
-
-def logged_iterations(work_dir: Path) -> list[int]:
-    """Training iterations in the work dir's mmengine logs (vis_data/scalars.json), in order."""
-    rows = [json.loads(line) for log in sorted(work_dir.glob("*/vis_data/scalars.json"))
-            for line in log.read_text().splitlines()]
-    return [row["iter"] for row in rows if "iter" in row]
-
-
-def cli_options(options: dict) -> list[str]:
-    return ["--cfg-options"] + [f"{k}={str(v).replace(' ', '')}" for k, v in options.items()]
-
-
-def test_train_resume_test(tmp_path, ade_root, mae_file, tiny_options, capsys):
-    work = tmp_path / "mae"
-    first = segmentation.train(DEMO, work, tiny_options, init_checkpoint=mae_file, init="mae", data_root=ade_root)
-    assert set(first) == {"mIoU", "mAcc", "aAcc"} and all(0 <= v <= 100 for v in first.values())
-    record = read_run_record(work)
+def test_train_resume_test(trained_run, copy_run, demo_config, ade_root, mae_file, longer_options, tmp_path, capsys,
+                           cli_options, logged_iterations):
+    record = read_run_record(trained_run)
     assert (record["status"], record["task"], record["init"]) == ("finished", "segmentation", "mae")
-    assert (record["dataset"], record["arch"], record["metrics"]) == ("synthetic_ade", "vit_w64_d4", first)
-    assert logged_iterations(work) == [1, 2] and (work / "iter_2.pth").is_file()
+    assert (record["dataset"], record["arch"]) == ("synthetic_ade", "vit_w64_d4")
+    assert set(record["metrics"]) == {"mIoU", "mAcc", "aAcc"} and all(0 <= v <= 100 for v in record["metrics"].values())
+    assert logged_iterations(trained_run) == [1, 2]
+    assert set(read_checkpoint(trained_run / "iter_2.pth")) >= {"state_dict", "optimizer", "message_hub", "meta"}
 
-    resumed = segmentation.train(DEMO, work, {**tiny_options, **LONGER}, init_checkpoint=mae_file, init="mae",
+    work = copy_run()
+    resumed = segmentation.train(demo_config, work, longer_options, init_checkpoint=mae_file, init="mae",
                                  data_root=ade_root, resume=True)
     assert logged_iterations(work) == [1, 2, 3, 4]  # continued from iteration 2, not restarted
     assert read_run_record(work)["checkpoint"] == str(work / "iter_4.pth")
 
     # the CLI's test of the final checkpoint finds what training reported for it
     test_dir = tmp_path / "test"
-    rc = segment(["test", str(DEMO), str(work / "iter_4.pth"), "--work-dir", str(test_dir),
-                  "--data-root", str(ade_root), "--init", "mae", *cli_options({**tiny_options, **LONGER})])
+    rc = segment(["test", str(demo_config), str(work / "iter_4.pth"), "--out", str(test_dir),
+                  "--data-root", str(ade_root), "--init", "mae", *cli_options(longer_options)])
     assert rc == 0
     assert f"mIoU {resumed['mIoU']:.2f}" in capsys.readouterr().out
     record = read_run_record(test_dir)
     assert record["status"] == "finished" and record["metrics"] == resumed and record["init"] == "mae"
 
-    # a checkpoint of another architecture: one clear error, and the record says "failed"
+
+def test_checkpoint_of_another_architecture_is_refused_before_the_run(trained_run, demo_config, ade_root,
+                                                                      tiny_options, tmp_path):
     wider = {**tiny_options, "model.backbone.embed_dim": 32, "model.neck.embed_dim": 32,
              "model.decode_head.in_channels": [32] * 4, "model.auxiliary_head.in_channels": 32}
-    with pytest.raises(SegmentationError, match=r"iter_4.pth: not a checkpoint of the model in .*demo_tiny.py .*"
+    with pytest.raises(SegmentationError, match=r"iter_2.pth: not a checkpoint of the model in .*demo_tiny.py .*"
                                                 r"keys of another shape \(e.g. backbone.pos_embed"):
-        segmentation.test(DEMO, work / "iter_4.pth", tmp_path / "wrong", wider, data_root=ade_root)
-    assert read_run_record(tmp_path / "wrong")["status"] == "failed"
+        segmentation.test(demo_config, trained_run / "iter_2.pth", tmp_path / "wrong", wider, data_root=ade_root)
+    assert not (tmp_path / "wrong" / "run_record.json").exists()
 
 
-def test_random_init_and_a_failed_run(tmp_path, ade_root, tiny_options, capsys):
+def test_bad_data_fails_before_the_run_and_keeps_the_record(demo_config, ade_root, tiny_options, tmp_path, capsys,
+                                                            cli_options):
     root = shutil.copytree(ade_root, tmp_path / "ADEChallengeData2016")
     label = sorted((root / "annotations" / "training").glob("*.png"))[3]
     Image.new("L", (64, 64), 99).save(label)  # every pixel class 99 of 12
-    rc = segment(["train", str(DEMO), "--work-dir", str(tmp_path / "run"), "--data-root", str(root),
-                  *cli_options(tiny_options)])
-    assert rc == 1
-    assert f"error: SegDataError: {label}: label values [99] are outside the 12 classes" in capsys.readouterr().err
-    record = read_run_record(tmp_path / "run")
-    assert record["status"] == "failed" and record["init"] == "random" and "SegDataError" in record["error"]
+    work = tmp_path / "run"
+    write_run_record(work, task="segmentation", status="failed", dataset="synthetic_ade", arch="vit_w64_d4",
+                     init="random", error="an earlier run")
+    before = (work / "run_record.json").read_bytes()
+    rc = segment(["train", str(demo_config), "--out", str(work), "--data-root", str(root), *cli_options(tiny_options)])
+    assert rc == USER_ERROR_EXIT
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == (f"mae-transfer segment train: error: {label}: label values [99] are outside the 12 classes "
+                       "(allowed: 1..12, and 0 or 255 to ignore)")
+    assert (work / "run_record.json").read_bytes() == before
+    assert not list(work.glob("iter_*.pth"))
 
 
-def test_launcher_without_gpus_is_a_clear_error(tmp_path, ade_root, tiny_options, monkeypatch):
+def test_a_finished_run_is_not_overwritten(copy_run, demo_config, ade_root, tiny_options, tmp_path, capsys,
+                                           cli_options):
+    work = copy_run()
+    before = {p.name: p.read_bytes() for p in work.iterdir() if p.is_file()}
+    train = ["train", str(demo_config), "--data-root", str(ade_root), *cli_options(tiny_options)]
+    assert segment([*train, "--out", str(work)]) == USER_ERROR_EXIT
+    assert "holds a finished run" in capsys.readouterr().err
+    assert segment(["test", str(demo_config), str(work / "iter_2.pth"), "--out", str(work), "--data-root",
+                    str(ade_root), *cli_options(tiny_options)]) == USER_ERROR_EXIT
+    assert "test into another folder" in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in work.iterdir() if p.is_file()} == before
+
+    link = tmp_path / "link"
+    link.symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+    assert segment([*train, "--out", str(link)]) == USER_ERROR_EXIT
+    assert "is a symlink" in capsys.readouterr().err
+    assert not (tmp_path / "elsewhere").exists()
+
+
+def test_overrides_must_name_keys_of_the_config(demo_config, tmp_path, capsys):
+    rc = segment(["train", str(demo_config), "--out", str(tmp_path / "run"), "--cfg-options", "max_iters=5"])
+    assert rc == USER_ERROR_EXIT
+    assert capsys.readouterr().err.strip() == (
+        f"mae-transfer segment train: error: override max_iters=5: max_iters is a variable of {demo_config}, used "
+        "only while the file is read; setting it now changes nothing (did you mean train_cfg.max_iters?)")
+    assert not (tmp_path / "run").exists()
+    with pytest.raises(SegmentationError, match=r"override train_cfg.max_iter=5: .* has no key 'train_cfg.max_iter'; "
+                                                r"write \+train_cfg.max_iter=\.\.\. to add a new key"):
+        load_config(demo_config, tmp_path, {"train_cfg.max_iter": 5})
+    with pytest.raises(SegmentationError, match=r"train_cfg.max_iters='abc': .* has train_cfg.max_iters=300 "
+                                                r"\(type int\), the override is of type str"):
+        load_config(demo_config, tmp_path, {"train_cfg.max_iters": "abc"})
+    with pytest.raises(SegmentationError, match=r"model.neck.rescales=4: .* \(type list\), the override is of "
+                                                r"type int"):
+        load_config(demo_config, tmp_path, {"model.neck.rescales": 4})
+    with pytest.raises(SegmentationError, match=r"\+train_cfg.max_iters: train_cfg.max_iters is already in"):
+        load_config(demo_config, tmp_path, {"+train_cfg.max_iters": 5})
+    cfg = load_config(demo_config, tmp_path, {"+model.backbone.init_values": 1.0, "train_cfg.max_iters": 5,
+                                              "optim_wrapper.optimizer.lr": 1, "model.pretrained": None,
+                                              "train_dataloader.dataset.pipeline.3.crop_size": (64, 64)})
+    assert cfg.model.backbone.init_values == 1.0 and cfg.train_cfg.max_iters == 5
+    assert cfg.train_dataloader.dataset.pipeline[3].crop_size == (64, 64)
+
+
+def test_launcher_without_gpus_is_a_clear_error(demo_config, tmp_path, ade_root, tiny_options, monkeypatch):
     monkeypatch.setattr("torch.cuda.is_available", lambda: False)
     with pytest.raises(SegmentationError, match="--launcher pytorch needs GPUs"):
-        segmentation.train(DEMO, tmp_path / "ddp", tiny_options, data_root=ade_root, launcher="pytorch")
+        segmentation.train(demo_config, tmp_path / "ddp", tiny_options, data_root=ade_root, launcher="pytorch")

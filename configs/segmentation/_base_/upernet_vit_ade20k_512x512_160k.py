@@ -1,12 +1,15 @@
-# UperNet on a plain ViT, ADE20K 512x512, 160k iterations: the MAE paper's transfer protocol (REFERENCE.md §5).
+# UperNet on a plain ViT, ADE20K 512x512, 160k iterations: the MAE paper's transfer protocol (arXiv 2111.06377,
+# Table 5 and Appendix A.4: BEiT's UperNet code, batch 16, relative position on for transfer, zero-initialised).
 # Built as mmseg's configs/mae/mae-base_upernet_8xb2-amp-160k_ade20k-512x512.py is, from mmseg's own _base_
-# files, with every one of its numbers; only the backbone (this project's ViT) and the layer-decay constructor
-# differ. Sizes: upernet_vit_{b,l}_ade20k_512x512_160k.py. Initial weights: the leaf configs, nothing else.
+# files, with every one of its numbers; only the backbone (this project's ViT), the layer-decay constructor and
+# the checkpoint hook differ. Sizes: upernet_vit_{b,l}_ade20k_512x512_160k.py. Initial weights: the leaf configs, nothing else.
 _base_ = [
     'mmseg::_base_/models/upernet_mae.py', 'mmseg::_base_/datasets/ade20k.py',
     'mmseg::_base_/default_runtime.py', 'mmseg::_base_/schedules/schedule_160k.py',
 ]
 custom_imports = dict(imports=['segmentation.mmcv_ops_stub', 'segmentation'], allow_failed_imports=False)
+# mmengine's CheckpointHook, writing files whole and as plain data that a weights-only torch.load reads
+default_hooks = dict(checkpoint=dict(type='SafeCheckpointHook'))
 
 crop_size = (512, 512)
 model = dict(
@@ -18,7 +21,7 @@ model = dict(
         img_size=512,
         patch_size=16,
         drop_path_rate=0.1,
-        use_rel_pos=True,  # zero-initialised, for every init (REFERENCE.md §5)
+        use_rel_pos=True,  # zero-initialised, for every init (MAE paper Appendix A.4)
         pretrain_img_size=224,
     ),
     neck=dict(rescales=[4, 2, 1, 0.5]),  # Feature2Pyramid: strides 4, 8, 16, 32
@@ -48,4 +51,4 @@ vis_backends = [dict(type='LocalVisBackend'), dict(type='TensorboardVisBackend')
 visualizer = dict(type='SegLocalVisualizer', vis_backends=vis_backends, name='visualizer')
 
 randomness = dict(seed=0)  # every init sees the same data order
-run_record = dict(dataset='ade20k')  # for the run record segmentation.train writes (backbone.write_run_record)
+run_record = dict(dataset='ade20k')  # for the run record segmentation.train writes (backbone.run_lifecycle)

@@ -1,4 +1,5 @@
-# ViT-B sizes (REFERENCE.md §1, §5): multi-level features from blocks 3, 5, 7, 11.
+# ViT-B sizes (ViT paper, arXiv 2010.11929, Table 1): multi-level features from blocks 3, 5, 7, 11 (mmseg
+# configs/mae/mae-base_upernet_8xb2-amp-160k_ade20k-512x512.py).
 _base_ = './upernet_vit_ade20k_512x512_160k.py'
 width = 768
 model = dict(

@@ -1,4 +1,5 @@
-# ViT-L sizes (REFERENCE.md §1): multi-level features from blocks 7, 11, 15, 23. Schedule as ViT-B.
+# ViT-L sizes (ViT paper, arXiv 2010.11929, Table 1): multi-level features from blocks 7, 11, 15, 23 (mmseg
+# configs/beit/beit-large_upernet_8xb1-amp-160k_ade20k-640x640.py). Schedule as ViT-B.
 _base_ = './upernet_vit_ade20k_512x512_160k.py'
 width = 1024
 model = dict(

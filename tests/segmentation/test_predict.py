@@ -1,0 +1,113 @@
+"""Using a trained segmentor: ``segment predict`` writes an overlay and a palette label PNG per image, ``Predictor``
+gives mmseg's SegDataSample, and mmseg's own inferencer works once ``segmentation`` is imported."""
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from backbone import USER_ERROR_EXIT, read_checkpoint
+from mae_transfer.synthetic import SEMANTIC_CLASSES
+from segmentation import Predictor
+from segmentation.cli import main as segment
+
+
+def test_predict_writes_an_overlay_and_a_label_map_per_image(trained_run, demo_config, ade_root, tiny_options,
+                                                              tmp_path, capsys, cli_options):
+    folder = ade_root / "images" / "validation"
+    extra = ade_root / "images" / "training" / "ADE_train_00000001.jpg"
+    out = tmp_path / "predictions"
+    rc = segment(["predict", str(demo_config), str(trained_run / "iter_2.pth"), "--input", str(folder), str(extra),
+                  "--out", str(out), "--device", "cpu", *cli_options(tiny_options)])
+    assert rc == 0
+    images = sorted(folder.glob("*.jpg")) + [extra]
+    assert f"{len(images)} images" in capsys.readouterr().out
+
+    meta = read_checkpoint(trained_run / "iter_2.pth")["meta"]["dataset_meta"]  # what the run trained with
+    classes, palette = meta["classes"], meta["palette"]
+    for image in images:
+        original = np.asarray(Image.open(image).convert("RGB"))
+        overlay = Image.open(out / "vis" / f"{image.stem}.png")
+        assert overlay.mode == "RGB" and overlay.size == (original.shape[1], original.shape[0])
+        assert not np.array_equal(np.asarray(overlay), original)  # the prediction is drawn over the image
+        label = Image.open(out / "pred" / f"{image.stem}.png")
+        assert label.mode == "P" and label.size == overlay.size
+        assert set(np.unique(np.asarray(label)).tolist()) <= set(range(len(classes)))
+        assert np.array_equal(np.reshape(label.getpalette()[:3 * len(classes)], (-1, 3)), palette)
+
+
+def test_predictor_takes_paths_and_bgr_arrays(trained_run, demo_config, ade_root, tiny_options, tmp_path):
+    predictor = Predictor(demo_config, trained_run / "iter_2.pth", device="cpu", cfg_options=tiny_options)
+    image = sorted((ade_root / "images" / "validation").glob("*.jpg"))[0]
+    from_path = predictor(image)
+    from_array = predictor(np.asarray(Image.open(image).convert("RGB"))[..., ::-1].copy())
+    assert from_path.pred_sem_seg.data.shape == (1, 64, 64)
+    assert (from_path.pred_sem_seg.data == from_array.pred_sem_seg.data).all()
+    trained = read_checkpoint(trained_run / "iter_2.pth")
+    assert predictor.classes == list(trained["meta"]["dataset_meta"]["classes"])
+
+    bare = tmp_path / "weights_only.pth"  # no meta: classes and palette come from the config's test set
+    torch.save(trained["state_dict"], bare)
+    from_config = Predictor(demo_config, bare, device="cpu", cfg_options=tiny_options)
+    assert from_config.classes == list(SEMANTIC_CLASSES) and len(from_config.palette) == len(SEMANTIC_CLASSES)
+    assert (from_config(image).pred_sem_seg.data == from_path.pred_sem_seg.data).all()
+
+
+def test_predict_refuses_bad_inputs_and_symlinked_outputs(trained_run, demo_config, ade_root, tmp_path, capsys):
+    checkpoint = str(trained_run / "iter_2.pth")
+    image = str(sorted((ade_root / "images" / "validation").glob("*.jpg"))[0])
+    missing = tmp_path / "missing.jpg"
+    assert segment(["predict", str(demo_config), checkpoint, "--input", str(missing), "--out",
+                    str(tmp_path / "out")]) == USER_ERROR_EXIT
+    assert capsys.readouterr().err.strip() == (f"mae-transfer segment predict: error: {missing}: no such image file "
+                                               "or folder")
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "vis").symlink_to(tmp_path, target_is_directory=True)
+    assert segment(["predict", str(demo_config), checkpoint, "--input", image, "--out",
+                    str(tmp_path / "out")]) == USER_ERROR_EXIT
+    assert "vis is a symlink" in capsys.readouterr().err
+
+
+IMPORT_ORDER = """
+import ast
+import sys
+import importlib.util
+from mmengine.config import Config
+
+if importlib.util.find_spec("mmcv._ext") is None:  # mmcv-lite: mmseg.apis imports mmcv.ops, which needs the stand-in
+    try:
+        from mmseg.apis import MMSegInferencer
+        sys.exit("mmseg.apis imported before segmentation with mmcv-lite")
+    except ModuleNotFoundError as exc:
+        assert "mmcv._ext" in str(exc), exc
+import segmentation
+from mmseg.apis import MMSegInferencer
+
+config, checkpoint, image, options = sys.argv[1:]
+cfg = Config.fromfile(config)
+cfg.merge_from_dict(ast.literal_eval(options))
+inferencer = MMSegInferencer(model=cfg, weights=checkpoint, device="cpu")
+print("prediction shape", inferencer(image)["predictions"].shape)
+"""
+
+
+def test_mmseg_inferencer_works_once_segmentation_is_imported(trained_run, demo_config, ade_root, tiny_options,
+                                                             pytestconfig):
+    image = sorted((ade_root / "images" / "validation").glob("*.jpg"))[0]
+    env = {**os.environ, "PYTHONPATH": str(pytestconfig.rootpath), "OMP_NUM_THREADS": "1"}
+    result = subprocess.run([sys.executable, "-c", IMPORT_ORDER, str(demo_config), str(trained_run / "iter_2.pth"),
+                             str(image), repr(tiny_options)], env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "prediction shape (64, 64)" in result.stdout
+
+
+@pytest.mark.parametrize("bad", ["config", "checkpoint"])
+def test_predictor_names_a_missing_file(bad, trained_run, demo_config, tmp_path):
+    from segmentation import SegmentationError
+
+    paths = {"config": demo_config, "checkpoint": trained_run / "iter_2.pth", bad: tmp_path / f"no_{bad}.py"}
+    with pytest.raises(SegmentationError, match=f"no_{bad}.py: no such {bad} file"):
+        Predictor(paths["config"], paths["checkpoint"])

@@ -50,8 +50,9 @@ def ours_optimizer(model, lr: float = 1.5e-4):
     return torch.optim.AdamW(param_groups_weight_decay(model, 0.05), lr=lr, betas=(0.9, 0.95), fused=True)
 
 
-def build(variant: str, size: str, img: int):
-    """(model, optimizer factory, loss of a batch, encoder forward of a batch) for ``variant``."""
+def build(variant: str, size: str, img: int, **overrides):
+    """(model, optimizer factory, loss of a batch, encoder forward of a batch) for ``variant``; ``overrides``
+    (depth, decoder_depth, ...) go to our models and the official one."""
     from benchmarks.mae_variants import mask_tokens_in_encoder, official_mae, official_optimizer
     name, dim, depth, heads, patch = SIZES[size]
     if variant == "HF ViTMAE":
@@ -64,10 +65,11 @@ def build(variant: str, size: str, img: int):
         model = ViTMAEForPreTraining(config)
         return model, official_optimizer, lambda x: model(pixel_values=x).loss, lambda x: model.vit(pixel_values=x)
     if variant == "official":
-        model = official_mae(name, img_size=img, norm_pix_loss=True)
+        model = official_mae(name, img_size=img, norm_pix_loss=True, **overrides)
         return model, official_optimizer, lambda x: model(x, 0.75)[0], lambda x: model.forward_encoder(x, 0.75)
     from pretrain import build_mae
-    model = (mask_tokens_in_encoder if variant == "ours w/ [M]" else build_mae)(name, img_size=img, norm_pix_loss=True)
+    model = (mask_tokens_in_encoder if variant == "ours w/ [M]" else build_mae)(name, img_size=img, norm_pix_loss=True,
+                                                                                **overrides)
     return model, ours_optimizer, lambda x: model(x, 0.75)[0], lambda x: model.forward_encoder(x, 0.75)
 
 

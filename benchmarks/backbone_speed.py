@@ -13,8 +13,10 @@ keys, as ``tests/backbone/test_vit.py`` checks):
 - ``detectron2``: ``detectron2.modeling.ViT`` + ``SimpleFeaturePyramid`` (ViTDet's
   ``common/models/mask_rcnn_vitdet.py`` sizes).
 
-Time: one process, the variants interleaved round by round (so machine load hits all alike); per variant the
-median over rounds, and the median over rounds of each variant's time / ours' in the same round. Memory: each
+Time: one process, the variants interleaved round by round; on CPU the process's CPU time (one thread: the work
+done, unaffected by other jobs taking turns on the cores), on a GPU wall time after synchronising; per variant
+the median over rounds, and the median over rounds of each variant's time / the first variant's in the same
+round. Memory: each
 variant in its own subprocess, peak resident set during one forward + backward minus the resident set once the
 model exists (CPU, with glibc's mmap threshold fixed at 64 KiB so that freed memory leaves the resident set;
 ``torch.cuda.max_memory_allocated`` on a GPU), and the bytes autograd saves for backward (exact).
@@ -133,16 +135,19 @@ def timings(variants, size: str, img: int, rounds: int, device: str) -> dict[str
         for v in variants[1:]:
             for name, level in models[v](x).items():
                 torch.testing.assert_close(level, ref[name], atol=1e-3, rtol=1e-3, msg=f"{v} {name}")
+    # on CPU the process's CPU time: with one thread it is the work done, whatever else the machine runs
+    clock = time.perf_counter if device.startswith("cuda") else time.process_time
     times: dict[str, list[float]] = {v: [] for v in variants}
     for r in range(rounds + 1):  # round 0 warms up
         for v in variants:
-            start = time.perf_counter()
+            start, wall = clock(), time.perf_counter()
             fwd_bwd(models[v], x)
             if device.startswith("cuda"):
                 torch.cuda.synchronize()
             if r:
-                times[v].append(time.perf_counter() - start)
-                print(f"round {r} {v}: {times[v][-1]:.2f} s, load {os.getloadavg()[0]:.2f}", file=sys.stderr)
+                times[v].append(clock() - start)
+                print(f"round {r} {v}: {times[v][-1]:.2f} s ({time.perf_counter() - wall:.2f} s wall), "
+                      f"load {os.getloadavg()[0]:.2f}", file=sys.stderr)
     return times
 
 
@@ -184,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
           f"interleaved rounds after 1 warm-up; load average {load_before[0]:.2f} before, {load_after[0]:.2f} after;"
           f" torch {torch.__version__}\n")
     cuda = args.device.startswith("cuda")
-    print(f"| variant | fwd+bwd median (s) | time / {ref} (median of rounds) | "
+    print(f"| variant | fwd+bwd median ({'s' if cuda else 'CPU s'}) | time / {ref} (median of rounds) | "
           f"{'peak CUDA allocated (MiB)' if cuda else 'peak RSS rise over the model (MiB)'} | "
           f"saved for backward (MiB) |")
     print("|---|---|---|---|---|")

@@ -14,8 +14,9 @@ variant:
 - ``ours compiled``: ``ours`` under ``torch.compile`` (the ``compile=True`` config switch; compile time excluded);
 - ``HF ViTMAE``: ``transformers.ViTMAEForPreTraining`` with the same configuration, default AdamW.
 
-Each variant runs in its own subprocess (so peak memory is its own), the variants interleaved round by round;
-per variant the median over rounds of each round's median step, and the median over rounds of
+Each variant runs in its own subprocess (so peak memory is its own), the variants interleaved round by round.
+Time on CPU is the process's CPU time (one thread: the work done, unaffected by other jobs taking turns on the
+cores), on a GPU wall time after synchronising. Per variant the median over rounds of each round's median step, and the median over rounds of
 ``variant / ours`` from the same round (load drifts; a round's neighbours see about the same). Also printed:
 peak resident memory (and its rise over model + optimizer), forward GFLOPs of the encoder and of the whole model
 per image (``torch.utils.flop_counter.FlopCounterMode``). On a GPU (``--device cuda``) steps run in bf16
@@ -106,9 +107,11 @@ def measure(variant: str, size: str, batch: int, steps: int, warmup: int, img: i
     baseline_mb = _rss_mb()
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
+    # on CPU the process's CPU time: with one thread it is the work done, whatever else the machine runs
+    clock = time.perf_counter if dev.type == "cuda" else time.process_time
     times = []
     for i in range(warmup + steps):
-        start = time.perf_counter()
+        start = clock()
         with autocast:
             loss = loss_fn(images)
         loss.backward()
@@ -117,7 +120,7 @@ def measure(variant: str, size: str, batch: int, steps: int, warmup: int, img: i
         if dev.type == "cuda":
             torch.cuda.synchronize()
         if i >= warmup:
-            times.append(time.perf_counter() - start)
+            times.append(clock() - start)
     step = statistics.median(times)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     out = {"variant": variant, "step_s": step, "images_per_s": batch / step, "times": times,
@@ -176,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{args.threads} torch thread(s), {'bf16 autocast' if args.device.startswith('cuda') else 'fp32'}); "
           f"per round {args.warmup} warm-up + {args.steps} timed steps, {args.rounds} interleaved rounds; load average "
           f"{load_before[0]:.2f} before, {load_after[0]:.2f} after\n")
-    print(f"| model | step (s) | step / {ref} | images/s | peak RSS (MiB) | rise over weights + AdamW state (MiB) "
+    print(f"| model | step ({'s' if args.device.startswith('cuda') else 'CPU s'}) | step / {ref} | images/s | peak RSS (MiB) | rise over weights + AdamW state (MiB) "
           "| encoder GFLOPs/img (fwd) | model GFLOPs/img (fwd) | params (M) |")
     print("|---|---|---|---|---|---|---|---|---|")
     for variant in variants:

@@ -6,6 +6,8 @@ blocks with 14x14 windows everywhere else. Keyword arguments override any field 
 """
 from __future__ import annotations
 
+import inspect
+
 from .vit import ViT
 
 #            embed_dim depth heads patch drop_path global blocks
@@ -28,7 +30,7 @@ def vit_kwargs(name: str, **overrides) -> dict:
         mlp_ratio=4.0, qkv_bias=True, drop_path_rate=drop_path_rate, use_rel_pos=True, window_size=14,
         window_block_indexes=tuple(i for i in range(depth) if i not in global_blocks),
     )
-    unknown = set(overrides) - set(ViT.__init__.__code__.co_varnames)
+    unknown = set(overrides) - set(inspect.signature(ViT).parameters)
     if unknown:
         raise ValueError(f"unknown ViT argument(s) {sorted(unknown)} for preset {name!r}")
     kwargs.update(overrides)

@@ -4,7 +4,8 @@ The image is patchified once (stride 16), the absolute position embedding of the
 to the input grid, and the tokens stay a (B, H, W, C) map through every block: most blocks attend within
 windows, a few attend globally. No cls token is kept: its position row is dropped.
 
-Built from timm's SAM blocks (window partition with padding, decomposed relative position, fused SDPA), so
+Built from timm's SAM blocks (window partition with padding, decomposed relative position, fused SDPA) with
+the relative position added without a dense bias tensor (``backbone.attention``), so
 for the same arguments ``state_dict()`` has exactly the keys of detectron2's ``ViT`` and, for the encoder
 weights, of the official MAE release and timm: checkpoints move between all three untouched.
 """
@@ -19,6 +20,8 @@ from timm.layers import Format, PatchEmbed, resample_abs_pos_embed
 from timm.models.vision_transformer_sam import Block
 from torch.utils.checkpoint import checkpoint
 
+from .attention import IMPLS, RelPosAttention
+
 
 def abs_pos_for_grid(pos_embed: torch.Tensor, has_cls_token: bool, grid: tuple[int, int]) -> torch.Tensor:
     """Position embedding (1, 1?+h0*w0, C) of the square pretraining grid -> (1, h, w, C) for the input grid.
@@ -30,6 +33,18 @@ def abs_pos_for_grid(pos_embed: torch.Tensor, has_cls_token: bool, grid: tuple[i
         pos_embed = pos_embed[:, 1:]
     pos_embed = resample_abs_pos_embed(pos_embed, list(grid), num_prefix_tokens=0, antialias=False)
     return pos_embed.reshape(1, grid[0], grid[1], -1)
+
+
+class _Block(Block):
+    """timm's SAM block with ``RelPosAttention`` (same parameters, no dense relative-position bias)."""
+
+    def __init__(self, dim: int, num_heads: int, qkv_bias: bool, use_rel_pos: bool, input_size: tuple[int, int],
+                 attn_impl: str, **kwargs):
+        super().__init__(dim, num_heads, qkv_bias=qkv_bias, use_rel_pos=use_rel_pos, input_size=input_size,
+                         **kwargs)
+        self.attn = RelPosAttention(dim, num_heads=num_heads, qkv_bias=qkv_bias, use_rel_pos=use_rel_pos,
+                                    input_size=input_size if self.window_size == 0 else (self.window_size,) * 2,
+                                    impl=attn_impl)
 
 
 class ViT(nn.Module):
@@ -55,6 +70,8 @@ class ViT(nn.Module):
         pretrain_use_cls_token: the stored position embedding has a leading cls row (MAE, timm).
         out_indices: blocks whose outputs are returned (default: the last one only). mmseg's UperNet
             takes several, e.g. (3, 5, 7, 11) for ViT-B.
+        attn_impl: how attention adds the relative position: ``"auto"`` (per device, see
+            ``backbone.attention.attention_impl``), ``"sdpa"``, ``"explicit"`` or ``"flex"``; same outputs.
     """
 
     def __init__(
@@ -79,11 +96,14 @@ class ViT(nn.Module):
         pretrain_img_size: int = 224,
         pretrain_use_cls_token: bool = True,
         out_indices: Sequence[int] | None = None,
+        attn_impl: str = "auto",
     ):
         super().__init__()
         if img_size % patch_size or pretrain_img_size % patch_size:
             raise ValueError(f"patch_size {patch_size} must divide img_size {img_size} "
                              f"and pretrain_img_size {pretrain_img_size}")
+        if attn_impl not in IMPLS + ("auto",):
+            raise ValueError(f"attn_impl must be one of {IMPLS + ('auto',)}, got {attn_impl!r}")
         self.patch_size = patch_size
         self.embed_dim = embed_dim
         self.depth = depth
@@ -101,10 +121,10 @@ class ViT(nn.Module):
 
         drop_path = torch.linspace(0, drop_path_rate, depth).tolist()
         self.blocks = nn.ModuleList(
-            Block(embed_dim, num_heads, mlp_ratio=mlp_ratio, qkv_bias=qkv_bias, drop_path=drop_path[i],
-                  norm_layer=norm_layer, act_layer=act_layer, use_rel_pos=use_rel_pos,
-                  window_size=window_size if i in window_block_indexes else 0,
-                  input_size=(img_size // patch_size, img_size // patch_size))
+            _Block(embed_dim, num_heads, mlp_ratio=mlp_ratio, qkv_bias=qkv_bias, drop_path=drop_path[i],
+                   norm_layer=norm_layer, act_layer=act_layer, use_rel_pos=use_rel_pos,
+                   window_size=window_size if i in window_block_indexes else 0,
+                   input_size=(img_size // patch_size, img_size // patch_size), attn_impl=attn_impl)
             for i in range(depth)
         )
         self.init_weights(rel_pos_zero_init)
@@ -125,10 +145,6 @@ class ViT(nn.Module):
             if block.attn.use_rel_pos and not rel_pos_zero_init:
                 nn.init.trunc_normal_(block.attn.rel_pos_h, std=0.02)
                 nn.init.trunc_normal_(block.attn.rel_pos_w, std=0.02)
-
-    @property
-    def num_layers(self) -> int:
-        return self.depth
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         """(B, C, H, W) image -> one (B, embed_dim, H/p, W/p) map per block in ``out_indices``."""

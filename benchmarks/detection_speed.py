@@ -29,7 +29,8 @@ import time
 
 #          width depth heads global blocks    drop path
 SIZES = {"base": (768, 12, 12, (2, 5, 8, 11), 0.1), "large": (1024, 24, 16, (5, 11, 17, 23), 0.4),
-         "huge": (1280, 32, 16, (7, 15, 23, 31), 0.5)}
+         "huge": (1280, 32, 16, (7, 15, 23, 31), 0.5),
+         "smoke": (64, 2, 2, (1,), 0.0)}  # benchmarks/gpu.py --smoke: the same code in seconds on CPU
 VARIANTS = ("ours", "detectron2")
 
 

@@ -1,19 +1,26 @@
-"""MAE pretraining speed: visible-only encoder vs. mask tokens in the encoder vs. Hugging Face ViTMAE.
+"""MAE pretraining step: ours against the official code, and visible-only against mask tokens in the encoder.
 
     python -m benchmarks.pretrain_speed                     # ViT-L/16, 8-block decoder, batch 8, 224 px
-    python -m benchmarks.pretrain_speed --size base --batch 16 --steps 5
+    python -m benchmarks.pretrain_speed --size base --variants "ours,official" --rounds 3
 
-One full training step (forward, backward, AdamW) of three models of the same size and batch at mask
-ratio 0.75 with norm-pix loss, each in its own subprocess so that peak memory is its own:
+One full training step (forward, backward, AdamW) at mask ratio 0.75 with norm-pix loss, equal math in every
+variant:
 
-- ``ours``: ``pretrain.MaskedAutoencoderViT``, the encoder sees the 25 % visible patches only;
-- ``ours w/ [M]``: the same model with ``mask_tokens_in_encoder=True`` (the paper's Table 1c ablation);
-- ``HF ViTMAE``: ``transformers.ViTMAEForPreTraining`` with the same configuration (random init).
+- ``ours``: ``pretrain.MaskedAutoencoderViT`` with the optimizer ``pretrain.train`` builds (AdamW, fused);
+- ``ours w/ [M]``: the paper's Table 1c ablation (``benchmarks.mae_variants.MaskTokensInEncoder``), same
+  optimizer: the encoder runs on all 196 patches instead of the 49 visible ones;
+- ``official``: the official ``models_mae.py`` and ``main_pretrain.py`` optimizer
+  (``benchmarks.mae_variants``: torch's default AdamW);
+- ``ours compiled``: ``ours`` under ``torch.compile`` (the ``compile=True`` config switch; compile time excluded);
+- ``HF ViTMAE``: ``transformers.ViTMAEForPreTraining`` with the same configuration, default AdamW.
 
-Printed: median step time, images/s, peak resident memory (and its rise over the model + optimizer
-baseline), forward GFLOPs of the encoder and of the whole model per image (torch's FlopCounterMode), and the
-ratios the paper reports (ViT-L, 8-block decoder: 2.8x wall-clock and 3.3x encoder FLOPs for w/ [M]). The
-device is the CPU here (fp32); with a GPU, ``--device cuda`` measures in bf16 autocast.
+Each variant runs in its own subprocess (so peak memory is its own), the variants interleaved round by round.
+Time on CPU is the process's CPU time (one thread: the work done, unaffected by other jobs taking turns on the
+cores), on a GPU wall time after synchronising. Per variant the median over rounds of each round's median step, and the median over rounds of
+``variant / ours`` from the same round (load drifts; a round's neighbours see about the same). Also printed:
+peak resident memory (and its rise over model + optimizer), forward GFLOPs of the encoder and of the whole model
+per image (``torch.utils.flop_counter.FlopCounterMode``). On a GPU (``--device cuda``) steps run in bf16
+autocast.
 """
 from __future__ import annotations
 
@@ -29,7 +36,7 @@ import time
 
 SIZES = {"base": ("mae_vit_base_patch16", 768, 12, 12, 16), "large": ("mae_vit_large_patch16", 1024, 24, 16, 16),
          "huge": ("mae_vit_huge_patch14", 1280, 32, 16, 14)}
-VARIANTS = ("ours", "ours w/ [M]", "HF ViTMAE")
+VARIANTS = ("ours", "ours w/ [M]", "official", "ours compiled", "HF ViTMAE")
 
 
 def _rss_mb() -> float:
@@ -37,8 +44,17 @@ def _rss_mb() -> float:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
-def _build(variant: str, size: str, img: int):
+def ours_optimizer(model, lr: float = 1.5e-4):
+    """As ``pretrain.train`` builds it: no decay on 1-D parameters, betas (0.9, 0.95), the fused kernel."""
     import torch
+    from timm.optim import param_groups_weight_decay
+    return torch.optim.AdamW(param_groups_weight_decay(model, 0.05), lr=lr, betas=(0.9, 0.95), fused=True)
+
+
+def build(variant: str, size: str, img: int, **overrides):
+    """(model, optimizer factory, loss of a batch, encoder forward of a batch) for ``variant``; ``overrides``
+    (depth, decoder_depth, ...) go to our models and the official one."""
+    from benchmarks.mae_variants import mask_tokens_in_encoder, official_mae, official_optimizer
     name, dim, depth, heads, patch = SIZES[size]
     if variant == "HF ViTMAE":
         from transformers import ViTMAEConfig, ViTMAEForPreTraining
@@ -48,10 +64,14 @@ def _build(variant: str, size: str, img: int):
                               decoder_intermediate_size=2048, mask_ratio=0.75, norm_pix_loss=True,
                               layer_norm_eps=1e-6)
         model = ViTMAEForPreTraining(config)
-        return model, lambda x: model(pixel_values=x).loss, lambda x: model.vit(pixel_values=x)
+        return model, official_optimizer, lambda x: model(pixel_values=x).loss, lambda x: model.vit(pixel_values=x)
+    if variant == "official":
+        model = official_mae(name, img_size=img, norm_pix_loss=True, **overrides)
+        return model, official_optimizer, lambda x: model(x, 0.75)[0], lambda x: model.forward_encoder(x, 0.75)
     from pretrain import build_mae
-    model = build_mae(name, img_size=img, norm_pix_loss=True, mask_tokens_in_encoder=variant == "ours w/ [M]")
-    return model, lambda x: model(x, 0.75)[0], lambda x: model.forward_encoder(x, 0.75)
+    model = (mask_tokens_in_encoder if variant == "ours w/ [M]" else build_mae)(name, img_size=img, norm_pix_loss=True,
+                                                                                **overrides)
+    return model, ours_optimizer, lambda x: model(x, 0.75)[0], lambda x: model.forward_encoder(x, 0.75)
 
 
 def measure(variant: str, size: str, batch: int, steps: int, warmup: int, img: int, device: str,
@@ -61,7 +81,7 @@ def measure(variant: str, size: str, batch: int, steps: int, warmup: int, img: i
     if threads:
         torch.set_num_threads(threads)
     torch.manual_seed(0)
-    model, loss_fn, encoder_fn = _build(variant, size, img)
+    model, make_optimizer, loss_fn, encoder_fn = build(variant, size, img)
     model.to(device)
     dev = torch.device(device)
     autocast = torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda")
@@ -73,8 +93,11 @@ def measure(variant: str, size: str, batch: int, steps: int, warmup: int, img: i
         with FlopCounterMode(display=False) as counter:
             encoder_fn(one)
         encoder_flops = counter.get_total_flops()
+    if variant == "ours compiled":
+        compiled = torch.compile(model)
+        loss_fn = lambda x: compiled(x, 0.75)[0]  # noqa: E731
 
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1.5e-4, betas=(0.9, 0.95), weight_decay=0.05)
+    optimizer = make_optimizer(model)
     for p in model.parameters():  # materialise AdamW's state, so that the baseline holds weights + optimizer
         if p.requires_grad:
             p.grad = torch.zeros_like(p)
@@ -84,9 +107,11 @@ def measure(variant: str, size: str, batch: int, steps: int, warmup: int, img: i
     baseline_mb = _rss_mb()
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
+    # on CPU the process's CPU time: with one thread it is the work done, whatever else the machine runs
+    clock = time.perf_counter if dev.type == "cuda" else time.process_time
     times = []
     for i in range(warmup + steps):
-        start = time.perf_counter()
+        start = clock()
         with autocast:
             loss = loss_fn(images)
         loss.backward()
@@ -95,7 +120,7 @@ def measure(variant: str, size: str, batch: int, steps: int, warmup: int, img: i
         if dev.type == "cuda":
             torch.cuda.synchronize()
         if i >= warmup:
-            times.append(time.perf_counter() - start)
+            times.append(clock() - start)
     step = statistics.median(times)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     out = {"variant": variant, "step_s": step, "images_per_s": batch / step, "times": times,
@@ -112,13 +137,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.pretrain_speed", description=__doc__.split("\n")[0])
     parser.add_argument("--size", choices=sorted(SIZES), default="large")
     parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--steps", type=int, default=3, help="timed steps (median reported)")
+    parser.add_argument("--steps", type=int, default=2, help="timed steps per round (median taken)")
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--img", type=int, default=224)
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
-    parser.add_argument("--repeats", type=int, default=2,
-                        help="rounds over the three models; the fastest round counts (other load only slows)")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds over the variants, interleaved")
+    parser.add_argument("--variants", default="ours,ours w/ [M],official",
+                        help=f"comma-separated, from {VARIANTS}; the first is the reference of the ratios")
     parser.add_argument("--variant", choices=VARIANTS, help=argparse.SUPPRESS)  # a child process measuring one
     args = parser.parse_args(argv)
     if args.variant:
@@ -126,43 +152,46 @@ def main(argv: list[str] | None = None) -> int:
                                  args.threads)))
         return 0
 
+    variants = args.variants.split(",")
+    unknown = set(variants) - set(VARIANTS)
+    if unknown:
+        parser.error(f"unknown variant(s) {sorted(unknown)}; choose from {VARIANTS}")
     load_before = os.getloadavg()
-    results: dict[str, dict] = {}
-    for _ in range(args.repeats):
-        for variant in VARIANTS:
+    runs: dict[str, list[dict]] = {v: [] for v in variants}
+    for r in range(args.rounds):
+        for variant in variants:
             cmd = [sys.executable, "-m", "benchmarks.pretrain_speed", "--variant", variant, "--size", args.size,
                    "--batch", str(args.batch), "--steps", str(args.steps), "--warmup", str(args.warmup),
-                   "--img", str(args.img), "--device", args.device] + (
-                   ["--threads", str(args.threads)] if args.threads else [])
+                   "--img", str(args.img), "--device", args.device, "--threads", str(args.threads)]
             proc = subprocess.run(cmd, capture_output=True, text=True)
             if proc.returncode:
                 print(proc.stderr[-3000:], file=sys.stderr)
                 return proc.returncode
-            run = json.loads(proc.stdout.strip().splitlines()[-1])
-            print(f"measured {variant}: {run['step_s']:.2f} s/step, load {os.getloadavg()[0]:.2f}", file=sys.stderr)
-            if variant not in results or run["step_s"] < results[variant]["step_s"]:
-                results[variant] = run
+            runs[variant].append(json.loads(proc.stdout.strip().splitlines()[-1]))
+            print(f"round {r + 1} {variant}: {runs[variant][-1]['step_s']:.2f} s/step, "
+                  f"load {os.getloadavg()[0]:.2f}", file=sys.stderr)
     load_after = os.getloadavg()
 
+    ref = variants[0]
     name = SIZES[args.size][0]
     print(f"\n{name}, decoder 512 x 8 blocks, batch {args.batch}, {args.img} px, mask ratio 0.75, norm-pix; "
           f"{args.device} ({platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-          f"{results['ours']['threads']} torch threads, fp32 on CPU / bf16 on GPU); median of {args.steps} steps "
-          f"after {args.warmup} warm-up, best of {args.repeats} rounds; load average {load_before[0]:.2f} before, {load_after[0]:.2f} after\n")
-    print("| model | step (s) | images/s | peak RSS (MiB) | rise over weights + AdamW state (MiB) "
+          f"{args.threads} torch thread(s), {'bf16 autocast' if args.device.startswith('cuda') else 'fp32'}); "
+          f"per round {args.warmup} warm-up + {args.steps} timed steps, {args.rounds} interleaved rounds; load average "
+          f"{load_before[0]:.2f} before, {load_after[0]:.2f} after\n")
+    print(f"| model | step ({'s' if args.device.startswith('cuda') else 'CPU s'}) | step / {ref} | images/s | peak RSS (MiB) | rise over weights + AdamW state (MiB) "
           "| encoder GFLOPs/img (fwd) | model GFLOPs/img (fwd) | params (M) |")
-    print("|---|---|---|---|---|---|---|---|")
-    for variant, r in results.items():
-        print(f"| {variant} | {r['step_s']:.2f} | {r['images_per_s']:.2f} | {r['peak_rss_mb']:.0f} | "
-              f"{r['rise_mb']:.0f} | {r['encoder_gflops_fwd']:.1f} | {r['gflops_fwd']:.1f} | {r['params_m']:.1f} |")
-    ours, tokens, hf = results["ours"], results["ours w/ [M]"], results["HF ViTMAE"]
-    print("\nratios (measured | paper, ViT-L 8-block decoder, TPU-v3):")
-    print(f"- w/ [M] / visible-only step time: {tokens['step_s'] / ours['step_s']:.2f}x | 2.8x wall-clock")
-    print(f"- w/ [M] / visible-only encoder FLOPs: {tokens['encoder_gflops_fwd'] / ours['encoder_gflops_fwd']:.2f}x "
-          f"| 3.3x")
-    print(f"- w/ [M] / visible-only memory rise: {tokens['rise_mb'] / ours['rise_mb']:.2f}x | -")
-    print(f"- HF ViTMAE / ours: step time {hf['step_s'] / ours['step_s']:.2f}x, FLOPs "
-          f"{hf['gflops_fwd'] / ours['gflops_fwd']:.2f}x, memory rise {hf['rise_mb'] / ours['rise_mb']:.2f}x")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for variant in variants:
+        rs = runs[variant]
+        step = statistics.median(r["step_s"] for r in rs)
+        ratio = statistics.median(r["step_s"] / o["step_s"] for r, o in zip(rs, runs[ref]))
+        last = rs[-1]
+        print(f"| {variant} | {step:.2f} | {ratio:.2f}x | {args.batch / step:.2f} | "
+              f"{max(r['peak_rss_mb'] for r in rs):.0f} | {max(r['rise_mb'] for r in rs):.0f} | "
+              f"{last['encoder_gflops_fwd']:.1f} | {last['gflops_fwd']:.1f} | {last['params_m']:.1f} |")
+    print("\nper round (s/step): " + "; ".join(
+        f"{v}: " + ", ".join(f"{r['step_s']:.2f}" for r in runs[v]) for v in variants))
     return 0
 
 

@@ -4,8 +4,7 @@ Python API (the command line ``mae-transfer pretrain | export | visualize | linp
 
     MaskedAutoencoderViT(img_size=224, patch_size=16, in_chans=3, embed_dim=1024, depth=24, num_heads=16,
                          decoder_embed_dim=512, decoder_depth=8, decoder_num_heads=16, mlp_ratio=4.,
-                         norm_layer=partial(nn.LayerNorm, eps=1e-6), norm_pix_loss=False,
-                         mask_tokens_in_encoder=False)
+                         norm_layer=partial(nn.LayerNorm, eps=1e-6), norm_pix_loss=False)
         .forward(imgs, mask_ratio=0.75, noise=None) -> (loss, pred [N, L, p*p*3], mask [N, L])
     build_mae(name, **overrides); mae_vit_{tiny,small,base,large}_patch16(**kw); mae_vit_huge_patch14(**kw)
     get_2d_sincos_pos_embed(embed_dim, grid_size, cls_token=False) -> np.ndarray

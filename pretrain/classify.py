@@ -148,7 +148,7 @@ def _finetune_job(cfg: FinetuneConfig, rt: Runtime) -> Job:
         return criterion(model(images), labels)
 
     return Job(task="finetune", model=model, param_groups=groups,
-               make_optimizer=lambda g: torch.optim.AdamW(g, lr=cfg.effective_lr, betas=cfg.betas),
+               make_optimizer=lambda g: torch.optim.AdamW(g, lr=cfg.effective_lr, betas=cfg.betas, fused=True),
                train_set=train_set, loss=loss, evaluate=_evaluator(val_set, cfg), final_metrics=_top1_metrics,
                dataset=cfg.dataset_name, arch=cfg.model, init=cfg.checkpoint or "random")
 

@@ -23,16 +23,14 @@ from .pos_embed import get_2d_sincos_pos_embed
 class MaskedAutoencoderViT(nn.Module):
     """Masked autoencoder with a Vision Transformer encoder.
 
-    Keywords as the official class. ``mask_tokens_in_encoder`` switches to the paper's "w/ [M]" ablation
-    (Table 1c): the encoder sees all patches, the removed ones replaced by a learned mask token, and the
-    decoder receives the full sequence; it exists for the speed benchmark only.
+    Keywords, parameters and results as the official class; masking and unshuffling take fewer copies (one
+    argsort, one scatter, one gather each way; see ``random_masking`` and ``unshuffle``).
     """
 
     def __init__(self, img_size=224, patch_size=16, in_chans=3,
                  embed_dim=1024, depth=24, num_heads=16,
                  decoder_embed_dim=512, decoder_depth=8, decoder_num_heads=16,
-                 mlp_ratio=4., norm_layer=partial(nn.LayerNorm, eps=1e-6), norm_pix_loss=False,
-                 mask_tokens_in_encoder=False):
+                 mlp_ratio=4., norm_layer=partial(nn.LayerNorm, eps=1e-6), norm_pix_loss=False):
         super().__init__()
         if img_size % patch_size:
             raise ValueError(f"patch_size {patch_size} does not divide img_size {img_size}")
@@ -40,7 +38,6 @@ class MaskedAutoencoderViT(nn.Module):
             if dim % heads:
                 raise ValueError(f"{name}num_heads {heads} does not divide {name}embed_dim {dim}")
         self.in_chans = in_chans
-        self.mask_tokens_in_encoder = mask_tokens_in_encoder
 
         # MAE encoder
         self.patch_embed = PatchEmbed(img_size, patch_size, in_chans, embed_dim)
@@ -51,9 +48,9 @@ class MaskedAutoencoderViT(nn.Module):
             Block(embed_dim, num_heads, mlp_ratio, qkv_bias=True, norm_layer=norm_layer) for _ in range(depth)])
         self.norm = norm_layer(embed_dim)
 
-        # MAE decoder; in the "w/ [M]" ablation the mask token lives at the encoder's width instead
+        # MAE decoder
         self.decoder_embed = nn.Linear(embed_dim, decoder_embed_dim, bias=True)
-        self.mask_token = nn.Parameter(torch.zeros(1, 1, embed_dim if mask_tokens_in_encoder else decoder_embed_dim))
+        self.mask_token = nn.Parameter(torch.zeros(1, 1, decoder_embed_dim))
         self.decoder_pos_embed = nn.Parameter(torch.zeros(1, num_patches + 1, decoder_embed_dim),
                                               requires_grad=False)  # fixed
         self.decoder_blocks = nn.ModuleList([
@@ -132,25 +129,20 @@ class MaskedAutoencoderViT(nn.Module):
         elif noise.shape != (N, L):
             raise ValueError(f"noise must have shape (N, L) = {(N, L)}, got {tuple(noise.shape)}")
         ids_shuffle = torch.argsort(noise.to(x.device), dim=1)  # ascend: small is keep, large is remove
-        ids_restore = torch.argsort(ids_shuffle, dim=1)
+        # the inverse permutation by one scatter (the official code argsorts a second time: same result)
+        positions = torch.arange(L, device=x.device).expand(N, -1)
+        ids_restore = torch.empty_like(ids_shuffle).scatter_(1, ids_shuffle, positions)
 
         ids_keep = ids_shuffle[:, :len_keep]
         x_masked = torch.gather(x, dim=1, index=ids_keep.unsqueeze(-1).expand(-1, -1, D))
 
-        mask = torch.ones([N, L], device=x.device)
-        mask[:, :len_keep] = 0
-        mask = torch.gather(mask, dim=1, index=ids_restore)  # unshuffle to the original order
+        mask = (ids_restore >= len_keep).float()  # 1 where the token's rank is past the kept ones (fp32, as official)
         return x_masked, mask, ids_restore
 
     def forward_encoder(self, x, mask_ratio, noise=None):
         x = self.patch_embed(x)  # [N, L, D]
-        if self.mask_tokens_in_encoder:
-            _, mask, ids_restore = self.random_masking(x, mask_ratio, noise)
-            x = torch.where(mask.unsqueeze(-1).bool(), self.mask_token.to(x.dtype), x)  # [N, L, D]
-            x = x + self.pos_embed[:, 1:, :]
-        else:
-            x = x + self.pos_embed[:, 1:, :]  # position first, then masking
-            x, mask, ids_restore = self.random_masking(x, mask_ratio, noise)  # [N, len_keep, D]
+        x = x + self.pos_embed[:, 1:, :]  # position first, then masking
+        x, mask, ids_restore = self.random_masking(x, mask_ratio, noise)  # [N, len_keep, D]
 
         cls_token = self.cls_token + self.pos_embed[:, :1, :]
         x = torch.cat((cls_token.expand(x.shape[0], -1, -1), x), dim=1)  # [N, 1 + len_keep, D]
@@ -159,13 +151,18 @@ class MaskedAutoencoderViT(nn.Module):
         x = self.norm(x)
         return x, mask, ids_restore
 
+    def unshuffle(self, x, ids_restore):
+        """[N, 1 + len_keep, Dd] -> [N, 1 + L, Dd]: the cls token, then per patch its encoded token if it was
+        kept, else the mask token, in the original order. One concatenation and one gather (the official
+        code: two concatenations around the gather, same values)."""
+        N, visible, Dd = x.shape
+        mask_tokens = self.mask_token.to(x.dtype).expand(N, ids_restore.shape[1] + 1 - visible, -1)
+        index = torch.cat([ids_restore.new_zeros(N, 1), ids_restore + 1], dim=1)  # cls stays first
+        return torch.gather(torch.cat([x, mask_tokens], dim=1), 1, index.unsqueeze(-1).expand(-1, -1, Dd))
+
     def forward_decoder(self, x, ids_restore):
         x = self.decoder_embed(x)  # [N, 1 + len_keep, Dd]
-        if not self.mask_tokens_in_encoder:
-            mask_tokens = self.mask_token.expand(x.shape[0], ids_restore.shape[1] + 1 - x.shape[1], -1)
-            x_ = torch.cat([x[:, 1:, :], mask_tokens.to(x.dtype)], dim=1)  # [N, L, Dd], no cls token
-            x_ = torch.gather(x_, dim=1, index=ids_restore.unsqueeze(-1).expand(-1, -1, x.shape[2]))  # unshuffle
-            x = torch.cat([x[:, :1, :], x_], dim=1)  # [N, 1 + L, Dd]
+        x = self.unshuffle(x, ids_restore)  # [N, 1 + L, Dd]
         x = x + self.decoder_pos_embed
         for blk in self.decoder_blocks:
             x = blk(x)
@@ -243,8 +240,3 @@ def mae_vit_large_patch16(**kwargs):
 def mae_vit_huge_patch14(**kwargs):
     return build_mae("mae_vit_huge_patch14", **kwargs)
 
-
-# the official names, decoder 512 wide, 8 blocks
-mae_vit_base_patch16_dec512d8b = mae_vit_base_patch16
-mae_vit_large_patch16_dec512d8b = mae_vit_large_patch16
-mae_vit_huge_patch14_dec512d8b = mae_vit_huge_patch14

@@ -38,7 +38,7 @@ def train_mae(config: PretrainConfig | str | Path, out_dir: str | Path, *, resum
 
         job = Job(task="pretrain", model=model,
                   param_groups=param_groups_weight_decay(model, cfg.weight_decay),  # no decay on 1-D params
-                  make_optimizer=lambda groups: torch.optim.AdamW(groups, lr=cfg.effective_lr, betas=cfg.betas),
+                  make_optimizer=lambda groups: torch.optim.AdamW(groups, lr=cfg.effective_lr, betas=cfg.betas, fused=True),
                   train_set=train_set, loss=loss, dataset=cfg.dataset_name, arch=cfg.model)
         config_file = None if isinstance(config, PretrainConfig) else config
         return fit(job, cfg, rt, out_dir, resume, config_file).checkpoint

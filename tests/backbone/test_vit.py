@@ -128,3 +128,64 @@ def test_arch_names_follow_the_presets():
     assert arch_name(768, 12) == "vit_base"
     assert arch_name(192, 4) == "vit_tiny_d4"
     assert arch_name(100, 3) == "vit_w100_d3"
+
+
+def timm_reference_blocks(model: ViT) -> ViT:
+    """A copy of ``model`` whose attention is timm's SAM ``Attention`` as it is (the dense-mask SDPA path)."""
+    import copy
+
+    from timm.models.vision_transformer_sam import Attention
+    reference = copy.deepcopy(model)
+    for block in reference.blocks:
+        block.attn.__class__ = Attention
+    return reference
+
+
+@pytest.mark.parametrize("impl", ["explicit", "sdpa"])
+def test_attention_impls_equal_timm_sam_attention_in_outputs_and_gradients(impl):
+    torch.manual_seed(0)
+    # a 5 x 7 grid: global blocks interpolate the 4 x 4 tables, the window block pads to 6 x 9 (three-wide windows)
+    model = tiny_vit(use_rel_pos=True, depth=3, window_size=3, window_block_indexes=(1,), attn_impl=impl).train()
+    randomize_rel_pos(model)
+    reference = timm_reference_blocks(model)
+    x = torch.randn(2, 3, 80, 112)
+    for m in (model, reference):
+        m(x)[-1].square().mean().backward()
+    torch.testing.assert_close(model(x)[-1], reference(x)[-1], atol=1e-5, rtol=1e-5)
+    for (name, a), (_, b) in zip(model.named_parameters(), reference.named_parameters()):
+        torch.testing.assert_close(a.grad, b.grad, atol=1e-5, rtol=1e-4, msg=name)
+    assert model.blocks[0].attn.rel_pos_h.grad.abs().sum() > 0  # the relative position is trained
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="FlexAttention has no backward on CPU (torch 2.14)")
+def test_flex_attention_equals_timm_sam_attention_on_gpu():
+    torch.manual_seed(0)
+    model = tiny_vit(use_rel_pos=True, attn_impl="flex").cuda().train()
+    randomize_rel_pos(model)
+    reference = timm_reference_blocks(model)
+    x = torch.randn(2, 3, 64, 64, device="cuda")
+    for m in (model, reference):
+        m(x)[-1].square().mean().backward()
+    torch.testing.assert_close(model(x)[-1], reference(x)[-1], atol=1e-4, rtol=1e-4)
+    for (name, a), (_, b) in zip(model.named_parameters(), reference.named_parameters()):
+        torch.testing.assert_close(a.grad, b.grad, atol=1e-4, rtol=1e-3, msg=name)
+
+
+def test_sdpa_attention_keeps_no_token_by_token_tensor_for_backward():
+    torch.manual_seed(0)
+    tokens = 8 * 8
+    model = tiny_vit(img_size=128, use_rel_pos=True, depth=1, attn_impl="sdpa").train()
+    shapes = []
+
+    def pack(t):
+        shapes.append(tuple(t.shape))
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        model(torch.randn(1, 3, 128, 128))
+    assert not [s for s in shapes if s.count(tokens) >= 2]  # timm's dense mask and explicit logits are N x N
+
+
+def test_unknown_attention_impl_is_one_clear_error():
+    with pytest.raises(ValueError, match="attn_impl must be one of .* got 'fast'"):
+        tiny_vit(attn_impl="fast")

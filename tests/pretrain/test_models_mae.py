@@ -169,14 +169,19 @@ def test_matches_hugging_face_vitmae_given_the_same_weights_and_noise():
     assert torch.allclose(loss, out.loss, rtol=1e-5)
 
 
-def test_mask_token_encoder_switch_feeds_all_patches_through_the_encoder():
-    seen = {}
-    for switch in (False, True):
-        model = tiny(mask_tokens_in_encoder=switch)
-        model.blocks[0].register_forward_hook(lambda m, args, out, s=switch: seen.__setitem__(s, args[0].shape))
-        loss, pred, mask = model(torch.randn(2, 3, 32, 32), 0.75, noise=torch.rand(2, 16))
-        assert pred.shape == (2, 16, 192) and mask.sum() == 2 * 12 and torch.isfinite(loss)
-    assert seen[False] == (2, 1 + 4, 32) and seen[True] == (2, 1 + 16, 32)
+def test_unshuffle_puts_kept_tokens_back_and_mask_tokens_in_the_gaps():
+    model = tiny()
+    noise = torch.rand(2, 16)
+    ids_shuffle = torch.argsort(noise, dim=1)
+    _, mask, ids_restore = model.random_masking(torch.zeros(2, 16, 1), 0.75, noise)
+    encoded = torch.randn(2, 1 + 4, 32)  # cls + the 4 kept patches in shuffled order
+    full = model.unshuffle(encoded, ids_restore)
+    assert full.shape == (2, 1 + 16, 32)
+    assert torch.equal(full[:, 0], encoded[:, 0])
+    for n in range(2):
+        for rank, patch in enumerate(ids_shuffle[n, :4].tolist()):
+            assert torch.equal(full[n, 1 + patch], encoded[n, 1 + rank])
+        assert torch.equal(full[n, 1:][mask[n] == 1], model.mask_token[0].expand(12, -1))
 
 
 def test_bad_arguments_are_one_clear_error():

@@ -1,0 +1,133 @@
+"""Attention with decomposed relative position (MViTv2, arXiv 2112.01526; ViTDet, arXiv 2203.16527) without a
+dense bias tensor.
+
+The bias of query ``q`` (at row ``qh``, column ``qw``) on key ``k`` is ``rel_h[q, kh] + rel_w[q, kw]``, with
+``rel_h = einsum(q, Rh)`` and ``rel_w = einsum(q, Rw)`` as detectron2's ``add_decomposed_rel_pos``. timm's SAM
+attention adds the two terms into a dense (heads, N, N) float mask and passes it to
+``scaled_dot_product_attention``: at 1024 px a global block's mask is 4096 x 4096 per head, materialised and,
+since the mask needs a gradient, attended by SDPA's unfused math path. Three ways without that tensor:
+
+- ``"explicit"``: detectron2's computation, logits ``(q * scale) @ k^T`` with both terms added in place (a
+  broadcast view, no bias tensor), softmax, ``@ v``.
+- ``"sdpa"``: the bias as part of the dot product, so that SDPA's fused kernels run without a mask:
+  ``q' = [q * scale, rel_h, rel_w]`` and ``k' = [k, onehot(row), onehot(column)]`` give
+  ``q'.k' = scale q.k + rel_h[q, kh] + rel_w[q, kw]`` exactly. Head dim grows by H + W (64 + 64 + 64 at 1024
+  px); ``v`` is zero-padded to it, as the fused kernels want one head dim.
+- ``"flex"``: FlexAttention with a ``score_mod`` adding ``rel_h[q, k // W] + rel_w[q, k % W]`` inside the
+  kernel (compiled; no backward on CPU in torch 2.14).
+
+``attention_impl`` chooses per device, from measurements recorded in ``benchmarks/backbone_speed.md``; all three
+give the same outputs and gradients up to float rounding, and the parameters are timm's (``qkv``, ``proj``,
+``rel_pos_h``, ``rel_pos_w``), so checkpoints do not change.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from timm.models.vision_transformer_sam import Attention, get_rel_pos
+
+IMPLS = ("explicit", "sdpa", "flex")
+
+
+def attention_impl(device: torch.device, requires_grad: bool) -> str:
+    """The implementation used when a module's ``impl`` is ``"auto"``.
+
+    CPU (benchmarks/backbone_speed.md, ViT-B + simple feature pyramid, forward + backward, one thread):
+    ``"sdpa"`` beats ``"explicit"`` at 512 and 1024 px and uses far less memory. GPU: ``"sdpa"`` runs SDPA's
+    flash / memory-efficient kernels with no mask; ``benchmarks/gpu.py`` times it against ``"flex"`` and
+    ``"explicit"`` (not yet run on a GPU, see benchmarks/gpu.md).
+    """
+    return "sdpa"
+
+
+def rel_pos_terms(q: torch.Tensor, rel_pos_h: torch.Tensor, rel_pos_w: torch.Tensor,
+                  grid: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """q (B, heads, H*W, C) -> rel_h (B, heads, H, W, H) and rel_w (B, heads, H, W, W), as detectron2's
+    ``add_decomposed_rel_pos`` (tables interpolated when the grid differs from the one they were built for)."""
+    H, W = grid
+    Rh = get_rel_pos(H, H, rel_pos_h)
+    Rw = get_rel_pos(W, W, rel_pos_w)
+    r_q = q.unflatten(2, (H, W))
+    return torch.einsum("bnhwc,hkc->bnhwk", r_q, Rh), torch.einsum("bnhwc,wkc->bnhwk", r_q, Rw)
+
+
+def explicit_attention(q, k, v, rel_h, rel_w, scale: float, dropout_p: float = 0.0) -> torch.Tensor:
+    B, heads, N, _ = q.shape
+    H, W = rel_h.shape[2], rel_h.shape[3]
+    attn = (q * scale) @ k.transpose(-2, -1)
+    # matmul keeps its inputs, not its output, for backward: adding in place is safe and saves a N x N copy
+    attn.view(B, heads, H, W, H, W).add_(rel_h[..., None]).add_(rel_w[..., None, :])
+    attn = attn.softmax(dim=-1)
+    if dropout_p:
+        attn = F.dropout(attn, dropout_p)
+    return attn @ v
+
+
+def _row_col_onehot(H: int, W: int, like: torch.Tensor) -> torch.Tensor:
+    """(H*W, H + W): for token n, a one at its row and one at H + its column."""
+    rows = torch.arange(H, device=like.device).repeat_interleave(W)
+    cols = torch.arange(W, device=like.device).repeat(H)
+    return torch.cat([F.one_hot(rows, H), F.one_hot(cols, W)], dim=-1).to(like.dtype)
+
+
+def sdpa_attention(q, k, v, rel_h, rel_w, scale: float, dropout_p: float = 0.0) -> torch.Tensor:
+    B, heads, N, C = q.shape
+    H, W = rel_h.shape[2], rel_h.shape[3]
+    pad = -(C + H + W) % 8  # fused GPU kernels want head dims in multiples of 8
+    onehot = _row_col_onehot(H, W, q)
+    q_aug = torch.cat([q * scale, rel_h.reshape(B, heads, N, H), rel_w.reshape(B, heads, N, W)], dim=-1)
+    k_aug = torch.cat([k, onehot.expand(B, heads, N, H + W)], dim=-1)
+    if pad:
+        q_aug, k_aug = F.pad(q_aug, (0, pad)), F.pad(k_aug, (0, pad))
+    v_pad = F.pad(v, (0, q_aug.shape[-1] - C))
+    out = F.scaled_dot_product_attention(q_aug, k_aug, v_pad, dropout_p=dropout_p, scale=1.0)
+    return out[..., :C]
+
+
+_compiled_flex = None
+
+
+def flex_attention(q, k, v, rel_h, rel_w, scale: float, dropout_p: float = 0.0) -> torch.Tensor:
+    global _compiled_flex
+    if dropout_p:
+        raise ValueError("attention impl 'flex' has no attention dropout; use 'sdpa' or 'explicit'")
+    if _compiled_flex is None:  # FlexAttention is only fast compiled (eager it falls back to dense math)
+        from torch.nn.attention.flex_attention import flex_attention as flex
+        _compiled_flex = torch.compile(flex, dynamic=False)
+    B, heads, N, _ = q.shape
+    W = rel_w.shape[-1]
+    rel_h, rel_w = rel_h.reshape(B, heads, N, -1), rel_w.reshape(B, heads, N, W)
+
+    def add_rel_pos(score, b, h, q_idx, kv_idx):
+        return score + rel_h[b, h, q_idx, kv_idx // W] + rel_w[b, h, q_idx, kv_idx % W]
+
+    return _compiled_flex(q, k, v, score_mod=add_rel_pos, scale=scale)
+
+
+ATTENTION = {"explicit": explicit_attention, "sdpa": sdpa_attention, "flex": flex_attention}
+
+
+class RelPosAttention(Attention):
+    """timm's SAM ``Attention`` (same parameters and outputs) computing the decomposed relative position
+    without a dense bias; ``impl`` is one of ``IMPLS`` or ``"auto"`` (``attention_impl``)."""
+
+    def __init__(self, *args, impl: str = "auto", **kwargs):
+        super().__init__(*args, **kwargs)
+        if impl not in IMPLS + ("auto",):
+            raise ValueError(f"attention impl must be one of {IMPLS + ('auto',)}, got {impl!r}")
+        self.impl = impl
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.use_rel_pos:
+            return super().forward(x)  # plain fused SDPA, no bias at all
+        B, H, W, _ = x.shape
+        N = H * W
+        qkv = self.qkv(x.reshape(B, N, -1)).view(B, N, 3, self.num_heads, -1).permute(2, 0, 3, 1, 4)
+        q, k, v = qkv.unbind(0)  # (B, heads, N, C) each
+        q, k = self.q_norm(q), self.k_norm(k)
+        rel_h, rel_w = rel_pos_terms(q, self.rel_pos_h, self.rel_pos_w, (H, W))
+        impl = self.impl if self.impl != "auto" else attention_impl(x.device, torch.is_grad_enabled())
+        dropout_p = self.attn_drop.p if self.training else 0.0
+        x = ATTENTION[impl](q, k, v, rel_h, rel_w, self.scale, dropout_p)
+        x = self.proj(x.transpose(1, 2).reshape(B, N, -1))
+        return self.proj_drop(x).view(B, H, W, -1)

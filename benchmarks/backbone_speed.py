@@ -1,0 +1,205 @@
+"""ViT + simple feature pyramid, forward + backward: this project's backbone against detectron2's own.
+
+    python -m benchmarks.backbone_speed                      # ViT-B, 512 px, CPU, one thread
+    python -m benchmarks.backbone_speed --img 1024 --rounds 3
+
+The models, all with the same weights (ours loaded into detectron2's ``ViT`` + ``SimpleFeaturePyramid``, same
+keys, as ``tests/backbone/test_vit.py`` checks):
+
+- ``ours sdpa`` / ``ours explicit``: ``backbone.ViT`` + ``backbone.SimpleFeaturePyramid`` with
+  ``attn_impl="sdpa"`` / ``"explicit"`` (``backbone/attention.py``);
+- ``timm mask``: the same with timm's SAM attention as it is (the decomposed bias as a dense SDPA mask: what
+  ``backbone.ViT`` used before);
+- ``detectron2``: ``detectron2.modeling.ViT`` + ``SimpleFeaturePyramid`` (ViTDet's
+  ``common/models/mask_rcnn_vitdet.py`` sizes).
+
+Time: one process, the variants interleaved round by round; on CPU the process's CPU time (one thread: the work
+done, unaffected by other jobs taking turns on the cores), on a GPU wall time after synchronising; per variant
+the median over rounds, and the median over rounds of each variant's time / the first variant's in the same
+round. Memory: each
+variant in its own subprocess, peak resident set during one forward + backward minus the resident set once the
+model exists (CPU, with glibc's mmap threshold fixed at 64 KiB so that freed memory leaves the resident set;
+``torch.cuda.max_memory_allocated`` on a GPU), and the bytes autograd saves for backward (exact).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+#          width depth heads global blocks
+SIZES = {"base": (768, 12, 12, (2, 5, 8, 11)), "large": (1024, 24, 16, (5, 11, 17, 23))}
+VARIANTS = ("ours sdpa", "ours explicit", "timm mask", "detectron2")
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def vit_args(size: str, img: int) -> dict:
+    width, depth, heads, global_blocks = SIZES[size]
+    return dict(img_size=img, patch_size=16, embed_dim=width, depth=depth, num_heads=heads, mlp_ratio=4.0,
+                qkv_bias=True, drop_path_rate=0.0, use_rel_pos=True, window_size=14,
+                window_block_indexes=[i for i in range(depth) if i not in global_blocks])
+
+
+def build(variant: str, size: str, img: int):
+    """One pyramid of ``variant`` (deterministic weights: seed 0, rel-pos tables random so that they count)."""
+    import torch
+
+    from backbone import SimpleFeaturePyramid, ViT
+
+    torch.manual_seed(0)
+    impl = {"ours sdpa": "sdpa", "ours explicit": "explicit"}.get(variant, "sdpa")
+    ours = SimpleFeaturePyramid(ViT(**vit_args(size, img), attn_impl=impl), square_pad=img)
+    for block in ours.net.blocks:
+        torch.nn.init.normal_(block.attn.rel_pos_h, std=0.02)
+        torch.nn.init.normal_(block.attn.rel_pos_w, std=0.02)
+    if variant == "timm mask":
+        from timm.models.vision_transformer_sam import Attention
+        for block in ours.net.blocks:
+            block.attn.__class__ = Attention  # timm's own forward: dense bias as SDPA mask
+    if variant != "detectron2":
+        return ours
+    from functools import partial
+
+    import torch.nn as nn
+    from detectron2.modeling import SimpleFeaturePyramid as D2Pyramid
+    from detectron2.modeling import ViT as D2ViT
+    from detectron2.modeling.backbone.fpn import LastLevelMaxPool
+
+    theirs = D2Pyramid(D2ViT(**vit_args(size, img), norm_layer=partial(nn.LayerNorm, eps=1e-6),
+                             out_feature="last_feat"),
+                       in_feature="last_feat", out_channels=256, scale_factors=(4.0, 2.0, 1.0, 0.5),
+                       top_block=LastLevelMaxPool(), norm="LN", square_pad=img)
+    theirs.load_state_dict(ours.state_dict())
+    return theirs
+
+
+def fwd_bwd(model, x) -> None:
+    loss = sum(level.float().sum() for level in model(x).values())
+    loss.backward()
+    model.zero_grad(set_to_none=True)
+
+
+def saved_activations_mb(model, x) -> float:
+    """Bytes autograd keeps for backward (distinct storages, parameters excluded): exact, allocator-free."""
+    import torch
+    params = {p.untyped_storage().data_ptr() for p in model.parameters()}
+    seen: dict[int, int] = {}
+
+    def pack(t):
+        storage = t.untyped_storage()
+        if storage.data_ptr() not in params:
+            seen[storage.data_ptr()] = storage.nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        outputs = model(x)
+    del outputs
+    return sum(seen.values()) / 2**20
+
+
+def memory(variant: str, size: str, img: int, device: str) -> dict:
+    """Peak memory of one forward + backward, in this process (the parent sets MALLOC_MMAP_THRESHOLD_ so that
+    freed blocks go back to the system and the resident set follows live memory)."""
+    import torch
+    model = build(variant, size, img).to(device).train()
+    x = torch.randn(1, 3, img, img, device=device)
+    cuda = device.startswith("cuda")
+    baseline = _rss_mb()
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
+    fwd_bwd(model, x)
+    out = {"variant": variant, "baseline_mb": baseline,
+           "rise_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - baseline,
+           "saved_mb": saved_activations_mb(model, x)}
+    if cuda:
+        out["peak_cuda_mb"] = torch.cuda.max_memory_allocated() / 2**20
+    return out
+
+
+def timings(variants, size: str, img: int, rounds: int, device: str) -> dict[str, list[float]]:
+    import torch
+    models = {v: build(v, size, img).to(device).train() for v in variants}
+    x = torch.randn(1, 3, img, img, device=device)
+    with torch.no_grad():  # same outputs, else the comparison is void
+        ref = models[variants[0]](x)
+        for v in variants[1:]:
+            for name, level in models[v](x).items():
+                torch.testing.assert_close(level, ref[name], atol=1e-3, rtol=1e-3, msg=f"{v} {name}")
+    # on CPU the process's CPU time: with one thread it is the work done, whatever else the machine runs
+    clock = time.perf_counter if device.startswith("cuda") else time.process_time
+    times: dict[str, list[float]] = {v: [] for v in variants}
+    for r in range(rounds + 1):  # round 0 warms up
+        for v in variants:
+            start, wall = clock(), time.perf_counter()
+            fwd_bwd(models[v], x)
+            if device.startswith("cuda"):
+                torch.cuda.synchronize()
+            if r:
+                times[v].append(clock() - start)
+                print(f"round {r} {v}: {times[v][-1]:.2f} s ({time.perf_counter() - wall:.2f} s wall), "
+                      f"load {os.getloadavg()[0]:.2f}", file=sys.stderr)
+    return times
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.backbone_speed", description=__doc__.split("\n")[0])
+    parser.add_argument("--size", choices=sorted(SIZES), default="base")
+    parser.add_argument("--img", type=int, default=512)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated, first is the reference")
+    parser.add_argument("--memory-of", choices=VARIANTS, help=argparse.SUPPRESS)  # a child process
+    args = parser.parse_args(argv)
+    import torch
+    torch.set_num_threads(args.threads)
+    if args.memory_of:
+        print(json.dumps(memory(args.memory_of, args.size, args.img, args.device)))
+        return 0
+
+    variants = args.variants.split(",")
+    load_before = os.getloadavg()
+    mem = {}
+    for v in variants:
+        cmd = [sys.executable, "-m", "benchmarks.backbone_speed", "--memory-of", v, "--size", args.size,
+               "--img", str(args.img), "--device", args.device, "--threads", str(args.threads)]
+        proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536"})
+        if proc.returncode:
+            print(proc.stderr[-3000:], file=sys.stderr)
+            return proc.returncode
+        mem[v] = json.loads(proc.stdout.strip().splitlines()[-1])
+    times = timings(variants, args.size, args.img, args.rounds, args.device)
+    load_after = os.getloadavg()
+
+    ref = variants[0]
+    width, depth, *_ = SIZES[args.size]
+    print(f"\nViT-{args.size[0].upper()} ({width} wide, {depth} blocks, 14x14 windows, 4 global blocks, rel-pos) + "
+          f"simple feature pyramid, batch 1, {args.img} px, forward + backward, fp32; {args.device} "
+          f"({platform.processor() or platform.machine()}, {args.threads} torch thread(s)); {args.rounds} "
+          f"interleaved rounds after 1 warm-up; load average {load_before[0]:.2f} before, {load_after[0]:.2f} after;"
+          f" torch {torch.__version__}\n")
+    cuda = args.device.startswith("cuda")
+    print(f"| variant | fwd+bwd median ({'s' if cuda else 'CPU s'}) | time / {ref} (median of rounds) | "
+          f"{'peak CUDA allocated (MiB)' if cuda else 'peak RSS rise over the model (MiB)'} | "
+          f"saved for backward (MiB) |")
+    print("|---|---|---|---|---|")
+    for v in variants:
+        ratio = statistics.median(t / o for t, o in zip(times[v], times[ref]))
+        m = mem[v]["peak_cuda_mb"] if cuda else mem[v]["rise_mb"]
+        print(f"| {v} | {statistics.median(times[v]):.2f} | {ratio:.2f}x | {m:.0f} | {mem[v]['saved_mb']:.0f} |")
+    print("\nrounds (s): " + "; ".join(f"{v}: " + ", ".join(f"{t:.2f}" for t in times[v]) for v in variants))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -125,7 +125,9 @@ class PretrainConfig(TrainConfig):
     # input pipeline: decode the folder once into OUT/decoded/ (uint8 memory map) and augment a batch at a time
     # in torch (pretrain/data.py, DecodedImages); False decodes and augments each image with PIL when it is used
     decode_once: bool = True
-    decode_max_side: int | None = None   # larger images are stored downscaled to this long side; None: 2 x input_size
+    # long side larger images are stored downscaled to; None: 2 x input_size, so that even a whole-image crop of a
+    # 4:3 image keeps 1.5x the input's pixels per side before it is resized to the input
+    decode_max_side: int | None = None
 
     @property
     def stored_max_side(self) -> int:

@@ -21,9 +21,9 @@ import hashlib
 import json
 import logging
 import math
-import os
 import random
 import shutil
+import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
@@ -250,49 +250,51 @@ def _decode_into(folder: Path, files: Sequence[Path], max_side: int, workers: in
         found = list(pool.map(lambda f: _stored_size(f, max_side), files))
         unreadable = {i: reason for i, reason in enumerate(found) if isinstance(reason, str)}
         sizes = np.array([(0, 0) if i in unreadable else hw for i, hw in enumerate(found)], dtype=np.int64)
-        if len(unreadable) == len(files):
-            raise DataError(f"none of the {len(files)} images could be decoded (first: {files[0]}: {unreadable[0]})")
+        _check_some_readable(files, unreadable)
         shape = (len(files), int(sizes[:, 0].max()), int(sizes[:, 1].max()), 3)
         _check_space(folder.parent, shape)
         folder.parent.mkdir(parents=True, exist_ok=True)
-        tmp = folder.with_name(f".{folder.name}.{os.getpid()}.tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir()
+        tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
         try:
             logger.info("decoding %d images once into %s (%s uint8, %.1f MiB)", len(files), folder,
                         " x ".join(map(str, shape)), math.prod(shape) / 2**20)
             images = np.lib.format.open_memmap(tmp / "images.npy", mode="w+", dtype=np.uint8, shape=shape)
-
-            def decode(i: int) -> None:
-                height, width = sizes[i]
-                if not height:
-                    return
-                try:
-                    with Image.open(files[i]) as img:
-                        img = img.convert("RGB")
-                        if img.size != (width, height):
-                            img = img.resize((width, height), Image.BICUBIC)
-                        images[i, :height, :width] = np.asarray(img)
-                except Exception as exc:  # header fine, pixels not (e.g. a truncated file)
-                    sizes[i] = 0
-                    unreadable[i] = f"{type(exc).__name__}: {exc}"
-
-            list(pool.map(decode, range(len(files))))
+            readable = [i for i in range(len(files)) if i not in unreadable]
+            for i, error in zip(readable, pool.map(lambda i: _decode(files[i], images[i], sizes[i]), readable)):
+                if error:  # header fine, pixels not (e.g. a truncated file)
+                    sizes[i], unreadable[i] = 0, error
             images.flush()
             del images
-            if len(unreadable) == len(files):
-                raise DataError(f"none of the {len(files)} images could be decoded "
-                                f"(first: {files[0]}: {unreadable[0]})")
+            _check_some_readable(files, unreadable)
             np.save(tmp / "sizes.npy", sizes)
             (tmp / "files.json").write_text(json.dumps({"max_side": max_side, "files": [str(f) for f in files],
                                                         "unreadable": dict(sorted(unreadable.items()))}))
             try:
                 tmp.rename(folder)
-            except OSError:  # another process (another node's rank) finished the same cache first
+            except OSError:  # another process (another machine's first rank) finished the same cache first
                 if not (folder / "sizes.npy").is_file():
                     raise
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _decode(path: Path, slot: np.ndarray, size: np.ndarray) -> str | None:
+    """Decode ``path`` at ``size`` (height, width) into the top-left corner of ``slot``; why not, if it fails."""
+    height, width = size
+    try:
+        with Image.open(path) as img:
+            rgb = img.convert("RGB")
+    except Exception as exc:  # PIL raises many types for one cause: an unreadable file
+        return f"{type(exc).__name__}: {exc}"
+    if rgb.size != (width, height):
+        rgb = rgb.resize((width, height), Image.BICUBIC)  # antialiased: a downscale, never an upscale
+    slot[:height, :width] = np.asarray(rgb)
+    return None
+
+
+def _check_some_readable(files: Sequence[Path], unreadable: dict[int, str]) -> None:
+    if len(unreadable) == len(files):
+        raise DataError(f"none of the {len(files)} images could be decoded (first: {files[0]}: {unreadable[0]})")
 
 
 def _check_space(root: Path, shape: tuple[int, ...]) -> None:

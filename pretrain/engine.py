@@ -255,7 +255,7 @@ class Job:
     model: nn.Module
     param_groups: list[dict]                            # each may carry an "lr_scale"
     make_optimizer: Callable[[list[dict]], torch.optim.Optimizer]
-    train_set: ImageFiles | PretrainBatches                 # a dataset that batches itself has a collate_fn
+    train_set: ImageFiles | PretrainBatches             # one that batches itself has a collate_fn
     loss: Callable[[nn.Module, dict], torch.Tensor]     # (model, batch on device) -> scalar loss
     evaluate: Callable[[nn.Module, Runtime], dict[str, float]] | None = None  # after each epoch
     final_metrics: Callable[[float, list[dict]], dict[str, float]] = lambda loss, history: {"loss": loss}

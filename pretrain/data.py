@@ -352,6 +352,8 @@ class PretrainBatches(Dataset):
         self.seed = seed
         self.noise_tokens = noise_tokens
         self.epoch = 0
+        self._source = decoded.source.tolist()                        # Python ints: numpy scalars are slower
+        self._sizes = [tuple(hw) for hw in decoded.sizes.tolist()]    # in the per-sample arithmetic
         # (x / 255 - mean) / std as a multiply and an add, each in place (a broadcast addcmul is ~10x slower)
         std = torch.tensor(IMAGENET_STD).view(3, 1, 1)
         self._scale, self._shift = 1 / (255 * std), -torch.tensor(IMAGENET_MEAN).view(3, 1, 1) / std
@@ -371,9 +373,8 @@ class PretrainBatches(Dataset):
         noise = torch.empty(len(indices), self.noise_tokens)
         for k, index in enumerate(indices):
             generator = torch.Generator().manual_seed(sample_seed(self.seed, self.epoch, index))
-            used = self.decoded.source[index]
-            top, left, h, w = resized_crop_box(*self.decoded.sizes[used], self.crop_scale, RESIZED_CROP_RATIO,
-                                               generator)
+            used = self._source[index]
+            top, left, h, w = resized_crop_box(*self._sizes[used], self.crop_scale, RESIZED_CROP_RATIO, generator)
             crop = torch.from_numpy(images[used, top:top + h, left:left + w].copy())  # the map is read-only
             # H x W x 3 seen as 1 x 3 x H x W in channels-last memory: torch's fast uint8 antialiased path
             resized = F.interpolate(crop.permute(2, 0, 1)[None], size=(size, size), mode="bicubic",

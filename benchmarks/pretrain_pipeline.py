@@ -18,7 +18,9 @@ batch, forward, backward, AdamW, logging, and at an epoch's start the new DataLo
 out. Two clocks: wall time, and the process's CPU time. On a machine shared with other jobs the wall time of a step
 depends on what else runs at that moment; the CPU time much less, and with one torch thread and no DataLoader
 workers (the demo's setting) images per CPU-second is the rate the run would have on an idle core. With workers,
-their CPU time is not in the process's, so only wall time is reported.
+their CPU time is not in the process's, so only wall time is reported. Without workers the CPU time spent making
+each batch (the dataset's samples and their collation, as the DataLoader calls them) is also measured inside the
+run: its share of the step is the input pipeline's cost, free of the round-to-round drift of a shared machine.
 
 Printed: images/s per round and the median, and each pipeline's rate as a fraction of the model-only rate of the
 same round. Data: ``mae_transfer.synthetic`` scenes at 128 px (generated once into ``--data``).
@@ -100,11 +102,35 @@ def measure(pipeline: str, data: Path, out: Path, steps: int, workers: int) -> d
             return loss(model, batch)
 
         job.loss = timed_loss
+        fetch_cpu = time_fetching(train_set)
         fit(job, cfg, rt, out)
     (wall_start, cpu_start), (wall_end, cpu_end) = marks[1], marks[-1]
     images = cfg.batch_size * (len(marks) - 2)
+    fetch = sum(fetch_cpu[2:len(marks)])  # the batches of the counted steps (the last fetch is consumed after)
     return {"images_per_s": images / (wall_end - wall_start), "images_per_cpu_s": images / (cpu_end - cpu_start),
-            "prepare_s": prepare_s}
+            "fetch_cpu_share": fetch / (cpu_end - cpu_start), "prepare_s": prepare_s}
+
+
+def time_fetching(train_set) -> list[float]:
+    """CPU seconds each batch takes to make (samples and collation), as the DataLoader of ``fit`` fetches them
+    (in this process: without workers)."""
+    from torch.utils.data import default_collate
+
+    spent: list[float] = []
+    make_samples = getattr(train_set, "__getitems__", None) or (lambda indices: [train_set[i] for i in indices])
+    collate = getattr(train_set, "collate_fn", None) or default_collate
+
+    def timed_samples(indices):
+        spent.append(-time.process_time())
+        return make_samples(indices)
+
+    def timed_collate(samples):
+        batch = collate(samples)
+        spent[-1] += time.process_time()
+        return batch
+
+    train_set.__getitems__, train_set.collate_fn = timed_samples, timed_collate  # what torch's fetcher calls
+    return spent
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -141,19 +167,22 @@ def main(argv: list[str] | None = None) -> int:
     for clock, key in (("wall clock", "images_per_s"), ("CPU time", "images_per_cpu_s")):
         unit = "images/s" if key == "images_per_s" else "images/CPU-s"
         shown = [run for run in runs if key == "images_per_s" or run[1] == 0]
+        cpu = key == "images_per_cpu_s"
         print(f"\n{clock}:\n")
         print(f"| pipeline | workers | {unit} per round | median {unit} | end to end / model only "
-              "(median over rounds) | one-off decoding (s, wall) |")
-        print("|---|---|---|---|---|---|")
+              "(median over rounds) |" + (" share of the step's CPU time spent making the batch (median) |"
+                                          if cpu else "") + " one-off decoding (s, wall) |")
+        print("|---|---|---|---|---|" + ("---|" if cpu else "") + "---|")
         model_only = [m[key] for m in results[runs[0]]]
         for run in shown:
             rates = [m[key] for m in results[run]]
             ratios = [rate / base for rate, base in zip(rates, model_only)]
             decode = f"{statistics.median(m['prepare_s'] for m in results[run]):.1f}" \
                 if run[0] == "decoded once" else "–"
+            share = f" {statistics.median(m['fetch_cpu_share'] for m in results[run]):.1%} |" if cpu else ""
             print(f"| {run[0]} | {run[1] if run[0] != 'model only' else '–'} | "
                   f"{', '.join(f'{x:.1f}' for x in rates)} | {statistics.median(rates):.1f} | "
-                  f"{statistics.median(ratios):.0%} | {decode} |")
+                  f"{statistics.median(ratios):.0%} |{share} {decode} |")
     return 0
 
 

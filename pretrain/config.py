@@ -125,6 +125,16 @@ class PretrainConfig(TrainConfig):
     decoder_embed_dim: int | None = None  # None: the 512-wide, 8-block, 16-head decoder
     decoder_depth: int | None = None
     decoder_num_heads: int | None = None
+    # input pipeline: decode the folder once into OUT/decoded/ (uint8 memory map) and augment a batch at a time
+    # in torch (pretrain/data.py, DecodedImages); False decodes and augments each image with PIL when it is used
+    decode_once: bool = True
+    # long side larger images are stored downscaled to; None: 2 x input_size, so that even a whole-image crop of a
+    # 4:3 image keeps 1.5x the input's pixels per side before it is resized to the input
+    decode_max_side: int | None = None
+
+    @property
+    def stored_max_side(self) -> int:
+        return self.decode_max_side or 2 * self.input_size
 
     def model_kwargs(self) -> dict:
         """Constructor keywords for ``build_mae(self.model, ...)``."""
@@ -144,6 +154,9 @@ class PretrainConfig(TrainConfig):
         if not 0 < lo <= hi <= 1:
             out.append(f"crop_scale = {self.crop_scale!r}: must satisfy 0 < min <= max <= 1")
         out += _beta_problems(self.betas)
+        if self.decode_max_side is not None and self.decode_max_side < self.input_size:
+            out.append(f"decode_max_side = {self.decode_max_side!r}: must be at least input_size = {self.input_size} "
+                       "(smaller would make every crop an upsampling)")
         dim, depth, heads = self.decoder_embed_dim or 512, self.decoder_depth or 8, self.decoder_num_heads or 16
         if dim % heads or dim % 4 or min(dim, heads) <= 0 or depth <= 0:
             out.append(f"decoder_embed_dim = {dim}, decoder_depth = {depth}, decoder_num_heads = {heads}: need "

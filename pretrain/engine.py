@@ -35,7 +35,7 @@ from backbone import (CheckpointError, UserError, atomic_torch_save, atomic_writ
                       remove_torn, run_lifecycle)
 
 from .config import ConfigError, TrainConfig, config_dict
-from .data import DataError, ImageFiles, ResumableSampler
+from .data import DataError, ImageFiles, PretrainBatches, ResumableSampler
 
 logger = logging.getLogger(__name__)
 
@@ -248,7 +248,7 @@ class Job:
     model: nn.Module
     param_groups: list[dict]                            # each may carry an "lr_scale"
     make_optimizer: Callable[[list[dict]], torch.optim.Optimizer]
-    train_set: ImageFiles
+    train_set: ImageFiles | PretrainBatches             # one that batches itself has a collate_fn
     loss: Callable[[nn.Module, dict], torch.Tensor]     # (model, batch on device) -> scalar loss
     evaluate: Callable[[nn.Module, Runtime], dict[str, float]] | None = None  # after each epoch
     final_metrics: Callable[[float, list[dict]], dict[str, float]] = lambda loss, history: {"loss": loss}
@@ -351,7 +351,8 @@ def _fit(job: Job, config: TrainConfig, rt: Runtime, out_dir: Path, ckpts: Check
             job.train_set.set_epoch(epoch)
             sampler.set_position(epoch, position * accum * per_device)
             batches = iter(DataLoader(job.train_set, batch_size=per_device, sampler=sampler, drop_last=True,
-                                      num_workers=config.num_workers, pin_memory=rt.device.type == "cuda"))
+                                      num_workers=config.num_workers, pin_memory=rt.device.type == "cuda",
+                                      collate_fn=getattr(job.train_set, "collate_fn", None)))
         if position == 0:
             state["epoch_loss"] = [0.0, 0]
         lr = cosine_lr(step, total_steps, warmup_steps, base_lr, config.min_lr)

@@ -13,9 +13,11 @@ import torch
 from timm.optim import param_groups_weight_decay
 
 from .config import PretrainConfig, as_config
-from .data import ImageFiles, list_images, pretrain_transform
-from .engine import Job, fit, runtime, seed_everything
+from .data import DecodedImages, ImageFiles, PretrainBatches, list_images, pretrain_transform
+from .engine import Job, Runtime, fit, resume_path, runtime, seed_everything
 from .models_mae import build_mae
+
+DECODED_DIR = "decoded"   # the decoded images, in the run folder
 
 
 def train_mae(config: PretrainConfig | str | Path, out_dir: str | Path, *, resume: bool | str | Path | None = None,
@@ -24,24 +26,46 @@ def train_mae(config: PretrainConfig | str | Path, out_dir: str | Path, *, resum
 
     ``config``: a ``PretrainConfig`` or a config file; ``overrides``: ``{"epochs": 10}`` or ``["epochs=10"]``;
     ``resume``: True continues from the newest checkpoint in ``out_dir``, a path from that file.
-    Writes ``log.jsonl``, ``tb/`` and the run record ``run_record.json`` (task "pretrain", metric "loss").
+    Writes ``log.jsonl``, ``tb/``, the run record ``run_record.json`` (task "pretrain", metric "loss") and,
+    with ``decode_once`` (the default), the decoded images in ``decoded/`` (see ``pretrain_set``).
     """
     cfg = as_config("pretrain", config, overrides)
     with runtime(cfg) as rt:
         seed_everything(cfg.seed)  # the same initial weights on every rank
         model = build_mae(cfg.model, **cfg.model_kwargs())
-        train_set = ImageFiles(list_images(cfg.data_path), pretrain_transform(cfg.input_size, cfg.crop_scale),
-                               seed=cfg.seed, noise_tokens=model.num_patches)
-
-        def loss(model, batch):
-            return model(batch["image"], cfg.mask_ratio, noise=batch["noise"])[0]
-
-        job = Job(task="pretrain", model=model,
-                  param_groups=param_groups_weight_decay(model, cfg.weight_decay),  # no decay on 1-D params
-                  make_optimizer=lambda groups: torch.optim.AdamW(groups, lr=cfg.effective_lr, betas=cfg.betas, fused=True),
-                  train_set=train_set, loss=loss, dataset=cfg.dataset_name, arch=cfg.model)
+        if not resume:
+            resume_path(Path(out_dir), None)  # refuse a folder with checkpoints before decoding anything
+        train_set = pretrain_set(cfg, rt, Path(out_dir), noise_tokens=model.num_patches)
         config_file = None if isinstance(config, PretrainConfig) else config
-        return fit(job, cfg, rt, out_dir, resume, config_file).checkpoint
+        return fit(mae_job(cfg, model, train_set), cfg, rt, out_dir, resume, config_file).checkpoint
+
+
+def mae_job(cfg: PretrainConfig, model, train_set) -> Job:
+    """What an MAE pretraining run trains: the masked-patch loss under AdamW, decay on matrices only."""
+    def loss(model, batch):
+        return model(batch["image"], cfg.mask_ratio, noise=batch["noise"])[0]
+
+    return Job(task="pretrain", model=model,
+               param_groups=param_groups_weight_decay(model, cfg.weight_decay),  # no decay on 1-D params
+               make_optimizer=lambda groups: torch.optim.AdamW(groups, lr=cfg.effective_lr, betas=cfg.betas, fused=True),
+               train_set=train_set, loss=loss, dataset=cfg.dataset_name, arch=cfg.model)
+
+
+def pretrain_set(cfg: PretrainConfig, rt: Runtime, out_dir: Path, noise_tokens: int) -> ImageFiles | PretrainBatches:
+    """The training samples: decoded once into ``out_dir/decoded/`` (by the first process of each machine while
+    the others wait) and augmented per batch, or with ``decode_once = False`` decoded per sample."""
+    files = list_images(cfg.data_path)
+    if not cfg.decode_once:
+        return ImageFiles(files, pretrain_transform(cfg.input_size, cfg.crop_scale), seed=cfg.seed,
+                          noise_tokens=noise_tokens)
+    cache = out_dir / DECODED_DIR
+    if rt.local_rank == 0:
+        decoded = DecodedImages.open(files, cache, cfg.stored_max_side, workers=cfg.num_workers)
+    if rt.distributed:
+        torch.distributed.barrier()
+    if rt.local_rank != 0:
+        decoded = DecodedImages.open(files, cache, cfg.stored_max_side)
+    return PretrainBatches(decoded, cfg.input_size, cfg.crop_scale, seed=cfg.seed, noise_tokens=noise_tokens)
 
 
 if __name__ == "__main__":

@@ -159,17 +159,105 @@ def test_records_without_fields_or_metrics_are_left_out(tmp_path):
     }
 
 
-def test_repeated_settings_are_rows_not_averages(tmp_path):
-    det(tmp_path, "seed0", "vit_base", "mae", 51.0, 45.0)
-    det(tmp_path, "seed1", "vit_base", "mae", 51.4, 45.2)
-    det(tmp_path, "sup_a", "vit_base", "supervised", 47.0, 42.0)
-    det(tmp_path, "sup_b", "vit_base", "supervised", 48.0, 43.0)
-    coco = table(compare_runs([tmp_path]), "detection", "coco_2017_val")
-    rows = by_run(coco)
-    assert [rows["seed0"]["APbox"], rows["seed1"]["APbox"]] == ["51.00", "51.40"]
-    assert not any(h.startswith("Δ") for h in coco.header())   # two baselines: no Δ rather than a guess
-    notes = "\n".join(coco.notes)
-    assert "2 supervised runs (sup_a, sup_b)" in notes and "vit_base mae: 2 runs" in notes
+def seg(root, name, init, miou, seed=None, arch="vit_tiny_d4", **metrics):
+    write_run_record(root / name, task="segmentation", status="finished", dataset="synthetic_ade", arch=arch,
+                     init=init, metrics={"mIoU": miou, **metrics}, **({} if seed is None else {"seed": seed}))
+
+
+@pytest.fixture
+def seeded(tmp_path):
+    """Three MAE seeds, two supervised seeds and one random run of one arch, each run in its own folder."""
+    root = tmp_path / "demo" / "segmentation"
+    for seed, miou in enumerate((30.0, 31.0, 32.0)):
+        seg(root, f"mae/seed{seed}", "mae", miou, seed, mAcc=40.0 + seed)
+    for seed, miou in enumerate((28.0, 29.0)):
+        seg(root, f"supervised/seed{seed}", "supervised", miou, seed, mAcc=39.0)
+    seg(root, "random/seed0", "random", 25.0, 0, mAcc=35.0)
+    return tmp_path / "demo"
+
+
+def test_runs_of_one_setting_are_one_row_with_mean_std_and_n(seeded):
+    t = table(compare_runs([seeded]), "segmentation", "synthetic_ade")
+    assert t.header()[:6] == ["run", "arch", "init", "n", "mIoU", "mAcc"]
+    rows = by_run(t)
+    assert list(rows) == ["mae", "supervised", "random/seed0"]      # labels relative to demo/segmentation
+    mae, sup, rand = rows.values()
+    assert (mae["n"], mae["mIoU"], mae["mAcc"]) == ("3", "31.00 ± 1.00", "41.00 ± 1.00")  # sample std (n - 1)
+    assert (sup["n"], sup["mIoU"], sup["mAcc"]) == ("2", f"28.50 ± {0.5 ** 0.5:.2f}", "39.00 ± 0.00")
+    assert (rand["n"], rand["mIoU"]) == ("1", "25.00")                                 # a single run: no std
+    notes = "\n".join(t.notes)
+    assert "vit_tiny_d4 mae: 3 runs (mae/seed0, mae/seed1, mae/seed2; seeds 0, 1, 2)" in notes
+
+
+def test_deltas_are_between_means_and_marked_within_noise_below_two_pooled_stds(seeded):
+    rows = by_run(table(compare_runs([seeded]), "segmentation", "synthetic_ade"))
+    mae, sup, rand = rows.values()
+    # mIoU: Δ = 31 - 28.5 = 2.5; pooled std = sqrt((2 * 1 + 1 * 0.5) / 3) = 0.913; 2.5 > 1.83: a difference
+    assert mae["Δ mIoU vs supervised"] == "+2.50"
+    # mAcc: Δ = 41 - 39 = 2; pooled std = sqrt((2 * 1 + 1 * 0) / 3) = 0.816 ... 2 > 1.63: a difference too
+    assert mae["Δ mAcc vs supervised"] == "+2.00"
+    assert sup["Δ mIoU vs supervised"] == ""
+    assert rand["Δ mIoU vs supervised"] == f"{25.0 - 28.5:+.2f}"                      # one run: no noise mark
+    seg(seeded / "segmentation", "mae/seed3", "mae", 26.0, 3, mAcc=36.0)               # a wide MAE spread now
+    rows = by_run(table(compare_runs([seeded]), "segmentation", "synthetic_ade"))
+    mae = rows["mae"]
+    # mIoU runs 30, 31, 32, 26: mean 29.75, var 6.917; pooled = sqrt((3 * 6.917 + 0.5) / 4) = 2.305; Δ 1.25 < 4.61
+    assert mae["mIoU"] == "29.75 ± 2.63" and mae["Δ mIoU vs supervised"] == "+1.25 (within noise)"
+
+
+def test_noise_mark_follows_the_pooled_std(tmp_path):
+    """The boundary: |Δ| just under 2 pooled std is noise, just over is not."""
+    for name, supervised in (("under", (10.0, 12.0)), ("over", (10.0, 12.0))):
+        root = tmp_path / name
+        seg(root, "sup_a", "supervised", supervised[0])
+        seg(root, "sup_b", "supervised", supervised[1])
+        # both sides std sqrt(2), pooled sqrt(2) = 1.414: noise below 2.828
+        shift = 2.8 if name == "under" else 2.9
+        seg(root, "mae_a", "mae", 10.0 + shift)
+        seg(root, "mae_b", "mae", 12.0 + shift)
+        rows = by_run(table(compare_runs([root]), "segmentation", "synthetic_ade"))
+        mark = rows["mae_a, mae_b"]["Δ mIoU vs supervised"]
+        assert mark == f"+{shift:.2f}" + (" (within noise)" if name == "under" else "")
+
+
+def test_single_runs_look_as_before(runs):
+    coco = table(compare_runs([runs]), "detection", "coco_2017_val")
+    assert "n" not in coco.header() and not any("mean ± sample std" in note for note in coco.notes)
+    assert all("±" not in cell for cells in coco.cells() for cell in cells)
+
+
+def test_csv_keeps_one_row_per_run_with_its_seed(seeded, tmp_path, capsys):
+    out_csv, out_png = tmp_path / "table.csv", tmp_path / "chart.png"
+    assert main([str(seeded), "--csv", str(out_csv), "--png", str(out_png)]) == 0
+    printed = markdown_tables(capsys.readouterr().out)
+    assert len(printed["segmentation · synthetic_ade"][1]) == 3                        # three settings shown
+    with out_csv.open(newline="") as f:
+        rows = {row["run"]: row for row in csv.DictReader(f)}
+    assert len(rows) == 6 and "n" not in next(iter(rows.values()))
+    mae1 = rows["mae/seed1"]
+    assert (mae1["seed"], mae1["mIoU"], mae1["mAcc"]) == ("1", "31.00", "41.00")
+    assert mae1["Δ mIoU vs supervised"] == f"{31.0 - 28.5:+.2f}"                       # the run against the mean
+    assert rows["supervised/seed0"]["Δ mIoU vs supervised"] == ""
+    assert out_png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_seed_column_appears_only_with_seeds(runs, tmp_path):
+    main([str(runs), "--csv", str(tmp_path / "table.csv")])
+    assert "seed" not in (tmp_path / "table.csv").read_text().splitlines()[0].split(",")
+
+
+def test_a_group_label_never_names_a_folder_holding_other_runs(tmp_path):
+    for seed in range(2):
+        seg(tmp_path / "segmentation", f"mae_s{seed}", "mae", 30.0 + seed, seed)
+        seg(tmp_path / "segmentation", f"supervised_s{seed}", "supervised", 28.0 + seed, seed)
+    rows = by_run(table(compare_runs([tmp_path]), "segmentation", "synthetic_ade"))
+    assert list(rows) == ["mae_s0, mae_s1", "supervised_s0, supervised_s1"]
+
+
+def test_a_seed_that_is_not_an_integer_is_listed(tmp_path):
+    seg(tmp_path, "bad", "mae", 30.0, seed="zero")
+    comparison = compare_runs([tmp_path])
+    assert not comparison.tables and comparison.skipped[0].reason == "\"seed\" is not an integer: 'zero'"
 
 
 def test_dataset_selection_lists_the_rest(runs):

@@ -1,4 +1,5 @@
-"""Model sizes, as ViTDet builds them for detection (REFERENCE.md §1 and §4).
+"""Model sizes, as ViTDet builds them for detection (ViTDet paper, arXiv 2203.16527, Sec. 4 and Table 4; detectron2
+projects/ViTDet configs; docs/recipes.md §1 and §4).
 
 Each preset is a table row: width, depth, heads, the ViTDet drop-path rate, and four evenly spaced global
 blocks with 14x14 windows everywhere else. Keyword arguments override any field (e.g. ``img_size=512``,

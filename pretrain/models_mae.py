@@ -1,4 +1,4 @@
-"""Masked autoencoder with a ViT encoder (He et al., arXiv 2111.06377; REFERENCE.md §1).
+"""Masked autoencoder with a ViT encoder (He et al., arXiv 2111.06377; Sec. 3; docs/recipes.md §1).
 
 Patchify, embed, add the fixed sin-cos position, randomly drop 75 % of the patches per sample, run the
 encoder on the visible ones only, then let a light decoder fill the gaps with mask tokens and predict the

@@ -14,6 +14,7 @@ from safetensors.torch import save_file
 
 from backbone import (CheckpointError, ViT, build_vit, is_reference, load_pretrained, read_state_dict,
                       resolve_weights)
+from tests.conftest import REPO_ROOT
 
 WIDTH, DEPTH = 32, 2
 @pytest.fixture
@@ -113,7 +114,6 @@ def test_url_is_downloaded_once_into_the_torch_hub_cache(tmp_path, http_server, 
     assert f"fetch {base}/missing.pth and save it as {hub_dir / 'checkpoints' / 'missing.pth'}" in str(info.value)
 
 
-REPO = Path(__file__).resolve().parents[2]
 SUPERVISED = {  # the supervised configs' defaults -> our preset of the same size
     "timm:deit_base_patch16_224.fb_in1k": ("vit_base", ["configs/detection/mask_rcnn_vit_b_supervised.py",
                                                         "configs/segmentation/upernet_vit_b_supervised_ade20k_512x512_160k.py"]),
@@ -131,7 +131,7 @@ def test_supervised_config_defaults_fit_the_preset_backbone(reference, hf_cache)
 
     size, configs = SUPERVISED[reference]
     for config in configs:
-        assert reference in (REPO / config).read_text()
+        assert reference in (REPO_ROOT / config).read_text()
     name = reference.removeprefix("timm:")
     source = timm.create_model(name, pretrained=False, depth=2)
     hf_cache.add(get_pretrained_cfg(name).hf_hub_id, "model.safetensors", source.state_dict())

@@ -1,6 +1,5 @@
 """Initial weights of a detection run by name: ``timm:NAME`` and ``hf:ORG/REPO`` from the Hugging Face cache,
 URLs that cannot be fetched as one error naming the file to fetch and where to put it (no network here)."""
-from pathlib import Path
 
 import pytest
 import torch
@@ -9,8 +8,9 @@ from timm.models import get_pretrained_cfg
 
 from backbone import CheckpointError
 from detection.weights import load_initial_weights, local_path
+from tests.conftest import CONFIGS
 
-DEMO = Path(__file__).resolve().parents[2] / "configs" / "detection" / "demo_tiny.py"
+DEMO = CONFIGS / "detection" / "demo_tiny.py"
 
 
 def test_hf_reference_loads_the_backbone_of_the_detector(tiny, mae_state, hf_cache):

@@ -88,7 +88,7 @@ def test_values_order_and_deltas(runs):
 def test_paper_columns_on_coco(runs):
     coco = table(compare_runs([runs]), "detection", "coco_2017_val")
     rows = by_run(coco)
-    # ViTDet paper T4 (REFERENCE.md §6) fills the paper columns wherever it has the setting ...
+    # ViTDet paper T4 (docs/recipes.md §6) fills the paper columns wherever it has the setting ...
     assert (rows["b_mae"]["paper APbox"], rows["b_mae"]["paper APmask"]) == ("51.2", "45.5")
     assert (rows["b_sup"]["paper APbox"], rows["b_sup"]["paper APmask"]) == ("47.6", "42.4")
     assert (rows["b_rand"]["paper APbox"], rows["b_rand"]["paper APmask"]) == ("48.1", "42.6")

@@ -7,6 +7,7 @@ from PIL import Image
 
 from mae_transfer.cli import main as cli
 from mae_transfer.plot import PlotError, find_runs, plot_runs, read_curves
+from tests.conftest import CONFIGS
 
 
 def write_lines(path: Path, rows: list[dict]) -> Path:
@@ -101,10 +102,9 @@ def real_pretrain_run(synthetic_data, tmp_path):
     import torch
 
     from pretrain import load_config, train_mae
-    repo = Path(__file__).resolve().parents[2]
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    cfg = load_config("pretrain", repo / "configs/pretrain/mae_pretrain.py", data_path=synthetic_data["pretrain"],
+    cfg = load_config("pretrain", CONFIGS / "pretrain/mae_pretrain.py", data_path=synthetic_data["pretrain"],
                       batch_size=16, epochs=1, warmup_epochs=0, num_workers=0, tensorboard=False, log_every=1,
                       model="mae_vit_tiny_patch16", input_size=32, patch_size=8, embed_dim=32, depth=1,
                       num_heads=2, decoder_embed_dim=32, decoder_depth=1, decoder_num_heads=2)

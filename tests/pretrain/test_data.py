@@ -14,7 +14,8 @@ from pretrain.data import (IMAGENET_STD, RESIZED_CROP_RATIO, DataError, DecodedI
                            PretrainBatches, ResumableSampler, list_classified_images, list_images,
                            pretrain_transform, resized_crop_box)
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.conftest import CONFIGS
+
 
 
 def losses(run: Path) -> dict[int, float]:
@@ -199,7 +200,7 @@ def test_unreadable_files_are_skipped_with_one_warning_each_and_counted(image_fo
 
 def test_decode_max_side_below_the_input_size_is_one_clear_error(image_folder):
     with pytest.raises(ConfigError, match="decode_max_side = 16: must be at least input_size = 32"):
-        load_config("pretrain", REPO / "configs/pretrain/mae_pretrain.py", data_path=str(image_folder),
+        load_config("pretrain", CONFIGS / "pretrain/mae_pretrain.py", data_path=str(image_folder),
                     model="mae_vit_tiny_patch16", input_size=32, patch_size=8, decode_max_side=16)
 
 
@@ -207,7 +208,7 @@ def test_both_pipelines_train_the_same_run(image_folder, tmp_path, tiny_model):
     """Same crops, flips and masks, pixels a level apart at most: the loss curves agree to a small fraction."""
     curves = {}
     for decode_once in (True, False):
-        cfg = load_config("pretrain", REPO / "configs/pretrain/mae_pretrain.py", data_path=str(image_folder),
+        cfg = load_config("pretrain", CONFIGS / "pretrain/mae_pretrain.py", data_path=str(image_folder),
                           batch_size=8, epochs=1, warmup_epochs=0, blr=3e-2, num_workers=0, tensorboard=False,
                           decode_once=decode_once, **tiny_model)
         out = tmp_path / f"decode_once_{decode_once}"

@@ -10,15 +10,15 @@ from pretrain import export_encoder, load_config, train_mae, visualize
 from pretrain.cli import export as export_cli, visualize as visualize_cli
 from pretrain.models_mae import MaskedAutoencoderViT
 from pretrain.reconstruction import reconstruct
+from tests.conftest import CONFIGS
 
-REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
 def pretrained(tmp_path_factory, image_folder) -> Path:
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    cfg = load_config("pretrain", REPO / "configs/pretrain/mae_pretrain.py", data_path=str(image_folder),
+    cfg = load_config("pretrain", CONFIGS / "pretrain/mae_pretrain.py", data_path=str(image_folder),
                       batch_size=16, epochs=1, warmup_epochs=0, num_workers=0, tensorboard=False,
                       model="mae_vit_tiny_patch16", input_size=32, patch_size=8, embed_dim=32, depth=2,
                       num_heads=2, decoder_embed_dim=32, decoder_depth=1, decoder_num_heads=2)

@@ -1,4 +1,5 @@
-"""MaskedAutoencoderViT against REFERENCE.md §1, the official key names and Hugging Face's ViTMAE."""
+"""MaskedAutoencoderViT against the MAE paper (arXiv 2111.06377, Sec. 3; docs/recipes.md §1), the official key
+names and Hugging Face's ViTMAE."""
 import math
 
 import numpy as np

@@ -1,5 +1,4 @@
 """Initial weights of a segmentation run by name (``hf:``, ``timm:``, URLs), and TensorBoard on by default."""
-from pathlib import Path
 
 import pytest
 import torch
@@ -8,9 +7,9 @@ from mmengine.config import Config
 import segmentation
 from backbone import CheckpointError
 from segmentation.plain_vit import PlainViT
+from tests.conftest import CONFIGS as ALL_CONFIGS
 
-REPO = Path(__file__).resolve().parents[2]
-CONFIGS = REPO / "configs" / "segmentation"
+CONFIGS = ALL_CONFIGS / "segmentation"
 WIDTH, DEPTH, HEADS, PATCH, PRETRAIN_IMAGE = 64, 4, 2, 8, 64
 
 

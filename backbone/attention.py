@@ -65,9 +65,12 @@ def explicit_attention(q, k, v, rel_h, rel_w, scale: float, dropout_p: float = 0
 
 def _row_col_onehot(H: int, W: int, like: torch.Tensor) -> torch.Tensor:
     """(H*W, H + W): for token n, a one at its row and one at H + its column."""
-    rows = torch.arange(H, device=like.device).repeat_interleave(W)
-    cols = torch.arange(W, device=like.device).repeat(H)
-    return torch.cat([F.one_hot(rows, H), F.one_hot(cols, W)], dim=-1).to(like.dtype)
+    # comparisons, not F.one_hot: its range check synchronises with a GPU
+    row = torch.arange(H, device=like.device)
+    col = torch.arange(W, device=like.device)
+    row_onehot = (row[:, None, None] == row[None, None, :]).expand(H, W, H)
+    col_onehot = (col[None, :, None] == col[None, None, :]).expand(H, W, W)
+    return torch.cat([row_onehot, col_onehot], dim=-1).reshape(H * W, H + W).to(like.dtype)
 
 
 def sdpa_attention(q, k, v, rel_h, rel_w, scale: float, dropout_p: float = 0.0) -> torch.Tensor:

@@ -178,6 +178,8 @@ def main(argv: list[str] | None = None) -> int:
             print(proc.stderr[-3000:], file=sys.stderr)
             return proc.returncode
         mem[v] = json.loads(proc.stdout.strip().splitlines()[-1])
+        print(f"memory {v}: RSS rise {mem[v]['rise_mb']:.0f} MiB, saved for backward {mem[v]['saved_mb']:.0f} MiB",
+              file=sys.stderr)
     times = timings(variants, args.size, args.img, args.rounds, args.device)
     load_after = os.getloadavg()
 

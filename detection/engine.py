@@ -228,7 +228,7 @@ def run(options: RunOptions) -> dict[str, float]:
     out = cfg.train.output_dir
     record = dict(task="detection", dataset="+".join(_names(cfg.dataloader.test.dataset.names)),
                   arch=arch_name(cfg), init=init_label(cfg, options), config=options.config_file,
-                  max_iter=cfg.train.max_iter)
+                  max_iter=cfg.train.max_iter, seed=cfg.train.get("seed", -1))
     with _logging(out):
         if main:
             LazyConfig.save(cfg, os.path.join(out, "config.yaml"))

@@ -1,11 +1,12 @@
 """The demo end to end (``slow``), and the path its MAE encoder takes into detectron2 and mmseg."""
 import csv
+import json
 from pathlib import Path
 
 import pytest
 import torch
 
-from mae_transfer import cli
+from mae_transfer import cli, demo
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIGS = REPO / "configs"
@@ -70,6 +71,76 @@ def test_mae_export_reaches_the_mmseg_backbone_unchanged(demo_export):
     assert_every_encoder_tensor_arrived(demo_export["state"], segmentor.backbone.state_dict())
 
 
+def _flat(cfg, prefix="") -> dict:
+    from omegaconf import DictConfig, OmegaConf
+    cfg = OmegaConf.create(cfg) if not isinstance(cfg, DictConfig) else cfg
+    return {k: v for k, v in _walk(OmegaConf.to_container(cfg), prefix)}
+
+
+def _walk(node, prefix):
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield from _walk(value, f"{prefix}{key}.")
+    else:
+        yield prefix.rstrip("."), node
+
+
+def test_detection_inits_differ_only_by_the_published_recipe():
+    from detectron2.config import LazyConfig
+
+    mae = _flat(LazyConfig.load(str(CONFIGS / "detection" / demo.DETECTION_CONFIGS["mae"])))
+    assert mae["optimizer.params.lr_factor_func.decay"] < 1  # MAE: layer decay
+    for init, lr, wd in (("supervised", 0.8, mae["optimizer.weight_decay"]), ("random", 1.6, 0.2)):
+        other = _flat(LazyConfig.load(str(CONFIGS / "detection" / demo.DETECTION_CONFIGS[init])))
+        assert other["optimizer.lr"] == pytest.approx(lr * mae["optimizer.lr"])
+        assert other["optimizer.weight_decay"] == wd and other["optimizer.params.lr_factor_func.decay"] == 1.0
+        assert other["train.init"] == init
+        differ = {k for k in mae.keys() | other.keys() if mae.get(k) != other.get(k)}
+        assert differ <= {"optimizer.lr", "optimizer.weight_decay", "optimizer.params.lr_factor_func.decay",
+                          "train.init"}, differ
+
+
+def test_detection_schedule_keeps_the_configs_fractions():
+    from detectron2.config import LazyConfig, instantiate
+
+    config = CONFIGS / "detection" / "demo_tiny.py"
+    original = LazyConfig.load(str(config))
+    stretched = LazyConfig.apply_overrides(LazyConfig.load(str(config)),
+                                           demo._detection_overrides(config, iters=120, seed=2))
+    assert stretched.train.max_iter == 120 and stretched.train.seed == 2
+    before, after = instantiate(original.lr_multiplier), instantiate(stretched.lr_multiplier)
+    for where in (0.001, 0.05, 0.5, 0.85, 0.93, 0.99):  # warm-up, plateau, after each step
+        assert after(where) == pytest.approx(before(where)), where
+
+
+def test_segmentation_schedule_keeps_the_configs_fractions():
+    from mmengine.config import Config
+
+    config = CONFIGS / "segmentation" / "demo_tiny.py"
+    cfg = Config.fromfile(str(config))
+    fraction = cfg.param_scheduler[0]["end"] / cfg.train_cfg.max_iters
+    cfg.merge_from_dict(demo._segmentation_options(config, iters=200, seed=1))
+    warmup, poly = cfg.param_scheduler
+    assert cfg.train_cfg.max_iters == 200 and poly["end"] == 200 and poly["begin"] == warmup["end"]
+    assert warmup["end"] == round(fraction * 200) and warmup["start_factor"] == 1e-6 and poly["type"] == "PolyLR"
+    assert cfg.randomness.seed == 1 and cfg.run_record.seed == 1
+
+
+def test_an_output_folder_of_another_plan_is_refused(tmp_path):
+    demo.check_plan(tmp_path, demo.PLANS["quick"])
+    demo.check_plan(tmp_path, demo.PLANS["quick"])  # the same plan again: reused
+    with pytest.raises(SystemExit, match="another plan"):
+        demo.check_plan(tmp_path, demo.PLANS["default"])
+
+
+def test_plans_are_shaped_like_the_papers():
+    for name, plan in demo.PLANS.items():
+        transfer = max(plan.data.num_coco_train, plan.data.num_ade_train)
+        assert plan.data.num_pretrain >= 4 * transfer, name  # pretraining sees far more images
+        assert plan.pretrain_epochs > plan.supervised_epochs, name
+    assert demo.PLANS["paper"].seeds >= 3
+
+
 @pytest.mark.slow
 def test_quick_demo_runs_every_stage_and_reuses_them(tmp_path, capsys):
     out = tmp_path / "demo"
@@ -87,6 +158,8 @@ def test_quick_demo_runs_every_stage_and_reuses_them(tmp_path, capsys):
         assert (out / figure).stat().st_size > 10_000, figure
     assert "| detection/mae |" in first and "| segmentation/random |" in first
     assert (out / "pretrain" / "mae_encoder.pth").is_file()
+    records = [json.loads(p.read_text()) for p in out.glob("*/*/seed0/run_record.json")]
+    assert len(records) == 6 and all(r["seed"] == 0 for r in records)
 
     assert cli.main(["demo", "--quick", "--out", str(out)]) == 0
     second = capsys.readouterr().out

@@ -137,9 +137,10 @@ def _segmentation_options(config: Path, iters: int, seed: int) -> dict:
 
 
 def check_plan(out: Path, plan: Plan) -> None:
-    """Record the plan in ``out``; an ``out`` holding another plan's stages is an error (they would be reused)."""
+    """Record the plan in ``out``; an ``out`` holding another plan's stages is an error (they would be reused).
+    The number of seeds may change: more seeds add runs next to the finished ones."""
     path = out / "plan.json"
-    wanted = json.loads(json.dumps(asdict(plan)))
+    wanted = json.loads(json.dumps({k: v for k, v in asdict(plan).items() if k not in ("seeds", "about")}))
     if path.is_file() and json.loads(path.read_text()) != wanted:
         raise SystemExit(f"mae-transfer demo: {out} holds a run of another plan ({path}); "
                          "give another --out or add --fresh to start over there")

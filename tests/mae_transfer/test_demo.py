@@ -1,6 +1,7 @@
 """The demo end to end (``slow``), and the path its MAE encoder takes into detectron2 and mmseg."""
 import csv
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -129,6 +130,7 @@ def test_segmentation_schedule_keeps_the_configs_fractions():
 def test_an_output_folder_of_another_plan_is_refused(tmp_path):
     demo.check_plan(tmp_path, demo.PLANS["quick"])
     demo.check_plan(tmp_path, demo.PLANS["quick"])  # the same plan again: reused
+    demo.check_plan(tmp_path, replace(demo.PLANS["quick"], seeds=3))  # more seeds: runs added to the same folder
     with pytest.raises(SystemExit, match="another plan"):
         demo.check_plan(tmp_path, demo.PLANS["default"])
 

@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> None:
                            args.out / f"reconstructions_step_{step}.png", num_images=4, seed=0)
         encoders.append((f"MAE step {step}", str(export)))
     print("| encoder | k-NN top-1 | linear top-1 | patch recall, things | patch recall, stuff | patch acc. |")
-    print("|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|")  # probe.py's other columns are in probes.json
     for name, path in encoders:
         if name not in done:
             done[name] = probe(path, args.data)

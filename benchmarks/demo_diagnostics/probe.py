@@ -16,7 +16,8 @@ block outputs, no cls token, no final norm.
 - patch level (the ADE scenes): each 16 px patch labelled with its majority semantic class (patches whose
   majority covers less than half the patch are left out), the four blocks' outputs concatenated (UperNet's
   input), a linear probe trained on the training scenes; recall per class on the validation scenes, averaged
-  over the thing (object) classes and over the stuff (background) classes.
+  over the thing (object) classes and over the stuff (background) classes;
+- the root-mean-square of each block's output on the held-out images: the scale the dense heads receive.
 """
 from __future__ import annotations
 
@@ -140,10 +141,14 @@ def probe(path: str, data: Path) -> dict[str, float]:
     train_files, train_y = classify_files(data / "classify" / "train")
     val_files, val_y = classify_files(data / "classify" / "val")
     train = block_features(model, train_files)[-1].mean((2, 3))
-    val = block_features(model, val_files)[-1].mean((2, 3))
+    val_blocks = block_features(model, val_files)
+    val = val_blocks[-1].mean((2, 3))
+    # the scale of what the dense heads receive (they normalise it: LN in ViTDet's pyramid, BN in UperNet's)
+    rms = [round(block.pow(2).mean().sqrt().item(), 3) for block in val_blocks]
     train, val = standardise(train, val)
     result = {"knn_top1": knn_top1(train, train_y, val, val_y),
               "linear_top1": 100.0 * (linear_probe(train, train_y, val) == val_y).float().mean().item()}
+    result["block_rms"] = rms
     result.update(patch_probe(model, data / "ade" / "ADEChallengeData2016", len(THING_CLASSES), len(SEMANTIC_CLASSES)))
     return result
 
@@ -157,14 +162,16 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     rows = {}
-    print("| encoder | k-NN top-1 | linear top-1 | patch recall, things | patch recall, stuff | patch acc. |")
-    print("|---|---|---|---|---|---|")
+    print("| encoder | k-NN top-1 | linear top-1 | patch recall, things | patch recall, stuff | patch acc. | "
+          "RMS of blocks 1-4 |")
+    print("|---|---|---|---|---|---|---|")
     for spec in args.encoder:
         name, _, path = spec.partition("=")
         rows[name] = probe(path, args.data)
         r = rows[name]
         print(f"| {name} | {r['knn_top1']:.1f} | {r['linear_top1']:.1f} | {r['patch_thing_recall']:.1f} | "
-              f"{r['patch_stuff_recall']:.1f} | {r['patch_accuracy']:.1f} |", flush=True)
+              f"{r['patch_stuff_recall']:.1f} | {r['patch_accuracy']:.1f} | "
+              f"{' '.join(map(str, r['block_rms']))} |", flush=True)
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1))
 

@@ -136,7 +136,7 @@ def _segmentation_options(config: Path, iters: int, seed: int) -> dict:
     warmup, poly = cfg.param_scheduler
     end = max(1, round(warmup["end"] * iters / cfg.train_cfg.max_iters))
     return {"train_cfg.max_iters": iters, "train_cfg.val_interval": iters,
-            "default_hooks.checkpoint.interval": iters, "randomness.seed": seed, "run_record.seed": seed,
+            "default_hooks.checkpoint.interval": iters, "randomness.seed": seed,
             "param_scheduler": [dict(warmup, end=end), dict(poly, begin=end, end=iters)]}
 
 
@@ -145,7 +145,8 @@ def check_plan(out: Path, plan: Plan) -> None:
     The number of seeds may change: more seeds add runs next to the finished ones."""
     path = out / "plan.json"
     wanted = json.loads(json.dumps({k: v for k, v in asdict(plan).items() if k not in ("seeds", "about")}))
-    if path.is_file() and json.loads(path.read_text()) != wanted:
+    stored = json.loads(path.read_text()) if path.is_file() else wanted
+    if {key: stored.get(key) for key in wanted} != wanted:
         raise SystemExit(f"mae-transfer demo: {out} holds a run of another plan ({path}); "
                          "give another --out or add --fresh to start over there")
     path.write_text(json.dumps(wanted, indent=1))

@@ -124,7 +124,15 @@ def test_segmentation_schedule_keeps_the_configs_fractions():
     warmup, poly = cfg.param_scheduler
     assert cfg.train_cfg.max_iters == 200 and poly["end"] == 200 and poly["begin"] == warmup["end"]
     assert warmup["end"] == round(fraction * 200) and warmup["start_factor"] == 1e-6 and poly["type"] == "PolyLR"
-    assert cfg.randomness.seed == 1 and cfg.run_record.seed == 1
+    assert cfg.randomness.seed == 1
+
+
+def test_segmentation_run_record_carries_the_seed(tmp_path):
+    from segmentation.run import load_config
+
+    config = CONFIGS / "segmentation" / "demo_tiny.py"
+    cfg = load_config(config, tmp_path, demo._segmentation_options(config, iters=50, seed=3))
+    assert cfg.run_record["seed"] == 3
 
 
 def test_an_output_folder_of_another_plan_is_refused(tmp_path):

@@ -316,7 +316,7 @@ def run(options: RunOptions) -> dict[str, float]:
             out, task="detection", dataset="+".join(_names(cfg.dataloader.test.dataset.names)),
             arch=arch_name(net.embed_dim, net.depth), init=init_label(cfg, options), enabled=main,
             config=options.config_file, mode="eval" if options.eval_only else "train",
-            max_iter=cfg.train.max_iter) as record:
+            max_iter=cfg.train.max_iter, seed=cfg.train.get("seed", -1)) as record:
         if main:
             torn = remove_torn(out)
             if torn:

@@ -1,10 +1,11 @@
-"""``mae-transfer demo``: the whole toolkit end to end on generated data, on CPU, with a fixed seed.
+"""``mae-transfer demo``: the whole toolkit end to end on generated data, on CPU, with fixed seeds.
 
-1. generate the data world (unlabelled images, a classification set, COCO and ADE20K-format scenes);
-2. MAE-pretrain a small ViT on the unlabelled images and export its encoder (MAE release format);
-3. train the same ViT supervised on the classification set (the analogue of the IN-1K supervised baseline);
-4. Mask R-CNN (detectron2) and 5. UperNet (mmseg) from each of MAE / supervised / random init, with the same
-   config machinery as the real COCO / ADE20K runs (configs/*/demo_tiny.py: sizes and schedule scaled down);
+1. generate the data world: a labelled, object-centric pretraining set (the IN-1K analogue), a held-out
+   classification set, and smaller labelled scene sets in COCO and ADE20K format;
+2. MAE-pretrain a small ViT on the pretraining images (labels unused) and export its encoder (MAE release format);
+3. train the same ViT supervised on the same images with their labels (the IN-1K supervised baseline);
+4. Mask R-CNN (detectron2) and 5. UperNet (mmseg) from each of MAE / supervised / random init, one run per seed,
+   with the same config machinery as the real COCO / ADE20K runs (configs/*/demo_tiny*.py);
 6. the compare table, a reconstruction figure and the loss curves.
 
 Every stage writes into one output folder. A stage that already finished there is reused (``--fresh`` starts
@@ -15,10 +16,11 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import resource
 import shutil
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Callable
 
@@ -28,28 +30,51 @@ from mae_transfer.synthetic import SyntheticSpec, generate
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 INITS = ("mae", "supervised", "random")
 # The demo_tiny configs of pretrain/, detection/ and segmentation/ share one encoder: ViT-Tiny width (192, 3 heads),
-# 4 blocks, patch 16, 128 px images. The demo only sets data paths and the length of each schedule.
+# 4 blocks, patch 16, 128 px images. The demo sets only data paths, data sizes, seeds and the number of epochs or
+# iterations of each stage; learning rates, warm-ups and lr steps are the configs', as fractions of the run.
+# Detection's per-init recipe (ViTDet Table 11: lr, weight decay, layer decay) is its own config file.
+DETECTION_CONFIGS = {"mae": "demo_tiny.py", "supervised": "demo_tiny_supervised.py", "random": "demo_tiny_random.py"}
 
 
 @dataclass(frozen=True)
 class Plan:
-    """How much of everything a demo run does."""
+    """How much of everything a demo run does.
+
+    Shaped like the paper's regime: MAE and the supervised baseline see the same labelled, object-centric
+    pretraining set (the IN-1K analogue; MAE ignores the labels), many more images than the labelled scenes
+    the detectors and segmenters are fine-tuned on (the COCO / ADE20K analogues). ``seeds`` transfer runs per
+    init and task (seeds 0..seeds-1); pretraining and the supervised baseline run once.
+    """
     data: SyntheticSpec
     pretrain_epochs: int
     supervised_epochs: int
     detection_iters: int
     segmentation_iters: int
+    seeds: int = 1
+    about: str = ""
 
 
+def _data(num_pretrain: int, coco_train: int, ade_train: int, val: int, classify_val: int) -> SyntheticSpec:
+    return SyntheticSpec(seed=0, image_size=128, num_pretrain=num_pretrain, num_classify_train=0,
+                         num_classify_val=classify_val, classify_image_size=128, num_coco_train=coco_train,
+                         num_coco_val=val, num_ade_train=ade_train, num_ade_val=val, max_objects=4)
+
+
+# Sizes chosen by cost (CPU seconds measured per unit in a quick run on 2 shared cores, 2026-11-29: about 1.1 s per
+# MAE step and 1.3 s per supervised step of 64 images, 0.9 s per Mask R-CNN and 1.0 s per UperNet iteration of 4
+# images plus 15-25 s per run; these sums overstate idle wall time by about 1.5x, the ratio of the old default's
+# CPU estimate to its measured 1,039 s): quick about 4 minutes, default about 13, paper about 50.
 PLANS = {
-    "default": Plan(SyntheticSpec(seed=0, image_size=128, num_pretrain=512, num_classify_train=48,
-                                  num_classify_val=12, classify_image_size=128, num_coco_train=96,
-                                  num_coco_val=24, num_ade_train=96, num_ade_val=24, max_objects=4),
-                    pretrain_epochs=40, supervised_epochs=20, detection_iters=200, segmentation_iters=150),
-    "quick": Plan(SyntheticSpec(seed=0, image_size=128, num_pretrain=256, num_classify_train=24,
-                                num_classify_val=6, classify_image_size=128, num_coco_train=48, num_coco_val=8,
-                                num_ade_train=48, num_ade_val=8, max_objects=3),
-                  pretrain_epochs=8, supervised_epochs=6, detection_iters=60, segmentation_iters=40),
+    "quick": Plan(_data(num_pretrain=256, coco_train=48, ade_train=48, val=8, classify_val=4),
+                  pretrain_epochs=6, supervised_epochs=4, detection_iters=40, segmentation_iters=30,
+                  about="every stage once, at the smallest size that runs (the test suite runs it)"),
+    "default": Plan(_data(num_pretrain=768, coco_train=96, ade_train=96, val=24, classify_val=10),
+                    pretrain_epochs=24, supervised_epochs=8, detection_iters=100, segmentation_iters=100,
+                    about="the whole pipeline in about 15 minutes, one seed"),
+    "paper": Plan(_data(num_pretrain=3072, coco_train=192, ade_train=192, val=48, classify_val=20),
+                  pretrain_epochs=24, supervised_epochs=6, detection_iters=150, segmentation_iters=150, seeds=3,
+                  about="the paper's proportions within an hour: pretraining sees 16x more images than each "
+                        "transfer set, 3 seeds per transfer run"),
 }
 
 
@@ -66,10 +91,17 @@ class Stages:
             print(f"{prefix}: reused (finished in an earlier run)", flush=True)
             return
         print(f"{prefix} ...", flush=True)
-        start = time.monotonic()
+        start, cpu = time.monotonic(), cpu_seconds()
         work()
-        print(f"{prefix}: done in {time.monotonic() - start:.0f} s "
+        print(f"{prefix}: done in {time.monotonic() - start:.0f} s, {cpu_seconds() - cpu:.0f} s of CPU "
               f"(total {time.monotonic() - self.started:.0f} s)", flush=True)
+
+
+def cpu_seconds() -> float:
+    """CPU time of this process and its finished children (data-loader workers). With one thread per process it
+    is about the wall time the same work takes on otherwise idle cores, whatever else shares them now."""
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + children.ru_utime + children.ru_stime
 
 
 def finished_run(folder: Path) -> bool:
@@ -79,33 +111,45 @@ def finished_run(folder: Path) -> bool:
         return False
 
 
-def _pretrain_overrides(plan: Plan, data: Path) -> dict:
-    return dict(data_path=str(data), dataset="synthetic_pretrain", epochs=plan.pretrain_epochs,
-                warmup_epochs=max(1, plan.pretrain_epochs // 10), num_workers=0, tensorboard=False)
+def _epochs(config: Path, kind: str, epochs: int) -> dict:
+    """``epochs`` and the config's warm-up at the same fraction of the run."""
+    import pretrain
+    cfg = pretrain.load_config(kind, config)
+    return dict(epochs=epochs, warmup_epochs=cfg.warmup_epochs * epochs / cfg.epochs)
 
 
-def _supervised_overrides(plan: Plan, train: Path, val: Path) -> dict:
-    return dict(data_path=str(train), val_path=str(val), dataset="synthetic_classify",
-                epochs=plan.supervised_epochs, warmup_epochs=1, num_workers=0, tensorboard=False)
-
-
-def _detection_overrides(iters: int) -> list[str]:
-    """The demo config's schedule stretched to ``iters``: steps at 88.9 % and 96.3 %, 1/12 warm-up."""
-    milestones = [round(iters * 0.889), round(iters * 0.963)]
+def _detection_overrides(config: Path, iters: int, seed: int) -> list[str]:
+    """``iters`` iterations with the config's lr steps at the same fractions of the run (its warm-up is a
+    fraction already), and ``seed``."""
+    from detectron2.config import LazyConfig
+    schedule = LazyConfig.load(str(config)).lr_multiplier.scheduler
+    milestones = [round(m * iters / schedule.num_updates) for m in schedule.milestones]
     return [f"train.max_iter={iters}", f"lr_multiplier.scheduler.num_updates={iters}",
-            f"lr_multiplier.scheduler.milestones={milestones}", f"lr_multiplier.warmup_length={1 / 12:.4f}",
-            f"train.checkpointer.period={iters}",
-            # a schedule this short leaves most scores under ViTDet's 0.05 cut; AP ranks every detection anyway
-            "model.roi_heads.box_predictor.test_score_thresh=0.0"]
+            f"lr_multiplier.scheduler.milestones={milestones}", f"train.checkpointer.period={iters}",
+            f"train.seed={seed}"]
 
 
-def _segmentation_options(iters: int) -> dict:
-    warmup = max(10, iters // 20)  # as configs/segmentation/demo_tiny.py: a LinearLR of n steps ends at (n-1)/n
+def _segmentation_options(config: Path, iters: int, seed: int) -> dict:
+    """``iters`` iterations with the config's warm-up (a LinearLR, then PolyLR) at the same fraction, and ``seed``."""
+    from mmengine.config import Config
+    cfg = Config.fromfile(str(config))
+    warmup, poly = cfg.param_scheduler
+    end = max(1, round(warmup["end"] * iters / cfg.train_cfg.max_iters))
     return {"train_cfg.max_iters": iters, "train_cfg.val_interval": iters,
-            "default_hooks.checkpoint.interval": iters,
-            "param_scheduler": [
-                dict(type="LinearLR", start_factor=1e-6, by_epoch=False, begin=0, end=warmup),
-                dict(type="PolyLR", eta_min=0.0, power=1.0, begin=warmup, end=iters, by_epoch=False)]}
+            "default_hooks.checkpoint.interval": iters, "randomness.seed": seed,
+            "param_scheduler": [dict(warmup, end=end), dict(poly, begin=end, end=iters)]}
+
+
+def check_plan(out: Path, plan: Plan) -> None:
+    """Record the plan in ``out``; an ``out`` holding another plan's stages is an error (they would be reused).
+    The number of seeds may change: more seeds add runs next to the finished ones."""
+    path = out / "plan.json"
+    wanted = json.loads(json.dumps({k: v for k, v in asdict(plan).items() if k not in ("seeds", "about")}))
+    stored = json.loads(path.read_text()) if path.is_file() else wanted
+    if {key: stored.get(key) for key in wanted} != wanted:
+        raise SystemExit(f"mae-transfer demo: {out} holds a run of another plan ({path}); "
+                         "give another --out or add --fresh to start over there")
+    path.write_text(json.dumps(wanted, indent=1))
 
 
 def run_demo(out: Path, plan: Plan, fresh: bool = False) -> dict[str, Path]:
@@ -115,7 +159,9 @@ def run_demo(out: Path, plan: Plan, fresh: bool = False) -> dict[str, Path]:
     if fresh and out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
-    stages = Stages(total=6 + 2 * len(INITS))
+    check_plan(out, plan)
+    seeds = range(plan.seeds)
+    stages = Stages(total=6 + 2 * len(INITS) * len(seeds))
     data: dict[str, Path] = {}
 
     def make_data():
@@ -123,45 +169,52 @@ def run_demo(out: Path, plan: Plan, fresh: bool = False) -> dict[str, Path]:
 
     stages.run("generate data", lambda: False, make_data)
 
+    mae_config = CONFIGS / "pretrain" / "demo_tiny.py"
     mae_dir, mae_encoder = out / "pretrain", out / "pretrain" / "mae_encoder.pth"
-    stages.run("MAE pretraining", lambda: finished_run(mae_dir) and mae_encoder.is_file(), lambda: pretrain.export_encoder(
-        pretrain.train_mae(CONFIGS / "pretrain" / "demo_tiny.py", mae_dir,
-                           overrides=_pretrain_overrides(plan, data["pretrain"])), mae_encoder))
+    stages.run("MAE pretraining (images only)", lambda: finished_run(mae_dir) and mae_encoder.is_file(),
+               lambda: pretrain.export_encoder(pretrain.train_mae(mae_config, mae_dir, overrides=dict(
+                   data_path=str(data["pretrain"]), dataset="synthetic_pretrain", num_workers=0, tensorboard=False,
+                   **_epochs(mae_config, "pretrain", plan.pretrain_epochs))), mae_encoder))
 
+    sup_config = CONFIGS / "pretrain" / "demo_tiny_finetune.py"
     sup_dir, sup_encoder = out / "supervised", out / "supervised" / "supervised_vit.pth"
 
     def supervised():
-        result = pretrain.finetune(CONFIGS / "pretrain" / "demo_tiny_finetune.py", sup_dir, overrides=_supervised_overrides(
-            plan, data["classify_train"], data["classify_val"]))
+        result = pretrain.finetune(sup_config, sup_dir, overrides=dict(
+            data_path=str(data["pretrain"]), val_path=str(data["classify_val"]), dataset="synthetic_pretrain",
+            num_workers=0, tensorboard=False, **_epochs(sup_config, "finetune", plan.supervised_epochs)))
         atomic_torch_save({"model": read_state_dict(result.checkpoint)}, sup_encoder)  # timm file layout
 
-    stages.run("supervised training (classification)", lambda: finished_run(sup_dir) and sup_encoder.is_file(),
-               supervised)
+    stages.run("supervised training (same images, with labels)",
+               lambda: finished_run(sup_dir) and sup_encoder.is_file(), supervised)
     checkpoints = {"mae": mae_encoder, "supervised": sup_encoder, "random": None}
 
-    for init in INITS:
-        run_dir = out / "detection" / init
+    for seed in seeds:
+        for init in INITS:
+            run_dir = out / "detection" / init / f"seed{seed}"
 
-        def detect(init=init, run_dir=run_dir):
-            import detection
-            detection.train(CONFIGS / "detection" / "demo_tiny.py", run_dir, _detection_overrides(plan.detection_iters),
-                            init_checkpoint=checkpoints[init] and str(checkpoints[init]), init=init,
-                            train_json=data["coco_train_json"], train_images=data["coco_train_images"],
-                            val_json=data["coco_val_json"], val_images=data["coco_val_images"],
-                            dataset_name="synthetic_coco")
+            def detect(init=init, run_dir=run_dir, seed=seed):
+                import detection
+                config = CONFIGS / "detection" / DETECTION_CONFIGS[init]
+                detection.train(config, run_dir, _detection_overrides(config, plan.detection_iters, seed),
+                                init_checkpoint=checkpoints[init] and str(checkpoints[init]), init=init,
+                                train_json=data["coco_train_json"], train_images=data["coco_train_images"],
+                                val_json=data["coco_val_json"], val_images=data["coco_val_images"],
+                                dataset_name="synthetic_coco")
 
-        stages.run(f"Mask R-CNN, {init} init", lambda run_dir=run_dir: finished_run(run_dir), detect)
+            stages.run(f"Mask R-CNN, {init} init, seed {seed}", lambda run_dir=run_dir: finished_run(run_dir), detect)
 
-    for init in INITS:
-        run_dir = out / "segmentation" / init
+    for seed in seeds:
+        for init in INITS:
+            run_dir = out / "segmentation" / init / f"seed{seed}"
 
-        def segment(init=init, run_dir=run_dir):
-            import segmentation
-            segmentation.train(CONFIGS / "segmentation" / "demo_tiny.py", run_dir,
-                               _segmentation_options(plan.segmentation_iters), init_checkpoint=checkpoints[init],
-                               init=init, data_root=data["ade_root"])
+            def segment(init=init, run_dir=run_dir, seed=seed):
+                import segmentation
+                config = CONFIGS / "segmentation" / "demo_tiny.py"
+                segmentation.train(config, run_dir, _segmentation_options(config, plan.segmentation_iters, seed),
+                                   init_checkpoint=checkpoints[init], init=init, data_root=data["ade_root"])
 
-        stages.run(f"UperNet, {init} init", lambda run_dir=run_dir: finished_run(run_dir), segment)
+            stages.run(f"UperNet, {init} init, seed {seed}", lambda run_dir=run_dir: finished_run(run_dir), segment)
 
     results = {"table": out / "comparison.md", "csv": out / "comparison.csv", "chart": out / "comparison.png",
                "reconstructions": out / "reconstructions.png", "loss_curves": out / "loss_curves.png"}
@@ -175,13 +228,18 @@ def run_demo(out: Path, plan: Plan, fresh: bool = False) -> dict[str, Path]:
 
     stages.run("compare", lambda: False, compare)
     stages.run("reconstruction figure", lambda: False, lambda: pretrain.visualize(
-        _latest_checkpoint(mae_dir), data["coco_val_images"], results["reconstructions"], num_images=4, seed=0))
+        latest_checkpoint(mae_dir), data["coco_val_images"], results["reconstructions"], num_images=4, seed=0))
     stages.run("loss curves", lambda: False, lambda: plot_loss_curves(out, results["loss_curves"]))
     return results
 
 
-def _latest_checkpoint(run_dir: Path) -> Path:
-    return max((run_dir / "checkpoints").glob("*.pth"), key=lambda p: p.stat().st_mtime)
+def latest_checkpoint(run_dir: Path) -> Path:
+    """The pretraining checkpoint of the highest step, as the engine picks it when resuming."""
+    from pretrain.engine import CHECKPOINT_DIR, Checkpoints
+    latest = Checkpoints(run_dir / CHECKPOINT_DIR).latest()
+    if latest is None:
+        raise FileNotFoundError(f"{run_dir / CHECKPOINT_DIR}: no pretraining checkpoint")
+    return latest
 
 
 def _jsonl(path: Path) -> list[dict]:
@@ -195,15 +253,16 @@ def _jsonl(path: Path) -> list[dict]:
 
 
 def loss_curves(out: Path) -> dict[str, tuple[list[float], list[float]]]:
-    """(steps, losses) per run, from each framework's own log: log.jsonl (pretrain), detectron2's metrics.json,
+    """(steps, losses) per run (transfer runs: seed 0), from each framework's own log: log.jsonl (pretrain), detectron2's metrics.json,
     mmengine's vis_data/scalars.json."""
     curves = {}
     for name, path, step_key, loss_key in (
         [("MAE pretraining", out / "pretrain" / "log.jsonl", "step", "loss"),
          ("supervised", out / "supervised" / "log.jsonl", "step", "loss")]
-        + [(f"Mask R-CNN {i}", out / "detection" / i / "metrics.json", "iteration", "total_loss") for i in INITS]
+        + [(f"Mask R-CNN {i}", out / "detection" / i / "seed0" / "metrics.json", "iteration", "total_loss")
+           for i in INITS]
         + [(f"UperNet {i}", p, "step", "loss") for i in INITS
-           for p in sorted((out / "segmentation" / i).glob("*/vis_data/scalars.json"))[-1:]]
+           for p in sorted((out / "segmentation" / i / "seed0").glob("*/vis_data/scalars.json"))[-1:]]
     ):
         if path.is_file():
             rows = [r for r in _jsonl(path) if step_key in r and loss_key in r]
@@ -233,20 +292,30 @@ def plot_loss_curves(out: Path, path: Path) -> Path:
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="mae-transfer demo", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", type=Path, default=Path("output/demo"), help="output folder (default %(default)s)")
-    parser.add_argument("--quick", action="store_true", help="a smaller run (under 5 minutes on 2 cores)")
+    parser = argparse.ArgumentParser(prog="mae-transfer demo", description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog="plans:\n" + "\n".join(
+                                         f"  {name:8} {plan.about}" for name, plan in PLANS.items()))
+    parser.add_argument("--plan", choices=sorted(PLANS), default="default", help="how much to run (default %(default)s)")
+    parser.add_argument("--quick", action="store_true", help="the same as --plan quick (under 5 minutes on 2 cores)")
+    parser.add_argument("--seeds", type=int, help="transfer runs per init and task, seeds 0..N-1 (default: the plan's)")
+    parser.add_argument("--out", type=Path, help="output folder (default output/demo, output/demo-PLAN for other plans)")
     parser.add_argument("--fresh", action="store_true", help="start over instead of reusing finished stages")
     args = parser.parse_args(argv)
+    name = "quick" if args.quick else args.plan
+    plan = PLANS[name]
+    if args.seeds is not None:
+        if args.seeds < 1:
+            parser.error(f"--seeds must be at least 1, got {args.seeds}")
+        plan = replace(plan, seeds=args.seeds)
+    out = args.out or Path("output/demo" if name == "default" else f"output/demo-{name}")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    plan = PLANS["quick" if args.quick else "default"]
-    print(f"mae-transfer demo ({'quick' if args.quick else 'default'} plan) into {args.out}", flush=True)
+    print(f"mae-transfer demo ({name} plan, {plan.seeds} seed{'s' * (plan.seeds > 1)}) into {out}", flush=True)
     started = time.monotonic()
-    results = run_demo(args.out, plan, fresh=args.fresh)
+    results = run_demo(out, plan, fresh=args.fresh)
     print("\n" + results["table"].read_text())
-    print(f"finished in {time.monotonic() - started:.0f} s; outputs in {args.out}:")
-    for name, path in results.items():
-        print(f"  {name:16} {path}")
+    print(f"finished in {time.monotonic() - started:.0f} s ({cpu_seconds():.0f} s of CPU); outputs in {out}:")
+    for key, path in results.items():
+        print(f"  {key:16} {path}")
     return 0
 
 

@@ -9,13 +9,19 @@ polygon is exactly the visible mask.
 
 Layout of ``generate(OUT)``::
 
-    OUT/pretrain/000000.png ...                          unlabelled scenes (flat)
+    OUT/pretrain/<thing class>/000000.png ...            one centred object per image (the IN-1K analogue)
     OUT/classify/{train,val}/<thing class>/0000.png ...  one centred object per image
     OUT/coco/{train,val}/000001.png ...                  instance segmentation images
     OUT/coco/annotations/instances_{train,val}.json
     OUT/ade/ADEChallengeData2016/images/{training,validation}/ADE_{train,val}_00000001.jpg
     OUT/ade/ADEChallengeData2016/annotations/{training,validation}/ADE_..._00000001.png
     OUT/manifest.json
+
+The pretraining set is object-centric and labelled, as ImageNet is: MAE reads its images only (the official
+code reads ImageNet through ``ImageFolder`` and drops the labels), the supervised baseline trains on the same
+images with their labels. Image i shows class ``THING_CLASSES[i % 6]``, so the classes are balanced. The
+``classify`` folders are a separate draw of the same kind (``classify/val`` is the held-out set; the
+``classify/train`` count may be 0).
 
 ADE ``training``/``validation`` image i is the same scene as COCO ``train``/``val`` image i
 (for i below both counts), like COCO-Stuff: thing pixels of label k lie inside COCO masks of
@@ -47,7 +53,7 @@ STUFF_CLASSES: tuple[str, ...] = ("brick", "grass", "gravel", "sky", "water", "c
 SEMANTIC_CLASSES: tuple[str, ...] = THING_CLASSES + STUFF_CLASSES
 
 # Bump when the drawing changes, so old folders are not mistaken for current ones.
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the pretraining images are labelled, one centred object each
 
 # Per thing class: base hue (degrees) and preferred surface pattern. Hue jitter (neighbours
 # overlap) and a 40 % chance of another pattern make colour and texture suggestive, not decisive.
@@ -75,8 +81,8 @@ SEMANTIC_PALETTE: tuple[tuple[int, int, int], ...] = tuple(
 class SyntheticSpec:
     seed: int = 0
     image_size: int = 128
-    num_pretrain: int = 256
-    num_classify_train: int = 32  # per class
+    num_pretrain: int = 256  # in all, balanced over the classes
+    num_classify_train: int = 32  # per class (may be 0)
     num_classify_val: int = 8  # per class
     classify_image_size: int = 64
     num_coco_train: int = 64
@@ -86,7 +92,7 @@ class SyntheticSpec:
     max_objects: int = 4
 
     def __post_init__(self):
-        minimum = {"seed": 0, "image_size": 32, "classify_image_size": 32}
+        minimum = {"seed": 0, "image_size": 32, "classify_image_size": 32, "num_classify_train": 0}
         for f in fields(self):
             value, lowest = getattr(self, f.name), minimum.get(f.name, 1)
             if isinstance(value, bool) or not isinstance(value, int) or value < lowest:
@@ -336,8 +342,9 @@ _LAYOUT = {"pretrain": "pretrain", "classify_train": "classify/train", "classify
 
 def _write_all(root: Path, spec: SyntheticSpec) -> None:
     for i in range(spec.num_pretrain):
-        image, _, _ = _render_scene(_rng(spec, "pretrain", i), spec.image_size, spec.max_objects)
-        _save(image, root / "pretrain" / f"{i:06d}.png")
+        thing = i % len(THING_CLASSES)
+        image, _, _ = _render_scene(_rng(spec, "pretrain", i, thing), spec.image_size, 1, thing=thing)
+        _save(image, root / "pretrain" / THING_CLASSES[thing] / f"{i:06d}.png")
     counts = {"pretrain": spec.num_pretrain, **_write_classify(root, spec),
               **_write_scenes(root, spec, "train", spec.num_coco_train, spec.num_ade_train),
               **_write_scenes(root, spec, "val", spec.num_coco_val, spec.num_ade_val)}

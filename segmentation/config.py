@@ -63,7 +63,7 @@ def load_config(config: str | Path, work_dir: str | Path, cfg_options: Mapping[s
         or Path(base_dataset(cfg.test_dataloader.dataset).get("data_root", "unknown")).name,
         arch=arch_name(cfg.model.backbone.get("embed_dim", 768), cfg.model.backbone.get("depth", 12)),
         init=init or init_label(pretrained_path(cfg), declared, declared_init),
-        config=str(config))
+        config=str(config), seed=cfg.get("randomness", {}).get("seed", -1))
     cfg.work_dir = str(work_dir)
     cfg.launcher = launcher
     if cfg.get("visualizer"):  # mmengine keeps one visualizer per name per process: a second run in the same

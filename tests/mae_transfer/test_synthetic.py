@@ -36,7 +36,7 @@ def test_classes_and_manifest(synthetic_data):
     manifest = json.loads(synthetic_data["manifest"].read_text())
     assert manifest["semantic_classes"] == list(SEMANTIC_CLASSES)
     assert manifest["thing_classes"] == list(THING_CLASSES)
-    assert len(list(synthetic_data["pretrain"].glob("*.png"))) == manifest["counts"]["pretrain"]
+    assert len(list(synthetic_data["pretrain"].rglob("*.png"))) == manifest["counts"]["pretrain"]
     assert all((synthetic_data["manifest"].parent / rel).exists() for rel in manifest["paths"].values())
 
 
@@ -141,6 +141,27 @@ def test_imagefolder_reads_the_classification_set(synthetic_data):
         image, target = folder[len(folder) - 1]
         size = manifest["spec"]["classify_image_size"]
         assert image.size == (size, size) and folder.classes[target] == sorted(THING_CLASSES)[-1]
+
+
+def test_pretraining_set_is_a_balanced_labelled_imagefolder(synthetic_data):
+    """MAE reads only the images (pretrain.data.list_images), the supervised baseline the same images with labels."""
+    from torchvision.datasets import ImageFolder
+
+    from pretrain.data import list_images
+
+    manifest = json.loads(synthetic_data["manifest"].read_text())
+    folder = ImageFolder(str(synthetic_data["pretrain"]))
+    assert sorted(folder.classes) == sorted(THING_CLASSES)
+    counts = np.bincount(folder.targets, minlength=len(THING_CLASSES))
+    assert counts.sum() == manifest["counts"]["pretrain"] and counts.max() - counts.min() <= 1
+    assert sorted(map(str, list_images(synthetic_data["pretrain"]))) == sorted(p for p, _ in folder.samples)
+    assert folder[0][0].size == (manifest["spec"]["image_size"],) * 2
+
+
+def test_classification_training_set_may_be_empty(tmp_path):
+    paths = generate(tmp_path / "data", dataclasses.replace(TINY, num_classify_train=0))
+    assert json.loads(paths["manifest"].read_text())["counts"]["classify_train"] == 0
+    assert len(list(paths["classify_val"].rglob("*.png"))) == TINY.num_classify_val * len(THING_CLASSES)
 
 
 def test_same_seed_same_bytes_other_seed_differs(tmp_path):

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from backbone import VIT_SIZES, read_run_record
+from backbone import VIT_SIZES, UserError, read_run_record, run_command
 from backbone.run_record import RECORD_NAME, STATUSES, atomic_write
 
 from .published import PUBLISHED, Published, is_paper_dataset, paper_column, paper_dataset, published
@@ -553,15 +553,15 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--png", type=Path, metavar="PATH", help="also write a grouped bar chart")
     args = parser.parse_args(argv)
 
-    comparison = compare_runs(args.run_dirs, datasets=args.dataset)
-    if not comparison.tables:
-        print(f"mae-transfer compare: no finished run with metrics in {', '.join(args.run_dirs)}", file=sys.stderr)
-        for s in comparison.skipped:
-            print(f"  {s.path}: {s.reason}", file=sys.stderr)
-        return 1
-    print(render_markdown(comparison))
-    if args.csv:
-        print(f"wrote {write_csv(comparison, args.csv)}", file=sys.stderr)
-    if args.png:
-        print(f"wrote {write_png(comparison, args.png)}", file=sys.stderr)
-    return 0
+
+    def body():
+        comparison = compare_runs(args.run_dirs, datasets=args.dataset)
+        if not comparison.tables:
+            skipped = "".join(f"\n  {s.path}: {s.reason}" for s in comparison.skipped)
+            raise UserError(f"no finished run with metrics in {', '.join(args.run_dirs)}{skipped}")
+        print(render_markdown(comparison))
+        if args.csv:
+            print(f"wrote {write_csv(comparison, args.csv)}", file=sys.stderr)
+        if args.png:
+            print(f"wrote {write_png(comparison, args.png)}", file=sys.stderr)
+    return run_command("compare", body)

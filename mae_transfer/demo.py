@@ -24,7 +24,8 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Callable
 
-from backbone import atomic_torch_save, read_run_record, read_state_dict
+from backbone import UserError, atomic_torch_save, read_run_record, read_state_dict, run_command
+from mae_transfer.plot import plot_runs
 from mae_transfer.synthetic import SyntheticSpec, generate
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
@@ -140,15 +141,35 @@ def _segmentation_options(config: Path, iters: int, seed: int) -> dict:
             "param_scheduler": [dict(warmup, end=end), dict(poly, begin=end, end=iters)]}
 
 
+PLAN_FILE = "plan.json"  # also the demo's own mark on a folder: --fresh removes only a folder that holds it
+
+
+def claim_output(out: Path, fresh: bool) -> None:
+    """Make ``out`` the demo's folder: new, empty, or one an earlier demo made (which ``fresh`` empties). A folder
+    holding anything else, or a symlink, is refused: the demo never writes over or deletes what it did not make."""
+    if out.is_symlink():
+        raise UserError(f"--out {out} is a symlink; give the real folder")
+    if out.exists():
+        if not out.is_dir():
+            raise UserError(f"--out {out} exists and is not a folder")
+        ours = (out / PLAN_FILE).is_file()
+        if not ours and any(out.iterdir()):
+            raise UserError(f"--out {out} holds files the demo did not make (it has no {PLAN_FILE}); give a new or "
+                            "empty folder")
+        if fresh and ours:
+            shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+
+
 def check_plan(out: Path, plan: Plan) -> None:
     """Record the plan in ``out``; an ``out`` holding another plan's stages is an error (they would be reused).
     The number of seeds may change: more seeds add runs next to the finished ones."""
-    path = out / "plan.json"
+    path = out / PLAN_FILE
     wanted = json.loads(json.dumps({k: v for k, v in asdict(plan).items() if k not in ("seeds", "about")}))
     stored = json.loads(path.read_text()) if path.is_file() else wanted
     if {key: stored.get(key) for key in wanted} != wanted:
-        raise SystemExit(f"mae-transfer demo: {out} holds a run of another plan ({path}); "
-                         "give another --out or add --fresh to start over there")
+        raise UserError(f"{out} holds a run of another plan ({path}); give another --out or add --fresh to start "
+                        "over there")
     path.write_text(json.dumps(wanted, indent=1))
 
 
@@ -156,9 +177,7 @@ def run_demo(out: Path, plan: Plan, fresh: bool = False) -> dict[str, Path]:
     """Run every stage into ``out`` and return the paths of the results."""
     import pretrain  # heavy imports only once the demo starts
 
-    if fresh and out.exists():
-        shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
+    claim_output(out, fresh)
     check_plan(out, plan)
     seeds = range(plan.seeds)
     stages = Stages(total=6 + 2 * len(INITS) * len(seeds))
@@ -229,7 +248,7 @@ def run_demo(out: Path, plan: Plan, fresh: bool = False) -> dict[str, Path]:
     stages.run("compare", lambda: False, compare)
     stages.run("reconstruction figure", lambda: False, lambda: pretrain.visualize(
         latest_checkpoint(mae_dir), data["coco_val_images"], results["reconstructions"], num_images=4, seed=0))
-    stages.run("loss curves", lambda: False, lambda: plot_loss_curves(out, results["loss_curves"]))
+    stages.run("loss curves", lambda: False, lambda: plot_runs([out], results["loss_curves"]))
     return results
 
 
@@ -240,55 +259,6 @@ def latest_checkpoint(run_dir: Path) -> Path:
     if latest is None:
         raise FileNotFoundError(f"{run_dir / CHECKPOINT_DIR}: no pretraining checkpoint")
     return latest
-
-
-def _jsonl(path: Path) -> list[dict]:
-    rows = []
-    for line in path.read_text().splitlines():
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
-    return rows
-
-
-def loss_curves(out: Path) -> dict[str, tuple[list[float], list[float]]]:
-    """(steps, losses) per run (transfer runs: seed 0), from each framework's own log: log.jsonl (pretrain), detectron2's metrics.json,
-    mmengine's vis_data/scalars.json."""
-    curves = {}
-    for name, path, step_key, loss_key in (
-        [("MAE pretraining", out / "pretrain" / "log.jsonl", "step", "loss"),
-         ("supervised", out / "supervised" / "log.jsonl", "step", "loss")]
-        + [(f"Mask R-CNN {i}", out / "detection" / i / "seed0" / "metrics.json", "iteration", "total_loss")
-           for i in INITS]
-        + [(f"UperNet {i}", p, "step", "loss") for i in INITS
-           for p in sorted((out / "segmentation" / i / "seed0").glob("*/vis_data/scalars.json"))[-1:]]
-    ):
-        if path.is_file():
-            rows = [r for r in _jsonl(path) if step_key in r and loss_key in r]
-            curves[name] = ([r[step_key] for r in rows], [r[loss_key] for r in rows])
-    return curves
-
-
-def plot_loss_curves(out: Path, path: Path) -> Path:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    curves = loss_curves(out)
-    groups = [("pretraining and classification", [n for n in curves if not n.startswith(("Mask", "Uper"))]),
-              ("Mask R-CNN (detectron2)", [n for n in curves if n.startswith("Mask")]),
-              ("UperNet (mmseg)", [n for n in curves if n.startswith("Uper")])]
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
-    for ax, (title, names) in zip(axes, groups):
-        for name in names:
-            ax.plot(*curves[name], label=name)
-        ax.set(title=title, xlabel="step", ylabel="training loss")
-        ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
 
 
 def main(argv: list[str]) -> int:
@@ -311,12 +281,14 @@ def main(argv: list[str]) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     print(f"mae-transfer demo ({name} plan, {plan.seeds} seed{'s' * (plan.seeds > 1)}) into {out}", flush=True)
     started = time.monotonic()
-    results = run_demo(out, plan, fresh=args.fresh)
-    print("\n" + results["table"].read_text())
-    print(f"finished in {time.monotonic() - started:.0f} s ({cpu_seconds():.0f} s of CPU); outputs in {out}:")
-    for key, path in results.items():
-        print(f"  {key:16} {path}")
-    return 0
+
+    def body():
+        results = run_demo(out, plan, fresh=args.fresh)
+        print("\n" + results["table"].read_text())
+        print(f"finished in {time.monotonic() - started:.0f} s ({cpu_seconds():.0f} s of CPU); outputs in {out}:")
+        for key, path in results.items():
+            print(f"  {key:16} {path}")
+    return run_command("demo", body)
 
 
 if __name__ == "__main__":

@@ -12,10 +12,10 @@ import argparse
 import json
 import math
 import os
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from backbone import UserError, run_command
 from backbone.run_record import atomic_write
 
 LOSS_KEYS = ("loss", "total_loss")  # ours and mmengine's, detectron2's
@@ -23,7 +23,7 @@ METRIC_KEYS = ("top1", "bbox/AP", "segm/AP", "mIoU", "mAcc", "aAcc")  # the head
 Series = tuple[list[float], list[float]]  # (iterations, values)
 
 
-class PlotError(ValueError):
+class PlotError(UserError):
     """A folder without any training log, or nothing to draw."""
 
 
@@ -138,10 +138,4 @@ def main(argv: list[str]) -> int:
                              "with runs below them")
     parser.add_argument("--out", type=Path, default=Path("curves.png"), help="output PNG (default %(default)s)")
     args = parser.parse_args(argv)
-    try:
-        path = plot_runs(args.runs, args.out)
-    except PlotError as exc:
-        print(f"mae-transfer plot: error: {exc}", file=sys.stderr)
-        return 2
-    print(f"wrote {path}")
-    return 0
+    return run_command("plot", lambda: print(f"wrote {plot_runs(args.runs, args.out)}"))

@@ -295,9 +295,9 @@ def test_cli_csv_equals_printed_tables_and_png(runs, tmp_path, capsys):
 def test_nothing_usable_is_one_clear_error(tmp_path, capsys):
     write_run_record(tmp_path / "wip", task="detection", status="running", dataset="coco", arch="vit_base",
                      init="mae")
-    assert main([str(tmp_path)]) == 1
+    assert main([str(tmp_path)]) == 2
     err = capsys.readouterr().err
-    assert err.startswith(f"mae-transfer compare: no finished run with metrics in {tmp_path}")
+    assert err.startswith(f"mae-transfer compare: error: no finished run with metrics in {tmp_path}")
     assert "unfinished" in err
 
 

@@ -6,6 +6,7 @@ from dataclasses import replace
 import pytest
 import torch
 
+from backbone import UserError
 from mae_transfer import cli, demo
 from tests.conftest import CONFIGS
 
@@ -137,7 +138,7 @@ def test_an_output_folder_of_another_plan_is_refused(tmp_path):
     demo.check_plan(tmp_path, demo.PLANS["quick"])
     demo.check_plan(tmp_path, demo.PLANS["quick"])  # the same plan again: reused
     demo.check_plan(tmp_path, replace(demo.PLANS["quick"], seeds=3))  # more seeds: runs added to the same folder
-    with pytest.raises(SystemExit, match="another plan"):
+    with pytest.raises(UserError, match="another plan"):
         demo.check_plan(tmp_path, demo.PLANS["default"])
 
 
@@ -147,6 +148,27 @@ def test_plans_are_shaped_like_the_papers():
         assert plan.data.num_pretrain >= 4 * transfer, name  # pretraining sees far more images
         assert plan.pretrain_epochs > plan.supervised_epochs, name
     assert demo.PLANS["paper"].seeds >= 3
+
+
+def test_fresh_removes_only_a_folder_the_demo_made(tmp_path, capsys):
+    foreign = tmp_path / "mine"
+    foreign.mkdir()
+    (foreign / "thesis.tex").write_text("precious")
+    assert cli.main(["demo", "--quick", "--fresh", "--out", str(foreign)]) == 2
+    assert "holds files the demo did not make" in capsys.readouterr().err
+    assert (foreign / "thesis.tex").read_text() == "precious"
+
+    (tmp_path / "real").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    with pytest.raises(UserError, match="symlink"):
+        demo.claim_output(tmp_path / "link", fresh=True)
+
+    ours = tmp_path / "demo"
+    demo.claim_output(ours, fresh=False)
+    demo.check_plan(ours, demo.PLANS["quick"])
+    (ours / "pretrain").mkdir()
+    demo.claim_output(ours, fresh=True)
+    assert ours.is_dir() and not any(ours.iterdir())
 
 
 @pytest.mark.slow

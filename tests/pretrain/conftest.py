@@ -61,3 +61,13 @@ def write_config():
         path.write_text("\n".join(lines) + "\n")
         return path
     return write
+
+
+@pytest.fixture(scope="session")
+def pretrained(tmp_path_factory, image_folder) -> Path:
+    """A training checkpoint of the tiny MAE after one epoch on ``image_folder`` (its config holds the sizes)."""
+    from pretrain import load_config, train_mae
+
+    cfg = load_config("pretrain", CONFIGS / "pretrain/mae_pretrain.py", data_path=str(image_folder), batch_size=16,
+                      epochs=1, warmup_epochs=0, num_workers=0, tensorboard=False, **_TINY_MODEL)
+    return train_mae(cfg, tmp_path_factory.mktemp("pretrain") / "run")

@@ -7,32 +7,17 @@ import pytest
 import torch
 
 from backbone import read_state_dict
-from pretrain import export_encoder, load_config, train_mae
+from pretrain import export_encoder
 from pretrain.cli import export as export_cli
 from pretrain.export import timm_create_args
 from pretrain.models_mae import MaskedAutoencoderViT
 from pretrain.reconstruction import load_mae
-from tests.conftest import CONFIGS
 
 transformers = pytest.importorskip("transformers")
 timm = pytest.importorskip("timm")
 
 SIZE, PATCH, WIDTH, DEPTH, HEADS = 32, 8, 32, 2, 2
 TOKENS = (SIZE // PATCH) ** 2
-
-
-@pytest.fixture(scope="module")
-def pretrained(tmp_path_factory, image_folder) -> Path:
-    """A training checkpoint of a tiny MAE, one epoch (its config holds the head count)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    cfg = load_config("pretrain", CONFIGS / "pretrain/mae_pretrain.py", data_path=str(image_folder),
-                      batch_size=16, epochs=1, warmup_epochs=0, num_workers=0, tensorboard=False,
-                      model="mae_vit_tiny_patch16", input_size=SIZE, patch_size=PATCH, embed_dim=WIDTH, depth=DEPTH,
-                      num_heads=HEADS, decoder_embed_dim=32, decoder_depth=1, decoder_num_heads=2)
-    checkpoint = train_mae(cfg, tmp_path_factory.mktemp("pretrain") / "run")
-    torch.set_num_threads(threads)
-    return checkpoint
 
 
 def ordered_noise(batch: int) -> torch.Tensor:

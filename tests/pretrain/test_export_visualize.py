@@ -1,30 +1,14 @@
 """Export -> backbone.load_pretrained with nothing missing; reconstruction figure and its de-normalisation."""
-from pathlib import Path
 
 import pytest
 import torch
 from PIL import Image
 
 from backbone import CheckpointError, ViT, atomic_torch_save, load_pretrained
-from pretrain import export_encoder, load_config, train_mae, visualize
+from pretrain import export_encoder, visualize
 from pretrain.cli import export as export_cli, visualize as visualize_cli
 from pretrain.models_mae import MaskedAutoencoderViT
 from pretrain.reconstruction import reconstruct
-from tests.conftest import CONFIGS
-
-
-
-@pytest.fixture(scope="module")
-def pretrained(tmp_path_factory, image_folder) -> Path:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    cfg = load_config("pretrain", CONFIGS / "pretrain/mae_pretrain.py", data_path=str(image_folder),
-                      batch_size=16, epochs=1, warmup_epochs=0, num_workers=0, tensorboard=False,
-                      model="mae_vit_tiny_patch16", input_size=32, patch_size=8, embed_dim=32, depth=2,
-                      num_heads=2, decoder_embed_dim=32, decoder_depth=1, decoder_num_heads=2)
-    checkpoint = train_mae(cfg, tmp_path_factory.mktemp("pretrain") / "run")
-    torch.set_num_threads(threads)
-    return checkpoint
 
 
 def test_export_is_the_release_format_and_loads_into_backbone_with_nothing_missing(pretrained, tmp_path):

@@ -186,7 +186,7 @@ def test_quick_demo_runs_every_stage_and_reuses_them(tmp_path, capsys):
         assert 0.0 <= float(metric) <= 100.0
     for figure in ("comparison.png", "reconstructions.png", "loss_curves.png"):
         assert (out / figure).stat().st_size > 10_000, figure
-    assert "| detection/mae |" in first and "| segmentation/random |" in first
+    assert "| detection/mae/seed0 |" in first and "| segmentation/random/seed0 |" in first
     assert (out / "pretrain" / "mae_encoder.pth").is_file()
     records = [json.loads(p.read_text()) for p in out.glob("*/*/seed0/run_record.json")]
     assert len(records) == 6 and all(r["seed"] == 0 for r in records)

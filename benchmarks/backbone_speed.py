@@ -34,7 +34,8 @@ import sys
 import time
 
 #          width depth heads global blocks
-SIZES = {"base": (768, 12, 12, (2, 5, 8, 11)), "large": (1024, 24, 16, (5, 11, 17, 23))}
+SIZES = {"base": (768, 12, 12, (2, 5, 8, 11)), "large": (1024, 24, 16, (5, 11, 17, 23)),
+         "smoke": (64, 2, 2, (1,))}  # benchmarks/gpu.py --smoke: the same code in seconds on CPU
 VARIANTS = ("ours sdpa", "ours explicit", "timm mask", "detectron2")
 
 
@@ -57,7 +58,7 @@ def build(variant: str, size: str, img: int):
     from backbone import SimpleFeaturePyramid, ViT
 
     torch.manual_seed(0)
-    impl = {"ours sdpa": "sdpa", "ours explicit": "explicit"}.get(variant, "sdpa")
+    impl = {"ours sdpa": "sdpa", "ours explicit": "explicit", "ours auto": "auto"}.get(variant, "sdpa")
     ours = SimpleFeaturePyramid(ViT(**vit_args(size, img), attn_impl=impl), square_pad=img)
     for block in ours.net.blocks:
         torch.nn.init.normal_(block.attn.rel_pos_h, std=0.02)

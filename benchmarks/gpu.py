@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-SECTIONS = ("attention", "mae", "detection", "upernet", "mae_compiled")
+SECTIONS = ("attention", "backbone", "mae", "detection", "upernet", "mae_compiled")
 PEAK_BF16 = {"H100": 989e12, "H200": 989e12, "A100": 312e12}  # dense bf16 FLOP/s, vendor data sheets
 
 
@@ -81,40 +81,98 @@ def section_attention(smoke: bool) -> dict:
     from backbone.vit import _Block
 
     device = _device(smoke)
-    grid, dim, heads = (8, 64, 2) if smoke else (64, 768, 12)
-    x = torch.randn(1, grid, grid, dim, device=device)
-    results = {}
-    for impl in IMPLS + ("timm mask",):
-        if impl == "flex" and device == "cpu":
-            results[impl] = {"skipped": "FlexAttention has no backward on CPU"}
-            continue
-        torch.manual_seed(0)
-        block = _Block(dim, heads, qkv_bias=True, use_rel_pos=True, input_size=(grid, grid),
-                       attn_impl="sdpa" if impl == "timm mask" else impl,
-                       norm_layer=partial(nn.LayerNorm, eps=1e-6)).to(device)
-        if impl == "timm mask":
-            block.attn.__class__ = Attention
-        nn.init.normal_(block.attn.rel_pos_h, std=0.02)
-        nn.init.normal_(block.attn.rel_pos_w, std=0.02)
-        inp = x.clone().requires_grad_()
+    dim, heads = (64, 2) if smoke else (768, 12)
+    grids = {}
+    for grid in (8,) if smoke else (32, 64):  # 512 and 1024 px at patch 16
+        x = torch.randn(1, grid, grid, dim, device=device)
+        results = {}
+        for impl in IMPLS + ("timm mask",):
+            if impl == "flex" and device == "cpu":
+                results[impl] = {"skipped": "FlexAttention has no backward on CPU"}
+                continue
+            torch.manual_seed(0)
+            block = _Block(dim, heads, qkv_bias=True, use_rel_pos=True, input_size=(grid, grid),
+                           attn_impl="sdpa" if impl == "timm mask" else impl,
+                           norm_layer=partial(nn.LayerNorm, eps=1e-6)).to(device)
+            if impl == "timm mask":
+                block.attn.__class__ = Attention
+            nn.init.normal_(block.attn.rel_pos_h, std=0.02)
+            nn.init.normal_(block.attn.rel_pos_w, std=0.02)
+            inp = x.clone().requires_grad_()
 
-        def step():
-            with torch.autocast(device, dtype=torch.bfloat16, enabled=device == "cuda"):
-                out = block(inp)
-            out.float().sum().backward()
+            def step():
+                with torch.autocast(device, dtype=torch.bfloat16, enabled=device == "cuda"):
+                    out = block(inp)
+                out.float().sum().backward()
 
-        try:
-            step()  # compiles flex
+            try:
+                step()  # compiles flex
+                _reset_peak(device)
+                ms = 1e3 * _timed(step, device, warmup=0 if smoke else 3, steps=1 if smoke else 20)
+                results[impl] = {"fwd_bwd_ms": ms, "peak_mb": _peak_mb(device)}
+            except Exception as exc:  # record and go on: one missing kernel should not hide the others
+                results[impl] = {"error": f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}"}
+            finally:
+                block = inp = None
+        grids[str(grid)] = results
+    return {"dim": dim, "heads": heads, "dtype": "bf16" if device == "cuda" else "fp32", "grids": grids}
+
+
+def section_backbone(smoke: bool) -> dict:
+    """ViT-B + simple feature pyramid alone, forward + backward, fp16 autocast (the detection recipe's AMP),
+    batch 1 at 512 and 1024 px: ours (sdpa, explicit) against detectron2's ViT + SimpleFeaturePyramid with the
+    same weights, interleaved round by round; peak memory is the rise of ``max_memory_allocated`` over what is
+    allocated before the step (all models stay resident)."""
+    import torch
+
+    from benchmarks import backbone_speed
+
+    device = _device(smoke)
+    variants = ("ours sdpa", "ours explicit", "detectron2")
+    size = "smoke" if smoke else "base"
+    out = {}
+    for img in (128,) if smoke else (512, 1024):
+        models = {v: backbone_speed.build(v, size, img).to(device).train() for v in variants}
+        x = torch.randn(1, 3, img, img, device=device)
+        autocast = torch.autocast(device, dtype=torch.float16, enabled=device == "cuda")
+
+        def step(v):
+            with autocast:
+                levels = models[v](x)
+            loss = sum(level.float().sum() for level in levels.values())
+            loss.backward()
+            models[v].zero_grad(set_to_none=True)
+
+        with torch.no_grad(), autocast:  # the same function, else the comparison is void
+            ref = models[variants[0]](x)
+            max_diff = {v: max((level.float() - ref[k].float()).abs().max().item() for k, level in models[v](x).items())
+                        for v in variants[1:]}
+        times = {v: [] for v in variants}
+        for r in range(1 if smoke else 13):  # 3 warm-up rounds
+            for v in variants:
+                _sync(device)
+                start = time.perf_counter()
+                step(v)
+                _sync(device)
+                if smoke or r >= 3:
+                    times[v].append(time.perf_counter() - start)
+        peaks = {}
+        for v in variants:
             _reset_peak(device)
-            ms = 1e3 * _timed(step, device, warmup=0 if smoke else 2, steps=1 if smoke else 10)
-            results[impl] = {"fwd_bwd_ms": ms, "peak_mb": _peak_mb(device)}
-        except Exception as exc:  # record and go on: one missing kernel should not hide the others
-            results[impl] = {"error": f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}"}
-    return {"grid": grid, "dim": dim, "heads": heads, "dtype": "bf16" if device == "cuda" else "fp32",
-            "results": results}
+            before = torch.cuda.memory_allocated() if device == "cuda" else 0
+            step(v)
+            peaks[v] = (torch.cuda.max_memory_allocated() - before) / 2**20 if device == "cuda" else None
+        ref_ms = statistics.median(times["detectron2"])
+        out[str(img)] = {v: {"fwd_bwd_ms": 1e3 * statistics.median(times[v]),
+                             "speed_vs_detectron2": ref_ms / statistics.median(times[v]),
+                             "peak_rise_mb": peaks[v], "max_abs_diff_vs_sdpa": max_diff.get(v, 0.0)}
+                         for v in variants}
+        models = None
+    return {"model": f"ViT-{size} + simple feature pyramid", "batch": 1,
+            "dtype": "fp16 autocast" if device == "cuda" else "fp32", "results": out}
 
 
-def section_mae(smoke: bool, variants=("ours", "official")) -> dict:
+def section_mae(smoke: bool, variants=("ours", "official", "ours w/ [M]")) -> dict:
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
@@ -242,14 +300,24 @@ def _fmt(value, spec: str) -> str:
 def table(results: dict) -> str:
     lines = [f"{results['device']} | torch {results['torch']} | {'smoke (CPU, tiny sizes)' if results['smoke'] else ''}"]
     att = results["attention"]
-    if "results" in att:
-        lines.append(f"\nattention: one global block, {att['grid']}x{att['grid']} tokens, {att['dim']} wide, "
-                     f"{att['dtype']}, forward + backward")
-        for impl, r in att["results"].items():
-            lines.append(f"  {impl:10s} " + (f"{r['fwd_bwd_ms']:8.2f} ms  peak {_fmt(r['peak_mb'], '.0f')} MiB"
-                                             if "fwd_bwd_ms" in r else r.get("error") or r.get("skipped")))
+    if "grids" in att:
+        for grid, res in att["grids"].items():
+            lines.append(f"\nattention: one global block, {grid}x{grid} tokens, {att['dim']} wide, {att['dtype']}, "
+                         "forward + backward")
+            for impl, r in res.items():
+                lines.append(f"  {impl:10s} " + (f"{r['fwd_bwd_ms']:8.2f} ms  peak {_fmt(r['peak_mb'], '.0f')} MiB"
+                                                 if "fwd_bwd_ms" in r else r.get("error") or r.get("skipped")))
     else:
-        lines.append(f"\nattention: {att.get('error')}")
+        lines.append(f"\nattention: {att.get('error') or att.get('skipped')}")
+    bb = results["backbone"]
+    if "results" in bb:
+        for img, res in bb["results"].items():
+            lines.append(f"\n{bb['model']}, batch 1, {img} px, {bb['dtype']}, forward + backward")
+            for v, r in res.items():
+                lines.append(f"  {v:14s} {r['fwd_bwd_ms']:8.2f} ms  {r['speed_vs_detectron2']:.2f}x detectron2  "
+                             f"peak rise {_fmt(r['peak_rise_mb'], '.0f')} MiB  max |diff| {r['max_abs_diff_vs_sdpa']:.2g}")
+    else:
+        lines.append(f"\nbackbone: {bb.get('error') or bb.get('skipped')}")
     mae = results["mae"]
     if "results" in mae:
         lines.append(f"\nMAE {mae['model']}, batch {mae['batch']}, {mae['img']} px, {mae['dtype']}")
@@ -258,8 +326,15 @@ def table(results: dict) -> str:
             lines.append(f"  {variant:14s} " + (
                 f"{r['images_per_s']:9.1f} img/s  {r['step_s']:.3f} s/step  MFU {_fmt(r['mfu'], '.1%')}  "
                 f"peak {_fmt(r['peak_mb'], '.0f')} MiB" if "step_s" in r else r.get("error") or r.get("skipped")))
+        steps = {v: r.get("step_s") for v, r in {**mae["results"], **compiled}.items()}
+        if steps.get("ours") and steps.get("official"):
+            lines.append(f"  step of the official code / ours: {steps['official'] / steps['ours']:.2f}x"
+                         + (f" (compiled: {steps['official'] / steps['ours compiled']:.2f}x)"
+                            if steps.get("ours compiled") else ""))
+        if steps.get("ours") and steps.get("ours w/ [M]"):
+            lines.append(f"  visible-only speed-up (step w/ [M] / ours): {steps['ours w/ [M]'] / steps['ours']:.2f}x")
     else:
-        lines.append(f"\nMAE: {mae.get('error')}")
+        lines.append(f"\nMAE: {mae.get('error') or mae.get('skipped')}")
     det = results["detection"]
     if "results" in det:
         lines.append(f"\n{det['model']}, batch {det['batch']}, {det['img']} px, {det['dtype']}")
@@ -268,11 +343,11 @@ def table(results: dict) -> str:
                 f"{r['step_s']:.3f} s/iter (backbone fwd+bwd {r['backbone_s']:.3f} s)  "
                 f"peak {_fmt(r['peak_mb'], '.0f')} MiB" if "step_s" in r else r["error"]))
     else:
-        lines.append(f"\ndetection: {det.get('error')}")
+        lines.append(f"\ndetection: {det.get('error') or det.get('skipped')}")
     seg = results["upernet"]
     lines.append(f"\n{seg['model']}, batch {seg['batch']}, {seg['img']} px, {seg['dtype']}: {seg['step_s']:.3f} "
                  f"s/iter, peak {_fmt(seg['peak_mb'], '.0f')} MiB" if "step_s" in seg else
-                 f"\nUperNet: {seg.get('error')}")
+                 f"\nUperNet: {seg.get('error') or seg.get('skipped')}")
     return "\n".join(lines)
 
 
@@ -281,6 +356,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--smoke", action="store_true", help="CPU, tiny sizes: the same code paths, in seconds")
     parser.add_argument("--out", type=Path, default=None,
                         help="results JSON (default benchmarks/gpu_results.json; none with --smoke)")
+    parser.add_argument("--only", nargs="+", choices=SECTIONS, default=SECTIONS, help="run these sections only")
     parser.add_argument("--section", choices=SECTIONS, help=argparse.SUPPRESS)  # a child process
     args = parser.parse_args(argv)
     if args.section:
@@ -294,19 +370,23 @@ def main(argv: list[str] | None = None) -> int:
     device = _device(args.smoke)
     results = {"device": torch.cuda.get_device_name() if device == "cuda" else "cpu", "torch": torch.__version__,
                "smoke": args.smoke, "started": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}
-    # one H100 / H200: sections take about 1 minute each; the limits keep the whole run under 8 minutes
-    limits = {"attention": 90, "mae": 120, "detection": 120, "upernet": 60, "mae_compiled": 150}
+    # one H100 / H200: each section takes well under a minute; the limits keep the whole run under 8 minutes
+    limits = {"attention": 60, "backbone": 75, "mae": 90, "detection": 100, "upernet": 60, "mae_compiled": 100}
+    out = args.out or (None if args.smoke else HERE / "gpu_results.json")
     for name in SECTIONS:
+        if name not in args.only:
+            results[name] = {"skipped": "not in --only"}
+            continue
         if args.smoke and name == "mae_compiled":
             results[name] = {"skipped": "torch.compile is not timed in --smoke"}
             continue
         results[name] = run_section(name, args.smoke, limits[name] * (4 if args.smoke else 1))
-        print(f"{name}: done in {results[name].get('wall_s', 0):.0f} s" + (
-            f" ({results[name]['error']})" if "error" in results[name] else ""), file=sys.stderr)
+        print(f"{name}: done in {results[name].get('wall_s', 0):.0f} s: {json.dumps(results[name])}", file=sys.stderr,
+              flush=True)
+        if out:  # after every section, so that a run stopped part-way keeps what it measured
+            out.write_text(json.dumps(results, indent=1) + "\n")
     print(table(results))
-    out = args.out or (None if args.smoke else HERE / "gpu_results.json")
     if out:
-        out.write_text(json.dumps(results, indent=1) + "\n")
         print(f"\nwritten: {out}")
     return 0
 

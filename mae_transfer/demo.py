@@ -16,11 +16,16 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import multiprocessing
+import os
 import resource
 import shutil
 import sys
 import time
+import traceback
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import asdict, dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Callable
 
@@ -82,12 +87,15 @@ PLANS = {
 class Stages:
     """Runs named stages in order, printing progress; a stage whose output is complete is reused."""
 
-    def __init__(self, total: int):
-        self.total, self.index, self.started = total, 0, time.monotonic()
+    def __init__(self, total: int, jobs: int = 1):
+        self.total, self.index, self.started, self.jobs = total, 0, time.monotonic(), jobs
+
+    def _prefix(self, name: str) -> str:
+        self.index += 1
+        return f"[{self.index}/{self.total}] {name}"
 
     def run(self, name: str, finished: Callable[[], bool], work: Callable[[], object]) -> None:
-        self.index += 1
-        prefix = f"[{self.index}/{self.total}] {name}"
+        prefix = self._prefix(name)
         if finished():
             print(f"{prefix}: reused (finished in an earlier run)", flush=True)
             return
@@ -96,6 +104,86 @@ class Stages:
         work()
         print(f"{prefix}: done in {time.monotonic() - start:.0f} s, {cpu_seconds() - cpu:.0f} s of CPU "
               f"(total {time.monotonic() - self.started:.0f} s)", flush=True)
+
+    def run_parallel(self, stages: list[Stage]) -> None:
+        """Stages up to ``jobs`` at a time, each in its own process with one torch thread (so that a run's
+        numbers do not depend on how many run beside it, or on the machine's core count), each writing its
+        output to its log file instead of the console. A stage starts once the stages it comes ``after`` are
+        done; ready stages start in list order."""
+        prefixes, done, waiting = {}, set(), []
+        for stage in stages:
+            prefixes[stage.name] = self._prefix(stage.name)
+            if stage.finished():
+                print(f"{prefixes[stage.name]}: reused (finished in an earlier run)", flush=True)
+                done.add(stage.name)
+            else:
+                waiting.append(stage)
+        if not waiting:
+            return
+        context = multiprocessing.get_context("spawn")  # no forked copies of the parent's threads and loggers
+        with ProcessPoolExecutor(max_workers=min(self.jobs, len(waiting)), mp_context=context) as pool:
+            running: dict = {}
+
+            def start_ready():
+                for stage in [s for s in waiting if set(s.after) <= done]:
+                    waiting.remove(stage)
+                    stage.log.parent.mkdir(parents=True, exist_ok=True)
+                    running[pool.submit(_logged, stage.log, stage.work)] = stage
+                    print(f"{prefixes[stage.name]} ... (log: {stage.log})", flush=True)
+
+            start_ready()
+            while running:
+                finished_now, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in finished_now:
+                    stage = running.pop(future)
+                    try:
+                        seconds, cpu = future.result()
+                    except Exception as exc:
+                        for other in running:
+                            other.cancel()
+                        if isinstance(exc, UserError):
+                            raise UserError(f"{stage.name}: {exc} (log: {stage.log})") from exc
+                        raise RuntimeError(f"{stage.name} failed (log: {stage.log})") from exc
+                    done.add(stage.name)
+                    print(f"{prefixes[stage.name]}: done in {seconds:.0f} s, {cpu:.0f} s of CPU (total "
+                          f"{time.monotonic() - self.started:.0f} s)", flush=True)
+                start_ready()
+
+
+@dataclass(frozen=True)
+class Stage:
+    """A stage for ``Stages.run_parallel``: ``work`` must be picklable (a module-level function or a
+    ``functools.partial`` of one), as it runs in another process."""
+    name: str
+    finished: Callable[[], bool]
+    work: Callable[[], object]
+    log: Path
+    after: tuple[str, ...] = ()  # names of stages of the same run_parallel call that must finish first
+
+
+def _logged(log: Path, work: Callable[[], object]) -> tuple[float, float]:
+    """In a worker process: one torch thread, stdout and stderr (Python's and the C libraries') into ``log``,
+    then ``work()``; returns (seconds, CPU seconds)."""
+    import torch
+    torch.set_num_threads(1)
+    start, cpu = time.monotonic(), time.process_time()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    with open(log, "a") as f:
+        saved = os.dup(1), os.dup(2)
+        os.dup2(f.fileno(), 1)
+        os.dup2(f.fileno(), 2)
+        try:
+            work()
+        except BaseException:
+            traceback.print_exc()
+            raise
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+    return time.monotonic() - start, time.process_time() - cpu
 
 
 def cpu_seconds() -> float:
@@ -173,67 +261,71 @@ def check_plan(out: Path, plan: Plan) -> None:
     path.write_text(json.dumps(wanted, indent=1))
 
 
-def run_demo(out: Path, plan: Plan, fresh: bool = False) -> dict[str, Path]:
-    """Run every stage into ``out`` and return the paths of the results."""
+def pretrain_mae(data: dict, plan: Plan, run_dir: Path, encoder: Path) -> None:
+    import pretrain
+    config = CONFIGS / "pretrain" / "demo_tiny.py"
+    pretrain.export_encoder(pretrain.train_mae(config, run_dir, overrides=dict(
+        data_path=str(data["pretrain"]), dataset="synthetic_pretrain", num_workers=0, tensorboard=False,
+        **_epochs(config, "pretrain", plan.pretrain_epochs))), encoder)
+
+
+def train_supervised(data: dict, plan: Plan, run_dir: Path, encoder: Path) -> None:
+    import pretrain
+    config = CONFIGS / "pretrain" / "demo_tiny_finetune.py"
+    result = pretrain.finetune(config, run_dir, overrides=dict(
+        data_path=str(data["pretrain"]), val_path=str(data["classify_val"]), dataset="synthetic_pretrain",
+        num_workers=0, tensorboard=False, **_epochs(config, "finetune", plan.supervised_epochs)))
+    atomic_torch_save({"model": read_state_dict(result.checkpoint)}, encoder)  # timm file layout
+
+
+def train_detection(data: dict, plan: Plan, run_dir: Path, init: str, checkpoint: Path | None, seed: int) -> None:
+    import detection
+    config = CONFIGS / "detection" / DETECTION_CONFIGS[init]
+    detection.train(config, run_dir, _detection_overrides(config, plan.detection_iters, seed),
+                    init_checkpoint=checkpoint and str(checkpoint), init=init,
+                    train_json=data["coco_train_json"], train_images=data["coco_train_images"],
+                    val_json=data["coco_val_json"], val_images=data["coco_val_images"], dataset_name="synthetic_coco")
+
+
+def train_segmentation(data: dict, plan: Plan, run_dir: Path, init: str, checkpoint: Path | None,
+                       seed: int) -> None:
+    import segmentation
+    config = CONFIGS / "segmentation" / "demo_tiny.py"
+    segmentation.train(config, run_dir, _segmentation_options(config, plan.segmentation_iters, seed),
+                       init_checkpoint=checkpoint, init=init, data_root=data["ade_root"])
+
+
+def run_demo(out: Path, plan: Plan, fresh: bool = False, jobs: int = 1) -> dict[str, Path]:
+    """Run every stage into ``out`` and return the paths of the results. Independent stages (the two
+    pretrainings; all transfer runs) run ``jobs`` at a time, each with one torch thread."""
     import pretrain  # heavy imports only once the demo starts
 
     claim_output(out, fresh)
     check_plan(out, plan)
     seeds = range(plan.seeds)
-    stages = Stages(total=6 + 2 * len(INITS) * len(seeds))
+    stages = Stages(total=6 + 2 * len(INITS) * len(seeds), jobs=jobs)
     data: dict[str, Path] = {}
+    stages.run("generate data", lambda: False, lambda: data.update(generate(out / "data", plan.data)))
 
-    def make_data():
-        data.update(generate(out / "data", plan.data))
-
-    stages.run("generate data", lambda: False, make_data)
-
-    mae_config = CONFIGS / "pretrain" / "demo_tiny.py"
     mae_dir, mae_encoder = out / "pretrain", out / "pretrain" / "mae_encoder.pth"
-    stages.run("MAE pretraining (images only)", lambda: finished_run(mae_dir) and mae_encoder.is_file(),
-               lambda: pretrain.export_encoder(pretrain.train_mae(mae_config, mae_dir, overrides=dict(
-                   data_path=str(data["pretrain"]), dataset="synthetic_pretrain", num_workers=0, tensorboard=False,
-                   **_epochs(mae_config, "pretrain", plan.pretrain_epochs))), mae_encoder))
-
-    sup_config = CONFIGS / "pretrain" / "demo_tiny_finetune.py"
     sup_dir, sup_encoder = out / "supervised", out / "supervised" / "supervised_vit.pth"
-
-    def supervised():
-        result = pretrain.finetune(sup_config, sup_dir, overrides=dict(
-            data_path=str(data["pretrain"]), val_path=str(data["classify_val"]), dataset="synthetic_pretrain",
-            num_workers=0, tensorboard=False, **_epochs(sup_config, "finetune", plan.supervised_epochs)))
-        atomic_torch_save({"model": read_state_dict(result.checkpoint)}, sup_encoder)  # timm file layout
-
-    stages.run("supervised training (same images, with labels)",
-               lambda: finished_run(sup_dir) and sup_encoder.is_file(), supervised)
+    pretraining = {"mae": "MAE pretraining (images only)",
+                   "supervised": "supervised training (same images, with labels)"}
+    work = [Stage(pretraining["mae"], lambda: finished_run(mae_dir) and mae_encoder.is_file(),
+                  partial(pretrain_mae, data, plan, mae_dir, mae_encoder), out / "logs" / "pretrain.log"),
+            Stage(pretraining["supervised"], lambda: finished_run(sup_dir) and sup_encoder.is_file(),
+                  partial(train_supervised, data, plan, sup_dir, sup_encoder), out / "logs" / "supervised.log")]
     checkpoints = {"mae": mae_encoder, "supervised": sup_encoder, "random": None}
-
-    for seed in seeds:
-        for init in INITS:
-            run_dir = out / "detection" / init / f"seed{seed}"
-
-            def detect(init=init, run_dir=run_dir, seed=seed):
-                import detection
-                config = CONFIGS / "detection" / DETECTION_CONFIGS[init]
-                detection.train(config, run_dir, _detection_overrides(config, plan.detection_iters, seed),
-                                init_checkpoint=checkpoints[init] and str(checkpoints[init]), init=init,
-                                train_json=data["coco_train_json"], train_images=data["coco_train_images"],
-                                val_json=data["coco_val_json"], val_images=data["coco_val_images"],
-                                dataset_name="synthetic_coco")
-
-            stages.run(f"Mask R-CNN, {init} init, seed {seed}", lambda run_dir=run_dir: finished_run(run_dir), detect)
-
-    for seed in seeds:
-        for init in INITS:
-            run_dir = out / "segmentation" / init / f"seed{seed}"
-
-            def segment(init=init, run_dir=run_dir, seed=seed):
-                import segmentation
-                config = CONFIGS / "segmentation" / "demo_tiny.py"
-                segmentation.train(config, run_dir, _segmentation_options(config, plan.segmentation_iters, seed),
-                                   init_checkpoint=checkpoints[init], init=init, data_root=data["ade_root"])
-
-            stages.run(f"UperNet, {init} init, seed {seed}", lambda run_dir=run_dir: finished_run(run_dir), segment)
+    for task, name, train in (("detection", "Mask R-CNN", train_detection),
+                              ("segmentation", "UperNet", train_segmentation)):
+        for seed in seeds:
+            for init in INITS:
+                run_dir = out / task / init / f"seed{seed}"
+                work.append(Stage(f"{name}, {init} init, seed {seed}", lambda run_dir=run_dir: finished_run(run_dir),
+                                  partial(train, data, plan, run_dir, init, checkpoints[init], seed),
+                                  out / "logs" / f"{task}-{init}-seed{seed}.log",
+                                  after=(pretraining[init],) if init in pretraining else ()))
+    stages.run_parallel(work)  # random-init runs need no pretraining: they fill the cores while it runs
 
     results = {"table": out / "comparison.md", "csv": out / "comparison.csv", "chart": out / "comparison.png",
                "reconstructions": out / "reconstructions.png", "loss_curves": out / "loss_curves.png"}
@@ -270,6 +362,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--seeds", type=int, help="transfer runs per init and task, seeds 0..N-1 (default: the plan's)")
     parser.add_argument("--out", type=Path, help="output folder (default output/demo, output/demo-PLAN for other plans)")
     parser.add_argument("--fresh", action="store_true", help="start over instead of reusing finished stages")
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
+                        help="independent runs at a time, one torch thread each (default: the number of cores, "
+                             "%(default)s here); the numbers do not depend on it")
     args = parser.parse_args(argv)
     name = "quick" if args.quick else args.plan
     plan = PLANS[name]
@@ -277,13 +372,15 @@ def main(argv: list[str]) -> int:
         if args.seeds < 1:
             parser.error(f"--seeds must be at least 1, got {args.seeds}")
         plan = replace(plan, seeds=args.seeds)
+    if args.jobs < 1:
+        parser.error(f"--jobs must be at least 1, got {args.jobs}")
     out = args.out or Path("output/demo" if name == "default" else f"output/demo-{name}")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     print(f"mae-transfer demo ({name} plan, {plan.seeds} seed{'s' * (plan.seeds > 1)}) into {out}", flush=True)
     started = time.monotonic()
 
     def body():
-        results = run_demo(out, plan, fresh=args.fresh)
+        results = run_demo(out, plan, fresh=args.fresh, jobs=args.jobs)
         print("\n" + results["table"].read_text())
         print(f"finished in {time.monotonic() - started:.0f} s ({cpu_seconds():.0f} s of CPU); outputs in {out}:")
         for key, path in results.items():

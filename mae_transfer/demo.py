@@ -66,20 +66,23 @@ def _data(num_pretrain: int, coco_train: int, ade_train: int, val: int, classify
                          num_coco_val=val, num_ade_train=ade_train, num_ade_val=val, max_objects=4)
 
 
-# Sizes chosen by cost (CPU seconds measured per unit in a quick run on 2 shared cores, 2026-11-29: about 1.1 s per
-# MAE step and 1.3 s per supervised step of 64 images, 0.9 s per Mask R-CNN and 1.0 s per UperNet iteration of 4
-# images plus 15-25 s per run; these sums overstate idle wall time by about 1.5x, the ratio of the old default's
-# CPU estimate to its measured 1,039 s): quick about 4 minutes, default about 13, paper about 50.
+# Sizes chosen by cost and by what the transfer runs need (benchmarks/demo_diagnostics/README.md section 6).
+# Cost, one torch thread per run, idle 2-core machine: about 0.75 CPU s per MAE step and 1.3 s per supervised step
+# of 64 images, 0.5 s per Mask R-CNN and 0.3 s per UperNet iteration of 4 images, plus 20-40 s per run (start-up,
+# evaluation); ``--jobs`` runs (default: one per core) share the cores. Length: at 100 iterations no init learned
+# any object class in either task; UperNet needs about 400-600 iterations at the demo's lr before the first
+# object classes appear, Mask R-CNN reaches APbox 5-6 in 300. quick: every stage once, in about 4 minutes (it
+# measures the machinery, not the inits); default about 13 minutes; paper about 50.
 PLANS = {
     "quick": Plan(_data(num_pretrain=256, coco_train=48, ade_train=48, val=8, classify_val=4),
                   pretrain_epochs=6, supervised_epochs=4, detection_iters=40, segmentation_iters=30,
                   about="every stage once, at the smallest size that runs (the test suite runs it)"),
     "default": Plan(_data(num_pretrain=768, coco_train=96, ade_train=96, val=24, classify_val=10),
-                    pretrain_epochs=24, supervised_epochs=8, detection_iters=100, segmentation_iters=100,
+                    pretrain_epochs=24, supervised_epochs=8, detection_iters=300, segmentation_iters=400,
                     about="the whole pipeline in about 15 minutes, one seed"),
-    "paper": Plan(_data(num_pretrain=3072, coco_train=192, ade_train=192, val=48, classify_val=20),
-                  pretrain_epochs=24, supervised_epochs=6, detection_iters=150, segmentation_iters=150, seeds=3,
-                  about="the paper's proportions within an hour: pretraining sees 16x more images than each "
+    "paper": Plan(_data(num_pretrain=2048, coco_train=192, ade_train=192, val=48, classify_val=20),
+                  pretrain_epochs=24, supervised_epochs=6, detection_iters=400, segmentation_iters=600, seeds=3,
+                  about="the paper's proportions within an hour: pretraining sees 10x more images than each "
                         "transfer set, 3 seeds per transfer run"),
 }
 

@@ -2,8 +2,10 @@
 
 The base with only sizes and schedule scaled down: a 4-block, 192-wide ViT pretrained at 128 px (the pretraining
 demo's encoder; other encoders: ``model.backbone.net.*`` overrides), 64-channel pyramid and heads, fewer proposals
-and sampled RoIs, 128-px large-scale jitter, batch 4, 300 iterations, CPU, no AMP, the 6 generated categories
-(measured: 0.35-0.45 s an iteration on 2 free CPU cores, 2.4 s on average with other jobs on them). Data:
+and sampled RoIs (32 per image, for at most 4 objects: at 128 the box head's convolutions made an iteration
+about twice as costly), 128-px large-scale jitter, batch 4, 300 iterations, CPU, no AMP, the 6 generated
+categories. The lr is the published one: at 10x it no init detected anything in 300 iterations (APbox 0.03 / 0.00
+for MAE / random against 5.6 / 6.2 at 1x; benchmarks/demo_diagnostics/README.md section 6). Data:
 ``--train-json/--train-images/--val-json/--val-images`` (``detection.train(..., train_json=..., ...)``);
 initial weights: ``train.init_checkpoint``. This is the MAE-init recipe; demo_tiny_supervised.py and
 demo_tiny_random.py hold the other inits' published differences. The stock ``DatasetMapper`` crops the
@@ -29,7 +31,7 @@ model.proposal_generator.head.in_channels = 64
 model.proposal_generator.pre_nms_topk = (500, 250)   # train, test
 model.proposal_generator.post_nms_topk = (200, 100)
 model.roi_heads.num_classes = 6  # mae_transfer.synthetic.THING_CLASSES
-model.roi_heads.batch_size_per_image = 128
+model.roi_heads.batch_size_per_image = 32  # RoIs sampled per image (<= 4 objects each): the box head's cost
 model.roi_heads.box_head.input_shape.channels = 64
 model.roi_heads.box_head.conv_dims = [64, 64, 64, 64]
 model.roi_heads.box_head.fc_dims = [256]

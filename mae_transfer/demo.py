@@ -71,8 +71,8 @@ def _data(num_pretrain: int, coco_train: int, ade_train: int, val: int, classify
 # of 64 images, 0.5 s per Mask R-CNN and 0.3 s per UperNet iteration of 4 images, plus 20-40 s per run (start-up,
 # evaluation); ``--jobs`` runs (default: one per core) share the cores. Length: at 100 iterations no init learned
 # any object class in either task; UperNet needs about 400-600 iterations at the demo's lr before the first
-# object classes appear, Mask R-CNN reaches APbox 5-6 in 300. quick: every stage once, in about 4 minutes (it
-# measures the machinery, not the inits); default about 13 minutes; paper about 50.
+# object classes appear, Mask R-CNN reaches APbox 5-6 in 300. Measured with 2 jobs on the idle 2 cores: quick
+# 154 s (every stage once: the machinery, not the inits), default 763 s, paper 2,730 s (README).
 PLANS = {
     "quick": Plan(_data(num_pretrain=256, coco_train=48, ade_train=48, val=8, classify_val=4),
                   pretrain_epochs=6, supervised_epochs=4, detection_iters=40, segmentation_iters=30,
@@ -127,8 +127,8 @@ class Stages:
         with ProcessPoolExecutor(max_workers=min(self.jobs, len(waiting)), mp_context=context) as pool:
             running: dict = {}
 
-            def start_ready():
-                for stage in [s for s in waiting if set(s.after) <= done]:
+            def start_ready():  # keeps at most ``jobs`` in flight, so that a stage starts when it is printed
+                for stage in [s for s in waiting if set(s.after) <= done][:self.jobs - len(running)]:
                     waiting.remove(stage)
                     stage.log.parent.mkdir(parents=True, exist_ok=True)
                     running[pool.submit(_logged, stage.log, stage.work)] = stage
@@ -151,6 +151,8 @@ class Stages:
                     print(f"{prefixes[stage.name]}: done in {seconds:.0f} s, {cpu:.0f} s of CPU (total "
                           f"{time.monotonic() - self.started:.0f} s)", flush=True)
                 start_ready()
+        if waiting:  # a programming error: ``after`` names a stage that is not in this call
+            raise RuntimeError(f"stages never ready: {[(s.name, s.after) for s in waiting]}")
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,8 @@ import subprocess
 import sys
 import time
 
+from mae_transfer.compare import markdown_table
+
 #          width depth heads global blocks
 SIZES = {"base": (768, 12, 12, (2, 5, 8, 11)), "large": (1024, 24, 16, (5, 11, 17, 23)),
          "smoke": (64, 2, 2, (1,))}  # benchmarks/gpu.py --smoke: the same code in seconds on CPU
@@ -192,14 +194,14 @@ def main(argv: list[str] | None = None) -> int:
           f"interleaved rounds after 1 warm-up; load average {load_before[0]:.2f} before, {load_after[0]:.2f} after;"
           f" torch {torch.__version__}\n")
     cuda = args.device.startswith("cuda")
-    print(f"| variant | fwd+bwd median ({'s' if cuda else 'CPU s'}) | time / {ref} (median of rounds) | "
-          f"{'peak CUDA allocated (MiB)' if cuda else 'peak RSS rise over the model (MiB)'} | "
-          f"saved for backward (MiB) |")
-    print("|---|---|---|---|---|")
-    for v in variants:
-        ratio = statistics.median(t / o for t, o in zip(times[v], times[ref]))
-        m = mem[v]["peak_cuda_mb"] if cuda else mem[v]["rise_mb"]
-        print(f"| {v} | {statistics.median(times[v]):.2f} | {ratio:.2f}x | {m:.0f} | {mem[v]['saved_mb']:.0f} |")
+    rows = [[v, f"{statistics.median(times[v]):.2f}",
+             f"{statistics.median(t / o for t, o in zip(times[v], times[ref])):.2f}x",
+             f"{mem[v]['peak_cuda_mb'] if cuda else mem[v]['rise_mb']:.0f}", f"{mem[v]['saved_mb']:.0f}"]
+            for v in variants]
+    print("\n".join(markdown_table(
+        ["variant", f"fwd+bwd median ({'s' if cuda else 'CPU s'})", f"time / {ref} (median of rounds)",
+         "peak CUDA allocated (MiB)" if cuda else "peak RSS rise over the model (MiB)", "saved for backward (MiB)"],
+        rows)))
     print("\nrounds (s): " + "; ".join(f"{v}: " + ", ".join(f"{t:.2f}" for t in times[v]) for v in variants))
     return 0
 

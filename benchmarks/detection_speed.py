@@ -27,6 +27,8 @@ import subprocess
 import sys
 import time
 
+from mae_transfer.compare import markdown_table
+
 #          width depth heads global blocks    drop path
 SIZES = {"base": (768, 12, 12, (2, 5, 8, 11), 0.1), "large": (1024, 24, 16, (5, 11, 17, 23), 0.4),
          "huge": (1280, 32, 16, (7, 15, 23, 31), 0.5),
@@ -193,12 +195,11 @@ def main(argv: list[str] | None = None) -> int:
           f"torch threads, {'fp16 autocast' if cuda else 'fp32'}); median of {args.steps} steps after "
           f"{args.warmup} warm-up, best of {args.repeats} rounds; load average {load_before[0]:.2f} before, "
           f"{load_after[0]:.2f} after\n")
-    memory = "peak CUDA allocated (MiB)" if cuda else "peak RSS (MiB) | rise over weights + AdamW state (MiB)"
-    print(f"| backbone | train step (s) | backbone fwd+bwd (s) | {memory} | params (M) |")
-    print("|---|---|---|---|---|" + ("" if cuda else "---|"))
-    for variant, r in results.items():
-        mem = f"{r['peak_cuda_mb']:.0f}" if cuda else f"{r['peak_rss_mb']:.0f} | {r['rise_mb']:.0f}"
-        print(f"| {variant} | {r['step_s']:.2f} | {r['backbone_s']:.2f} | {mem} | {r['params_m']:.1f} |")
+    memory = ["peak CUDA allocated (MiB)"] if cuda else ["peak RSS (MiB)", "rise over weights + AdamW state (MiB)"]
+    rows = [[variant, f"{r['step_s']:.2f}", f"{r['backbone_s']:.2f}"]
+            + ([f"{r['peak_cuda_mb']:.0f}"] if cuda else [f"{r['peak_rss_mb']:.0f}", f"{r['rise_mb']:.0f}"])
+            + [f"{r['params_m']:.1f}"] for variant, r in results.items()]
+    print("\n".join(markdown_table(["backbone", "train step (s)", "backbone fwd+bwd (s)", *memory, "params (M)"], rows)))
     ours, d2 = results["ours"], results["detectron2"]
     mem_key = "peak_cuda_mb" if cuda else "rise_mb"
     print(f"\nratios detectron2 / ours: train step {d2['step_s'] / ours['step_s']:.2f}x, backbone fwd+bwd "

@@ -40,6 +40,8 @@ from pathlib import Path
 import torch
 from torch.utils.data import Dataset
 
+from mae_transfer.compare import markdown_table
+
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = REPO / "configs" / "pretrain" / "demo_tiny.py"
 PIPELINES = ("model only", "per-file PIL", "decoded once")
@@ -90,7 +92,7 @@ def measure(pipeline: str, data: Path, out: Path, steps: int, workers: int) -> d
         model = build_mae(cfg.model, **cfg.model_kwargs())
         start = time.perf_counter()
         if pipeline == "model only":
-            train_set = RandomBatches(len(list(data.iterdir())), cfg.batch_size, cfg.input_size, model.num_patches)
+            train_set = RandomBatches(sum(1 for _ in data.rglob("*.png")), cfg.batch_size, cfg.input_size, model.num_patches)
         else:
             train_set = pretrain_set(cfg, rt, out, noise_tokens=model.num_patches)
         prepare_s = time.perf_counter() - start
@@ -169,6 +171,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="DataLoader workers to measure the two pipelines with (the demo uses 0)")
     parser.add_argument("--data", type=Path, default=Path(tempfile.gettempdir()) / "mae_transfer_pipeline_bench")
     args = parser.parse_args(argv)
+    if args.steps < 3:
+        parser.error(f"--steps must be at least 3 (the first is not timed, rates need two more), got {args.steps}")
     logging.basicConfig(level=logging.WARNING)
     torch.set_num_threads(args.threads)
     data = generated_images(args.data, args.images)
@@ -199,20 +203,21 @@ def main(argv: list[str] | None = None) -> int:
         shown = [run for run in runs if key == "images_per_s" or run[1] == 0]
         cpu = key == "images_per_cpu_s"
         print(f"\n{clock}:\n")
-        print(f"| pipeline | workers | {unit} per round | median {unit} | end to end / model only "
-              "(median over rounds) |" + (" share of the step's CPU time spent making the batch (median) |"
-                                          if cpu else "") + " one-off decoding (s, wall) |")
-        print("|---|---|---|---|---|" + ("---|" if cpu else "") + "---|")
+        header = (["pipeline", "workers", f"{unit} per round", f"median {unit}",
+                   "end to end / model only (median over rounds)"]
+                  + (["share of the step's CPU time spent making the batch (median)"] if cpu else [])
+                  + ["one-off decoding (s, wall)"])
         model_only = [m[key] for m in results[runs[0]]]
+        rows = []
         for run in shown:
             rates = [m[key] for m in results[run]]
             ratios = [rate / base for rate, base in zip(rates, model_only)]
             decode = f"{statistics.median(m['prepare_s'] for m in results[run]):.1f}" \
-                if run[0] == "decoded once" else "–"
-            share = f" {statistics.median(m['fetch_cpu_share'] for m in results[run]):.1%} |" if cpu else ""
-            print(f"| {run[0]} | {run[1] if run[0] != 'model only' else '–'} | "
-                  f"{', '.join(f'{x:.1f}' for x in rates)} | {statistics.median(rates):.1f} | "
-                  f"{statistics.median(ratios):.0%} |{share} {decode} |")
+                if run[0] == "decoded once" else ""
+            share = [f"{statistics.median(m['fetch_cpu_share'] for m in results[run]):.1%}"] if cpu else []
+            rows.append([run[0], str(run[1]) if run[0] != "model only" else "", ", ".join(f"{x:.1f}" for x in rates),
+                         f"{statistics.median(rates):.1f}", f"{statistics.median(ratios):.0%}", *share, decode])
+        print("\n".join(markdown_table(header, rows)))
     return 0
 
 

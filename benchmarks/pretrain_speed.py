@@ -34,6 +34,8 @@ import subprocess
 import sys
 import time
 
+from mae_transfer.compare import markdown_table
+
 SIZES = {"base": ("mae_vit_base_patch16", 768, 12, 12, 16), "large": ("mae_vit_large_patch16", 1024, 24, 16, 16),
          "huge": ("mae_vit_huge_patch14", 1280, 32, 16, 14)}
 VARIANTS = ("ours", "ours w/ [M]", "official", "ours compiled", "HF ViTMAE")
@@ -179,17 +181,19 @@ def main(argv: list[str] | None = None) -> int:
           f"{args.threads} torch thread(s), {'bf16 autocast' if args.device.startswith('cuda') else 'fp32'}); "
           f"per round {args.warmup} warm-up + {args.steps} timed steps, {args.rounds} interleaved rounds; load average "
           f"{load_before[0]:.2f} before, {load_after[0]:.2f} after\n")
-    print(f"| model | step ({'s' if args.device.startswith('cuda') else 'CPU s'}) | step / {ref} | images/s | peak RSS (MiB) | rise over weights + AdamW state (MiB) "
-          "| encoder GFLOPs/img (fwd) | model GFLOPs/img (fwd) | params (M) |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    rows = []
     for variant in variants:
         rs = runs[variant]
         step = statistics.median(r["step_s"] for r in rs)
         ratio = statistics.median(r["step_s"] / o["step_s"] for r, o in zip(rs, runs[ref]))
         last = rs[-1]
-        print(f"| {variant} | {step:.2f} | {ratio:.2f}x | {args.batch / step:.2f} | "
-              f"{max(r['peak_rss_mb'] for r in rs):.0f} | {max(r['rise_mb'] for r in rs):.0f} | "
-              f"{last['encoder_gflops_fwd']:.1f} | {last['gflops_fwd']:.1f} | {last['params_m']:.1f} |")
+        rows.append([variant, f"{step:.2f}", f"{ratio:.2f}x", f"{args.batch / step:.2f}",
+                     f"{max(r['peak_rss_mb'] for r in rs):.0f}", f"{max(r['rise_mb'] for r in rs):.0f}",
+                     f"{last['encoder_gflops_fwd']:.1f}", f"{last['gflops_fwd']:.1f}", f"{last['params_m']:.1f}"])
+    print("\n".join(markdown_table(
+        ["model", f"step ({'s' if args.device.startswith('cuda') else 'CPU s'})", f"step / {ref}", "images/s",
+         "peak RSS (MiB)", "rise over weights + AdamW state (MiB)", "encoder GFLOPs/img (fwd)",
+         "model GFLOPs/img (fwd)", "params (M)"], rows)))
     print("\nper round (s/step): " + "; ".join(
         f"{v}: " + ", ".join(f"{r['step_s']:.2f}" for r in runs[v]) for v in variants))
     return 0

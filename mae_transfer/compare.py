@@ -363,11 +363,11 @@ def render_markdown(comparison: Comparison) -> str:
     out = [f"Runs under `{comparison.root}`.", ""]
     for table in comparison.tables:
         out += [f"## {table.task} · {table.dataset}", ""]
-        out += _markdown_table(table.header(), table.cells())
+        out += markdown_table(table.header(), table.cells())
         out += [""] + [f"- {note}" for note in table.notes] + ([""] if table.notes else [])
     if comparison.skipped:
         out += ["## Not in the tables", ""]
-        out += _markdown_table(["run", "reason"],
+        out += markdown_table(["run", "reason"],
                                [[comparison.label(s.path), s.reason] for s in comparison.skipped])
         out.append("")
     return "\n".join(out)
@@ -534,7 +534,8 @@ def _one_line(text: str, limit: int = 300) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _markdown_table(header: list[str], body: list[list[str]]) -> list[str]:
+def markdown_table(header: list[str], body: list[list[str]]) -> list[str]:
+    """Lines of a markdown table (an empty cell reads as ``MISSING``); the benchmarks print theirs with it too."""
     def line(cells: list[str]) -> str:
         return "| " + " | ".join(c.replace("|", "\\|") or MISSING for c in cells) + " |"
     return [line(header), "|" + "|".join("---" for _ in header) + "|"] + [line(cells) for cells in body]

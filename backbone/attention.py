@@ -5,7 +5,7 @@ The bias of query ``q`` (at row ``qh``, column ``qw``) on key ``k`` is ``rel_h[q
 ``rel_h = einsum(q, Rh)`` and ``rel_w = einsum(q, Rw)`` as detectron2's ``add_decomposed_rel_pos``. timm's SAM
 attention adds the two terms into a dense (heads, N, N) float mask and passes it to
 ``scaled_dot_product_attention``: at 1024 px a global block's mask is 4096 x 4096 per head, materialised and,
-since the mask needs a gradient, attended by SDPA's unfused math path. Three ways without that tensor:
+since the mask needs a gradient, attended by SDPA's unfused math path. Four ways without that tensor:
 
 - ``"explicit"``: detectron2's computation, logits ``(q * scale) @ k^T`` with both terms added in place (a
   broadcast view, no bias tensor), softmax, ``@ v``.
@@ -13,10 +13,12 @@ since the mask needs a gradient, attended by SDPA's unfused math path. Three way
   ``q' = [q * scale, rel_h, rel_w]`` and ``k' = [k, onehot(row), onehot(column)]`` give
   ``q'.k' = scale q.k + rel_h[q, kh] + rel_w[q, kw]`` exactly. Head dim grows by H + W (64 + 64 + 64 at 1024
   px); ``v`` is zero-padded to it, as the fused kernels want one head dim.
+- ``"chunked"``: detectron2's computation over chunks of query rows with a backward of its own that recomputes
+  each chunk's probabilities (``backbone/chunked_attention.py``): head dim C, no N x N tensor; plain ``bmm``.
 - ``"flex"``: FlexAttention with a ``score_mod`` adding ``rel_h[q, k // W] + rel_w[q, k % W]`` inside the
   kernel (compiled; no backward on CPU in torch 2.14).
 
-``attention_impl`` chooses per device, from measurements recorded in ``benchmarks/backbone_speed.md``; all three
+``attention_impl`` chooses per device, from measurements recorded in ``benchmarks/backbone_speed.md``; all four
 give the same outputs and gradients up to float rounding, and the parameters are timm's (``qkv``, ``proj``,
 ``rel_pos_h``, ``rel_pos_w``), so checkpoints do not change.
 """
@@ -26,22 +28,38 @@ import torch
 import torch.nn.functional as F
 from timm.models.vision_transformer_sam import Attention, get_rel_pos
 
-IMPLS = ("explicit", "sdpa", "flex")
+from .chunked_attention import chunked_attention
+
+IMPLS = ("explicit", "sdpa", "chunked", "flex")
 
 
-def attention_impl(device: torch.device, requires_grad: bool) -> str:
-    """The implementation used when a module's ``impl`` is ``"auto"``: ``"sdpa"`` on every device, by measurement.
+SMALL_ATTENTION = 256  # tokens: a 14 x 14 window (196) is small, a 32 x 32 global block (1,024) is not
 
-    CPU (benchmarks/backbone_speed.md, ViT-B + simple feature pyramid, forward + backward, one thread):
-    ``"sdpa"`` is the fastest of the three in global blocks at 512 px and keeps no N x N tensor, 18 % (512 px)
-    and 47 % (1024 px) less memory than detectron2; at 1024 px it measured 6 % slower than detectron2 and 6 %
-    faster than ``"explicit"`` (one round). CUDA (benchmarks/gpu.md, H200, ViT-B + pyramid, fp16, batch 1):
+
+def attention_impl(device: torch.device, dropout_p: float = 0.0, tokens: int = 0) -> str:
+    """The implementation used when a module's ``impl`` is ``"auto"``, by measurement: on CPU ``"explicit"`` for
+    windows (up to ``SMALL_ATTENTION`` tokens) and ``"chunked"`` above; ``"sdpa"`` elsewhere (and wherever
+    attention dropout is on, which ``"chunked"`` does not do).
+
+    CPU (benchmarks/backbone_speed.md, ViT-B, forward + backward, one thread): in global blocks ``"chunked"``
+    is the fastest of the four (1.05-1.15x detectron2's block at 32 x 32 tokens, 1.23-1.30x at 64 x 64), where
+    ``"sdpa"`` multiplies through head dim C + H + W (192 at 1024 px) and detectron2 writes N x N logits; in
+    14 x 14 windows detectron2's block is 2-16 % ahead of all of ours and ``"explicit"`` the closest (recomputing
+    the probabilities costs ``"chunked"`` more than keeping 196 x 196 of them). Whole backbone with this choice:
+    1.28x detectron2's speed at 1024 px (two rounds) with 49 % less memory, 1.02x at 512 px (eight rounds,
+    level within noise) with 18 % less.
+    CUDA (benchmarks/gpu.md, H200, ViT-B + pyramid, fp16, batch 1):
     at 512 px all three within run-to-run noise of detectron2 (0.95-1.03x over two machines) with ``"sdpa"``
     using the least memory (854 MiB against 1,240 for ``"explicit"``, 1,334 for detectron2); at 1024 px
     ``"sdpa"`` 1.11-1.25x detectron2 with 69 % less memory, where ``"explicit"`` is 0.93-0.98x. A per-size
     choice (``"explicit"`` up to 32 x 32 tokens) was measured too and gained nothing beyond that noise.
+    ``"chunked"`` has not been measured on a GPU (``gpu.py``'s ``attention`` section times it).
     """
-    return "sdpa"
+    if device.type != "cpu":
+        return "sdpa"
+    if tokens <= SMALL_ATTENTION:
+        return "explicit"
+    return "sdpa" if dropout_p else "chunked"
 
 
 def rel_pos_terms(q: torch.Tensor, rel_pos_h: torch.Tensor, rel_pos_w: torch.Tensor,
@@ -111,7 +129,8 @@ def flex_attention(q, k, v, rel_h, rel_w, scale: float, dropout_p: float = 0.0) 
     return _compiled_flex(q, k, v, score_mod=add_rel_pos, scale=scale)
 
 
-ATTENTION = {"explicit": explicit_attention, "sdpa": sdpa_attention, "flex": flex_attention}
+ATTENTION = {"explicit": explicit_attention, "sdpa": sdpa_attention, "chunked": chunked_attention,
+             "flex": flex_attention}
 
 
 class RelPosAttention(Attention):
@@ -133,8 +152,8 @@ class RelPosAttention(Attention):
         q, k, v = qkv.unbind(0)  # (B, heads, N, C) each
         q, k = self.q_norm(q), self.k_norm(k)
         rel_h, rel_w = rel_pos_terms(q, self.rel_pos_h, self.rel_pos_w, (H, W))
-        impl = self.impl if self.impl != "auto" else attention_impl(x.device, torch.is_grad_enabled())
         dropout_p = self.attn_drop.p if self.training else 0.0
+        impl = self.impl if self.impl != "auto" else attention_impl(x.device, dropout_p, N)
         x = ATTENTION[impl](q, k, v, rel_h, rel_w, self.scale, dropout_p)
         x = self.proj(x.transpose(1, 2).reshape(B, N, -1))
         return self.proj_drop(x).view(B, H, W, -1)

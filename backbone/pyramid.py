@@ -15,9 +15,19 @@ from typing import Sequence
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from timm.layers import LayerNorm2d
+from timm.layers import LayerNorm2d as _PermutingLayerNorm2d
 
 from .vit import ViT
+
+
+class LayerNorm2d(_PermutingLayerNorm2d):
+    """timm's LayerNorm over the channels of (B, C, H, W), its output made contiguous. timm normalises a permuted
+    view and permutes back, leaving channels-last strides; a conv taking that input ran its backward 2x slower on
+    CPU (the 3 x 3 conv of p2 at 512 px: 1.4 s; the pyramid's forward + backward 2.9-3.2 s against 1.9-2.1 s
+    contiguous, benchmarks/backbone_speed.md). Same parameters as timm's and detectron2's ``LayerNorm``."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x).contiguous()
 
 
 class ConvNorm(nn.Conv2d):

@@ -71,7 +71,8 @@ class ViT(nn.Module):
         out_indices: blocks whose outputs are returned (default: the last one only). mmseg's UperNet
             takes several, e.g. (3, 5, 7, 11) for ViT-B.
         attn_impl: how attention adds the relative position: ``"auto"`` (per device, see
-            ``backbone.attention.attention_impl``), ``"sdpa"``, ``"explicit"`` or ``"flex"``; same outputs.
+            ``backbone.attention.attention_impl``), ``"sdpa"``, ``"explicit"``, ``"chunked"`` or ``"flex"``;
+            same outputs.
     """
 
     def __init__(

@@ -2,12 +2,14 @@
 
     python -m benchmarks.backbone_speed                      # ViT-B, 512 px, CPU, one thread
     python -m benchmarks.backbone_speed --img 1024 --rounds 3
+    python -m benchmarks.backbone_speed --blocks --rounds 5  # single blocks: global and window attention apart
 
 The models, all with the same weights (ours loaded into detectron2's ``ViT`` + ``SimpleFeaturePyramid``, same
 keys, as ``tests/backbone/test_vit.py`` checks):
 
-- ``ours sdpa`` / ``ours explicit``: ``backbone.ViT`` + ``backbone.SimpleFeaturePyramid`` with
-  ``attn_impl="sdpa"`` / ``"explicit"`` (``backbone/attention.py``);
+- ``ours auto`` / ``ours chunked`` / ``ours sdpa`` / ``ours explicit``: ``backbone.ViT`` +
+  ``backbone.SimpleFeaturePyramid`` with ``attn_impl="auto"`` (the default: per device and size) /
+  ``"chunked"`` / ``"sdpa"`` / ``"explicit"`` (``backbone/attention.py``);
 - ``timm mask``: the same with timm's SAM attention as it is (the decomposed bias as a dense SDPA mask: what
   ``backbone.ViT`` used before);
 - ``detectron2``: ``detectron2.modeling.ViT`` + ``SimpleFeaturePyramid`` (ViTDet's
@@ -38,7 +40,7 @@ from mae_transfer.compare import markdown_table
 #          width depth heads global blocks
 SIZES = {"base": (768, 12, 12, (2, 5, 8, 11)), "large": (1024, 24, 16, (5, 11, 17, 23)),
          "smoke": (64, 2, 2, (1,))}  # benchmarks/gpu.py --smoke: the same code in seconds on CPU
-VARIANTS = ("ours sdpa", "ours explicit", "timm mask", "detectron2")
+VARIANTS = ("ours chunked", "ours sdpa", "ours explicit", "timm mask", "detectron2")
 
 
 def _rss_mb() -> float:
@@ -60,7 +62,8 @@ def build(variant: str, size: str, img: int):
     from backbone import SimpleFeaturePyramid, ViT
 
     torch.manual_seed(0)
-    impl = {"ours sdpa": "sdpa", "ours explicit": "explicit", "ours auto": "auto"}.get(variant, "sdpa")
+    impl = {"ours chunked": "chunked", "ours sdpa": "sdpa", "ours explicit": "explicit",
+            "ours auto": "auto"}.get(variant, "sdpa")
     ours = SimpleFeaturePyramid(ViT(**vit_args(size, img), attn_impl=impl), square_pad=img)
     for block in ours.net.blocks:
         torch.nn.init.normal_(block.attn.rel_pos_h, std=0.02)
@@ -154,6 +157,54 @@ def timings(variants, size: str, img: int, rounds: int, device: str) -> dict[str
     return times
 
 
+BLOCKS = {"global 32x32 (512 px)": (32, 0), "global 64x64 (1024 px)": (64, 0), "window 14x14 (512 px, 9)": (32, 14),
+          "window 14x14 (1024 px, 25)": (64, 14)}
+
+
+def block_timings(variants, rounds: int) -> dict[str, dict[str, list[float]]]:
+    """One ViT-B block (768 wide, 12 heads, rel-pos) per variant with the same weights, forward + backward of a
+    (1, grid, grid, 768) map, CPU time, the variants interleaved round by round (first round warms up)."""
+    from functools import partial
+
+    import torch
+    import torch.nn as nn
+    from timm.models.vision_transformer_sam import Attention
+
+    from backbone.vit import _Block
+    out = {}
+    for name, (grid, window) in BLOCKS.items():
+        size = window or grid
+        blocks = {}
+        for v in variants:
+            torch.manual_seed(0)
+            impl = {"ours chunked": "chunked", "ours sdpa": "sdpa", "ours explicit": "explicit",
+                    "ours auto": "auto"}.get(v, "sdpa")
+            block = _Block(768, 12, qkv_bias=True, use_rel_pos=True, window_size=window, input_size=(size, size),
+                           attn_impl=impl, norm_layer=partial(nn.LayerNorm, eps=1e-6))
+            nn.init.normal_(block.attn.rel_pos_h, std=0.02)
+            nn.init.normal_(block.attn.rel_pos_w, std=0.02)
+            if v == "timm mask":
+                block.attn.__class__ = Attention
+            if v == "detectron2":
+                from detectron2.modeling.backbone.vit import Block as D2Block
+                theirs = D2Block(768, 12, qkv_bias=True, use_rel_pos=True, window_size=window,
+                                 input_size=(size, size), norm_layer=partial(nn.LayerNorm, eps=1e-6))
+                theirs.load_state_dict(block.state_dict())
+                block = theirs
+            blocks[v] = block
+        x = torch.randn(1, grid, grid, 768, requires_grad=True)
+        times = {v: [] for v in variants}
+        for r in range(rounds + 1):
+            for v in variants:
+                start = time.process_time()
+                blocks[v](x).sum().backward()
+                if r:
+                    times[v].append(time.process_time() - start)
+        out[name] = times
+        print(f"{name}: " + ", ".join(f"{v} {statistics.median(t):.3f}" for v, t in times.items()), file=sys.stderr)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.backbone_speed", description=__doc__.split("\n")[0])
     parser.add_argument("--size", choices=sorted(SIZES), default="base")
@@ -162,12 +213,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated, first is the reference")
-    parser.add_argument("--memory-of", choices=VARIANTS, help=argparse.SUPPRESS)  # a child process
+    parser.add_argument("--blocks", action="store_true",
+                        help="time single ViT-B blocks (global 32x32 / 64x64, windows at 512 / 1024 px) instead")
+    parser.add_argument("--memory-of", choices=VARIANTS + ("ours auto",), help=argparse.SUPPRESS)  # a child process
     args = parser.parse_args(argv)
     import torch
     torch.set_num_threads(args.threads)
     if args.memory_of:
         print(json.dumps(memory(args.memory_of, args.size, args.img, args.device)))
+        return 0
+    if args.blocks:
+        variants = args.variants.split(",")
+        times = block_timings(variants, args.rounds)
+        print(f"\nOne ViT-B block (768 wide, 12 heads, decomposed rel-pos), batch 1, forward + backward, fp32, CPU "
+              f"time (s), median of {args.rounds} interleaved rounds after 1 warm-up, {args.threads} torch thread(s);"
+              f" torch {torch.__version__}\n")
+        print("\n".join(markdown_table(["block"] + variants, [
+            [name] + [f"{statistics.median(t[v]):.3f}" for v in variants] for name, t in times.items()])))
         return 0
 
     variants = args.variants.split(",")

@@ -43,3 +43,21 @@ def test_keys_equal_detectron2_simple_feature_pyramid():
 def test_unsupported_scale_is_one_clear_error():
     with pytest.raises(ValueError, match="scale factor 3.0 is not supported"):
         tiny_pyramid(scale_factors=(3.0,))
+
+
+def test_pyramid_norms_hand_the_next_conv_contiguous_maps_with_timm_values():
+    from timm.layers import LayerNorm2d as TimmLayerNorm2d
+
+    from backbone.pyramid import LayerNorm2d
+    torch.manual_seed(0)
+    ours, timm_norm = LayerNorm2d(8), TimmLayerNorm2d(8)
+    for norm in (ours, timm_norm):
+        norm.weight.data.copy_(torch.linspace(0.5, 2.0, 8))
+        norm.bias.data.copy_(torch.linspace(-1.0, 1.0, 8))
+    x = torch.randn(2, 8, 5, 7)
+    out = ours(x)
+    assert out.is_contiguous()  # timm's own leaves channels-last strides, on which conv backward is slow on CPU
+    torch.testing.assert_close(out, timm_norm(x))
+    convs_after_norm = [m for m in tiny_pyramid().modules() if isinstance(m, torch.nn.Conv2d) and
+                        isinstance(getattr(m, "norm", None), LayerNorm2d)]
+    assert len(convs_after_norm) == 8  # a 1x1 and a 3x3 conv per level, each normed by the contiguous kind

@@ -141,7 +141,7 @@ def timm_reference_blocks(model: ViT) -> ViT:
     return reference
 
 
-@pytest.mark.parametrize("impl", ["explicit", "sdpa"])
+@pytest.mark.parametrize("impl", ["explicit", "sdpa", "chunked"])
 def test_attention_impls_equal_timm_sam_attention_in_outputs_and_gradients(impl):
     torch.manual_seed(0)
     # a 5 x 7 grid: global blocks interpolate the 4 x 4 tables, the window block pads to 6 x 9 (three-wide windows)
@@ -171,10 +171,11 @@ def test_flex_attention_equals_timm_sam_attention_on_gpu():
         torch.testing.assert_close(a.grad, b.grad, atol=1e-4, rtol=1e-3, msg=name)
 
 
-def test_sdpa_attention_keeps_no_token_by_token_tensor_for_backward():
+@pytest.mark.parametrize("impl", ["sdpa", "chunked"])
+def test_attention_keeps_no_token_by_token_tensor_for_backward(impl):
     torch.manual_seed(0)
     tokens = 8 * 8
-    model = tiny_vit(img_size=128, use_rel_pos=True, depth=1, attn_impl="sdpa").train()
+    model = tiny_vit(img_size=128, use_rel_pos=True, depth=1, attn_impl=impl).train()
     shapes = []
 
     def pack(t):
@@ -184,6 +185,38 @@ def test_sdpa_attention_keeps_no_token_by_token_tensor_for_backward():
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
         model(torch.randn(1, 3, 128, 128))
     assert not [s for s in shapes if s.count(tokens) >= 2]  # timm's dense mask and explicit logits are N x N
+
+
+def test_chunked_attention_equals_explicit_across_chunk_boundaries_and_without_grad():
+    from backbone.attention import explicit_attention
+    from backbone.chunked_attention import chunked_attention
+    torch.manual_seed(0)
+    B, heads, H, W, C = 2, 3, 5, 7, 8
+    q, k, v = (torch.randn(B, heads, H * W, C, dtype=torch.float64, requires_grad=True) for _ in range(3))
+    rel_h = torch.randn(B, heads, H, W, H, dtype=torch.float64, requires_grad=True)
+    rel_w = torch.randn(B, heads, H, W, W, dtype=torch.float64, requires_grad=True)
+    inputs = (q, k, v, rel_h, rel_w)
+    grad_out = torch.randn(B, heads, H * W, C, dtype=torch.float64)
+    reference = explicit_attention(*inputs, scale=C ** -0.5)
+    expected = torch.autograd.grad(reference, inputs, grad_out)
+    for chunk in (1, 6, 35, 64):  # one row, a last chunk of 5, exactly N, more than N
+        out = chunked_attention(*inputs, scale=C ** -0.5, chunk=chunk)
+        torch.testing.assert_close(out, reference)
+        for name, got, want in zip("q k v rel_h rel_w".split(), torch.autograd.grad(out, inputs, grad_out), expected):
+            torch.testing.assert_close(got, want, msg=f"chunk {chunk}: d{name}")
+    with torch.no_grad():
+        torch.testing.assert_close(chunked_attention(*inputs, scale=C ** -0.5, chunk=6), reference.detach())
+    with pytest.raises(ValueError, match="'chunked' has no attention dropout"):
+        chunked_attention(*inputs, scale=C ** -0.5, dropout_p=0.1)
+
+
+def test_auto_attention_on_cpu_is_explicit_in_windows_and_chunked_in_global_blocks():
+    from backbone.attention import attention_impl
+    cpu = torch.device("cpu")
+    assert attention_impl(cpu, tokens=14 * 14) == "explicit"
+    assert attention_impl(cpu, tokens=32 * 32) == "chunked"
+    assert attention_impl(cpu, dropout_p=0.1, tokens=32 * 32) == "sdpa"  # chunked has no attention dropout
+    assert attention_impl(torch.device("cuda"), tokens=32 * 32) == "sdpa"
 
 
 def test_unknown_attention_impl_is_one_clear_error():

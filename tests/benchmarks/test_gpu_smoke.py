@@ -18,10 +18,10 @@ def test_gpu_benchmark_smoke_runs_every_section(tmp_path):
     assert results["smoke"] and results["device"] == "cpu"
 
     attention = results["attention"]["grids"]["8"]
-    for impl in ("sdpa", "explicit", "timm mask"):
+    for impl in ("sdpa", "chunked", "explicit", "timm mask"):
         assert attention[impl]["fwd_bwd_ms"] > 0, attention[impl]
     assert "skipped" in attention["flex"]  # no FlexAttention backward on CPU
-    for variant in ("ours sdpa", "ours explicit", "detectron2"):
+    for variant in ("ours sdpa", "ours chunked", "ours explicit", "detectron2"):
         backbone = results["backbone"]["results"]["128"][variant]
         assert backbone["fwd_bwd_ms"] > 0 and backbone["max_abs_diff_vs_sdpa"] < 1e-4, backbone
     for variant in ("ours", "official", "ours w/ [M]"):

@@ -42,12 +42,12 @@ def attention_impl(device: torch.device, dropout_p: float = 0.0, tokens: int = 0
     attention dropout is on, which ``"chunked"`` does not do).
 
     CPU (benchmarks/backbone_speed.md, ViT-B, forward + backward, one thread): in global blocks ``"chunked"``
-    is the fastest of the four (1.05-1.15x detectron2's block at 32 x 32 tokens, 1.23-1.30x at 64 x 64), where
+    is the fastest of the four (1.0-1.15x detectron2's block at 32 x 32 tokens, 1.23-1.30x at 64 x 64), where
     ``"sdpa"`` multiplies through head dim C + H + W (192 at 1024 px) and detectron2 writes N x N logits; in
-    14 x 14 windows detectron2's block is 2-16 % ahead of all of ours and ``"explicit"`` the closest (recomputing
-    the probabilities costs ``"chunked"`` more than keeping 196 x 196 of them). Whole backbone with this choice:
-    1.28x detectron2's speed at 1024 px (two rounds) with 49 % less memory, 1.02x at 512 px (eight rounds,
-    level within noise) with 18 % less.
+    14 x 14 windows ``"explicit"`` (keeping 196 x 196 probabilities costs less than recomputing them, as
+    ``"chunked"`` does). Whole backbone with this choice (and ``qkv`` / ``proj`` off the window padding,
+    ``backbone.vit._Block``): 1.42x detectron2's speed at 1024 px (two rounds) with 50 % less memory, 1.09x at
+    512 px (eight rounds) with 20 % less.
     CUDA (benchmarks/gpu.md, H200, ViT-B + pyramid, fp16, batch 1):
     at 512 px all three within run-to-run noise of detectron2 (0.95-1.03x over two machines) with ``"sdpa"``
     using the least memory (854 MiB against 1,240 for ``"explicit"``, 1,334 for detectron2); at 1024 px
@@ -76,9 +76,10 @@ def rel_pos_terms(q: torch.Tensor, rel_pos_h: torch.Tensor, rel_pos_w: torch.Ten
 def explicit_attention(q, k, v, rel_h, rel_w, scale: float, dropout_p: float = 0.0) -> torch.Tensor:
     B, heads, N, _ = q.shape
     H, W = rel_h.shape[2], rel_h.shape[3]
-    attn = (q * scale) @ k.transpose(-2, -1)
-    # matmul keeps its inputs, not its output, for backward: adding in place is safe and saves a N x N copy
-    attn.view(B, heads, H, W, H, W).add_(rel_h[..., None]).add_(rel_w[..., None, :])
+    attn = ((q * scale) @ k.transpose(-2, -1)).view(B, heads, H, W, H, W)
+    # out of place, as detectron2: adding in place into a view of the logits costs autograd four N x N copies in
+    # backward (measured), against one N x N temporary here
+    attn = (attn + rel_h[..., None] + rel_w[..., None, :]).view(B, heads, N, N)
     attn = attn.softmax(dim=-1)
     if dropout_p:
         attn = F.dropout(attn, dropout_p)
@@ -144,16 +145,23 @@ class RelPosAttention(Attention):
         self.impl = impl
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.use_rel_pos:
-            return super().forward(x)  # plain fused SDPA, no bias at all
-        B, H, W, _ = x.shape
+        """(B, H, W, C) -> (B, H, W, C), as timm's."""
+        return self.project(self.attend(self.qkv(x)))
+
+    def attend(self, qkv: torch.Tensor) -> torch.Tensor:
+        """qkv (B, H, W, 3C), the ``qkv`` layer's output -> (B, H, W, C), attention before the projection."""
+        B, H, W, _ = qkv.shape
         N = H * W
-        qkv = self.qkv(x.reshape(B, N, -1)).view(B, N, 3, self.num_heads, -1).permute(2, 0, 3, 1, 4)
-        q, k, v = qkv.unbind(0)  # (B, heads, N, C) each
+        q, k, v = qkv.reshape(B, N, 3, self.num_heads, -1).permute(2, 0, 3, 1, 4).unbind(0)  # (B, heads, N, C)
         q, k = self.q_norm(q), self.k_norm(k)
-        rel_h, rel_w = rel_pos_terms(q, self.rel_pos_h, self.rel_pos_w, (H, W))
         dropout_p = self.attn_drop.p if self.training else 0.0
-        impl = self.impl if self.impl != "auto" else attention_impl(x.device, dropout_p, N)
-        x = ATTENTION[impl](q, k, v, rel_h, rel_w, self.scale, dropout_p)
-        x = self.proj(x.transpose(1, 2).reshape(B, N, -1))
-        return self.proj_drop(x).view(B, H, W, -1)
+        if self.use_rel_pos:
+            rel_h, rel_w = rel_pos_terms(q, self.rel_pos_h, self.rel_pos_w, (H, W))
+            impl = self.impl if self.impl != "auto" else attention_impl(qkv.device, dropout_p, N)
+            x = ATTENTION[impl](q, k, v, rel_h, rel_w, self.scale, dropout_p)
+        else:  # no bias at all: timm's fused path
+            x = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p)
+        return x.transpose(1, 2).reshape(B, H, W, -1)
+
+    def project(self, x: torch.Tensor) -> torch.Tensor:
+        return self.proj_drop(self.proj(x))

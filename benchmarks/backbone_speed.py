@@ -10,7 +10,8 @@ keys, as ``tests/backbone/test_vit.py`` checks):
 - ``ours auto`` / ``ours chunked`` / ``ours sdpa`` / ``ours explicit``: ``backbone.ViT`` +
   ``backbone.SimpleFeaturePyramid`` with ``attn_impl="auto"`` (the default: per device and size) /
   ``"chunked"`` / ``"sdpa"`` / ``"explicit"`` (``backbone/attention.py``);
-- ``timm mask``: the same with timm's SAM attention as it is (the decomposed bias as a dense SDPA mask: what
+- ``timm mask``: the same with timm's SAM block and attention as they are (the decomposed bias as a dense SDPA
+  mask, windows padded before ``qkv``: what
   ``backbone.ViT`` used before);
 - ``detectron2``: ``detectron2.modeling.ViT`` + ``SimpleFeaturePyramid`` (ViTDet's
   ``common/models/mask_rcnn_vitdet.py`` sizes).
@@ -48,6 +49,15 @@ def _rss_mb() -> float:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
+def as_timm_sam(block):
+    """``block`` (a ``backbone.vit._Block``) turned into timm's SAM ``Block`` with its ``Attention``, as they
+    are: the decomposed bias as a dense SDPA mask, windows padded before ``qkv``. Same parameters."""
+    from timm.models.vision_transformer_sam import Attention, Block
+    block.__class__ = Block
+    block.attn.__class__ = Attention
+    return block
+
+
 def vit_args(size: str, img: int) -> dict:
     width, depth, heads, global_blocks = SIZES[size]
     return dict(img_size=img, patch_size=16, embed_dim=width, depth=depth, num_heads=heads, mlp_ratio=4.0,
@@ -69,9 +79,8 @@ def build(variant: str, size: str, img: int):
         torch.nn.init.normal_(block.attn.rel_pos_h, std=0.02)
         torch.nn.init.normal_(block.attn.rel_pos_w, std=0.02)
     if variant == "timm mask":
-        from timm.models.vision_transformer_sam import Attention
         for block in ours.net.blocks:
-            block.attn.__class__ = Attention  # timm's own forward: dense bias as SDPA mask
+            as_timm_sam(block)
     if variant != "detectron2":
         return ours
     from functools import partial
@@ -168,7 +177,6 @@ def block_timings(variants, rounds: int) -> dict[str, dict[str, list[float]]]:
 
     import torch
     import torch.nn as nn
-    from timm.models.vision_transformer_sam import Attention
 
     from backbone.vit import _Block
     out = {}
@@ -184,7 +192,7 @@ def block_timings(variants, rounds: int) -> dict[str, dict[str, list[float]]]:
             nn.init.normal_(block.attn.rel_pos_h, std=0.02)
             nn.init.normal_(block.attn.rel_pos_w, std=0.02)
             if v == "timm mask":
-                block.attn.__class__ = Attention
+                as_timm_sam(block)
             if v == "detectron2":
                 from detectron2.modeling.backbone.vit import Block as D2Block
                 theirs = D2Block(768, 12, qkv_bias=True, use_rel_pos=True, window_size=window,

@@ -75,10 +75,10 @@ def section_attention(smoke: bool) -> dict:
     import torch
     import torch.nn as nn
     from functools import partial
-    from timm.models.vision_transformer_sam import Attention
 
     from backbone.attention import IMPLS
     from backbone.vit import _Block
+    from benchmarks.backbone_speed import as_timm_sam
 
     device = _device(smoke)
     dim, heads = (64, 2) if smoke else (768, 12)
@@ -95,7 +95,7 @@ def section_attention(smoke: bool) -> dict:
                            attn_impl="sdpa" if impl == "timm mask" else impl,
                            norm_layer=partial(nn.LayerNorm, eps=1e-6)).to(device)
             if impl == "timm mask":
-                block.attn.__class__ = Attention
+                as_timm_sam(block)
             nn.init.normal_(block.attn.rel_pos_h, std=0.02)
             nn.init.normal_(block.attn.rel_pos_w, std=0.02)
             inp = x.clone().requires_grad_()

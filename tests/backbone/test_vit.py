@@ -47,6 +47,27 @@ def test_window_padding_handles_grids_the_window_does_not_divide():
     assert torch.isfinite(out).all()
 
 
+def test_window_partition_pads_with_the_fill_token_and_sends_its_gradient_back():
+    from timm.models.vision_transformer_sam import window_partition
+
+    from backbone.vit import partition_windows
+    torch.manual_seed(0)
+    x = torch.randn(2, 5, 7, 4, dtype=torch.float64, requires_grad=True)
+    fill = torch.randn(4, dtype=torch.float64, requires_grad=True)
+    windows, pad_hw = partition_windows(x, 3, fill)
+    # reference: timm's partition of the grid padded to 6 x 9 with the fill token
+    padded = fill.expand(2, 6, 9, 4).clone()
+    padded[:, :5, :7] = x
+    expected, expected_hw = window_partition(padded, 3)
+    assert pad_hw == expected_hw == (6, 9)
+    torch.testing.assert_close(windows, expected)
+    grad = torch.randn_like(windows)
+    got = torch.autograd.grad(windows, (x, fill), grad)
+    torch.testing.assert_close(got, torch.autograd.grad(expected, (x, fill), grad))
+    divisible = x[:, :3, :6]  # no padding: exactly timm's windows
+    torch.testing.assert_close(partition_windows(divisible, 3, None)[0], window_partition(divisible, 3)[0])
+
+
 def test_zero_initialised_rel_pos_leaves_outputs_unchanged():
     torch.manual_seed(0)
     with_rel = tiny_vit(use_rel_pos=True, window_size=2, window_block_indexes=(0,))
@@ -131,13 +152,14 @@ def test_arch_names_follow_the_presets():
 
 
 def timm_reference_blocks(model: ViT) -> ViT:
-    """A copy of ``model`` whose attention is timm's SAM ``Attention`` as it is (the dense-mask SDPA path)."""
+    """A copy of ``model`` whose blocks are timm's SAM ``Block`` and ``Attention`` as they are (the dense-mask
+    SDPA path; window padding before ``qkv``)."""
     import copy
 
-    from timm.models.vision_transformer_sam import Attention
+    from benchmarks.backbone_speed import as_timm_sam
     reference = copy.deepcopy(model)
     for block in reference.blocks:
-        block.attn.__class__ = Attention
+        as_timm_sam(block)
     return reference
 
 

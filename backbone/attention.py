@@ -7,8 +7,8 @@ attention adds the two terms into a dense (heads, N, N) float mask and passes it
 ``scaled_dot_product_attention``: at 1024 px a global block's mask is 4096 x 4096 per head, materialised and,
 since the mask needs a gradient, attended by SDPA's unfused math path. Four ways without that tensor:
 
-- ``"explicit"``: detectron2's computation, logits ``(q * scale) @ k^T`` with both terms added in place (a
-  broadcast view, no bias tensor), softmax, ``@ v``.
+- ``"explicit"``: detectron2's computation, logits ``(q * scale) @ k^T`` with both terms added as broadcast
+  views (no bias tensor), softmax, ``@ v``.
 - ``"sdpa"``: the bias as part of the dot product, so that SDPA's fused kernels run without a mask:
   ``q' = [q * scale, rel_h, rel_w]`` and ``k' = [k, onehot(row), onehot(column)]`` give
   ``q'.k' = scale q.k + rel_h[q, kh] + rel_w[q, kw]`` exactly. Head dim grows by H + W (64 + 64 + 64 at 1024

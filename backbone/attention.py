@@ -26,9 +26,10 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from timm.models.vision_transformer_sam import Attention, get_rel_pos
+from timm.models.vision_transformer_sam import Attention
 
 from .chunked_attention import chunked_attention
+from .shape_constants import shape_constant
 
 IMPLS = ("explicit", "sdpa", "chunked", "flex")
 
@@ -62,6 +63,25 @@ def attention_impl(device: torch.device, dropout_p: float = 0.0, tokens: int = 0
     return "sdpa" if dropout_p else "chunked"
 
 
+@shape_constant
+def relative_position_index(q_size: int, k_size: int, device: torch.device) -> torch.Tensor:
+    """(q_size, k_size) rows of the relative-position table for query i and key j: the coordinates of timm's and
+    detectron2's ``get_rel_pos``, scaled when the sizes differ, made on ``device`` (``backbone.shape_constants``)."""
+    q_coords = torch.arange(q_size, dtype=torch.float32, device=device)[:, None] * max(k_size / q_size, 1.0)
+    k_coords = torch.arange(k_size, dtype=torch.float32, device=device)[None, :] * max(q_size / k_size, 1.0)
+    return ((q_coords - k_coords) + (k_size - 1) * max(q_size / k_size, 1.0)).long()
+
+
+def get_rel_pos(q_size: int, k_size: int, rel_pos: torch.Tensor) -> torch.Tensor:
+    """The table (2 * max(q_size, k_size) - 1, C), linearly resized to that length if it has another, gathered to
+    (q_size, k_size, C): timm's ``get_rel_pos``, without a host-to-device index copy per call."""
+    length = 2 * max(q_size, k_size) - 1
+    if rel_pos.shape[0] != length:
+        rel_pos = F.interpolate(rel_pos.reshape(1, rel_pos.shape[0], -1).permute(0, 2, 1), size=length,
+                                mode="linear").reshape(-1, length).permute(1, 0)
+    return rel_pos[relative_position_index(q_size, k_size, rel_pos.device)]
+
+
 def rel_pos_terms(q: torch.Tensor, rel_pos_h: torch.Tensor, rel_pos_w: torch.Tensor,
                   grid: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
     """q (B, heads, H*W, C) -> rel_h (B, heads, H, W, H) and rel_w (B, heads, H, W, W), as detectron2's
@@ -86,25 +106,27 @@ def explicit_attention(q, k, v, rel_h, rel_w, scale: float, dropout_p: float = 0
     return attn @ v
 
 
-def _row_col_onehot(H: int, W: int, like: torch.Tensor) -> torch.Tensor:
-    """(H*W, H + W): for token n, a one at its row and one at H + its column."""
+@shape_constant
+def row_col_onehot(H: int, W: int, pad: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """(H*W, H + W + pad): for token n, a one at its row and one at H + its column; ``pad`` zero columns."""
     # comparisons, not F.one_hot: its range check synchronises with a GPU
-    row = torch.arange(H, device=like.device)
-    col = torch.arange(W, device=like.device)
+    row = torch.arange(H, device=device)
+    col = torch.arange(W, device=device)
     row_onehot = (row[:, None, None] == row[None, None, :]).expand(H, W, H)
     col_onehot = (col[None, :, None] == col[None, None, :]).expand(H, W, W)
-    return torch.cat([row_onehot, col_onehot], dim=-1).reshape(H * W, H + W).to(like.dtype)
+    onehot = torch.cat([row_onehot, col_onehot], dim=-1).reshape(H * W, H + W).to(dtype)
+    return F.pad(onehot, (0, pad))
 
 
 def sdpa_attention(q, k, v, rel_h, rel_w, scale: float, dropout_p: float = 0.0) -> torch.Tensor:
     B, heads, N, C = q.shape
     H, W = rel_h.shape[2], rel_h.shape[3]
     pad = -(C + H + W) % 8  # fused GPU kernels want head dims in multiples of 8
-    onehot = _row_col_onehot(H, W, q)
+    onehot = row_col_onehot(H, W, pad, q.device, q.dtype)
     q_aug = torch.cat([q * scale, rel_h.reshape(B, heads, N, H), rel_w.reshape(B, heads, N, W)], dim=-1)
-    k_aug = torch.cat([k, onehot.expand(B, heads, N, H + W)], dim=-1)
+    k_aug = torch.cat([k, onehot.expand(B, heads, N, -1)], dim=-1)
     if pad:
-        q_aug, k_aug = F.pad(q_aug, (0, pad)), F.pad(k_aug, (0, pad))
+        q_aug = F.pad(q_aug, (0, pad))
     v_pad = F.pad(v, (0, q_aug.shape[-1] - C))
     out = F.scaled_dot_product_attention(q_aug, k_aug, v_pad, dropout_p=dropout_p, scale=1.0)
     return out[..., :C]

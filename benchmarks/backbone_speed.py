@@ -3,6 +3,7 @@
     python -m benchmarks.backbone_speed                      # ViT-B, 512 px, CPU, one thread
     python -m benchmarks.backbone_speed --img 1024 --rounds 3
     python -m benchmarks.backbone_speed --blocks --rounds 5  # single blocks: global and window attention apart
+    python -m benchmarks.backbone_speed --dispatch           # ops per forward + backward, host-to-device copies
 
 The models, all with the same weights (ours loaded into detectron2's ``ViT`` + ``SimpleFeaturePyramid``, same
 keys, as ``tests/backbone/test_vit.py`` checks):
@@ -36,6 +37,10 @@ import subprocess
 import sys
 import time
 
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_leaves
+
 from mae_transfer.compare import markdown_table
 
 #          width depth heads global blocks
@@ -67,7 +72,6 @@ def vit_args(size: str, img: int) -> dict:
 
 def build(variant: str, size: str, img: int):
     """One pyramid of ``variant`` (deterministic weights: seed 0, rel-pos tables random so that they count)."""
-    import torch
 
     from backbone import SimpleFeaturePyramid, ViT
 
@@ -106,7 +110,6 @@ def fwd_bwd(model, x) -> None:
 
 def saved_activations_mb(model, x) -> float:
     """Bytes autograd keeps for backward (distinct storages, parameters excluded): exact, allocator-free."""
-    import torch
     params = {p.untyped_storage().data_ptr() for p in model.parameters()}
     seen: dict[int, int] = {}
 
@@ -125,7 +128,6 @@ def saved_activations_mb(model, x) -> float:
 def memory(variant: str, size: str, img: int, device: str) -> dict:
     """Peak memory of one forward + backward, in this process (the parent sets MALLOC_MMAP_THRESHOLD_ so that
     freed blocks go back to the system and the resident set follows live memory)."""
-    import torch
     model = build(variant, size, img).to(device).train()
     x = torch.randn(1, 3, img, img, device=device)
     cuda = device.startswith("cuda")
@@ -142,7 +144,6 @@ def memory(variant: str, size: str, img: int, device: str) -> dict:
 
 
 def timings(variants, size: str, img: int, rounds: int, device: str) -> dict[str, list[float]]:
-    import torch
     models = {v: build(v, size, img).to(device).train() for v in variants}
     x = torch.randn(1, 3, img, img, device=device)
     with torch.no_grad():  # same outputs, else the comparison is void
@@ -166,6 +167,41 @@ def timings(variants, size: str, img: int, rounds: int, device: str) -> dict[str
     return times
 
 
+class DispatchCounter(TorchDispatchMode):
+    """Counts the aten ops that do work (views excluded) and lists, among them, those given a host tensor (not
+    0-dim) with a tensor on another device: on a GPU each of those is a blocking host-to-device copy, which
+    makes the host wait for the stream."""
+
+    def __init__(self):
+        super().__init__()
+        self.ops, self.host_copies = 0, []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.ops += not func.is_view
+        tensors = [t for t in tree_leaves((args, kwargs)) if isinstance(t, torch.Tensor) and t.dim()]
+        if len({t.device.type for t in tensors}) > 1:
+            self.host_copies.append(str(func))
+        return func(*args, **(kwargs or {}))
+
+
+def dispatch_counts(variants, size: str, img: int) -> dict[str, dict]:
+    """Per variant, one forward + backward at batch 1: ops that do work (counted on CPU) and ops given a host
+    tensor next to device ones (counted on the "meta" device, which stands for a GPU; not for ``ours chunked``,
+    a CPU path that turns autocast off, which "meta" has no autocast for)."""
+    out = {}
+    for v in variants:
+        counts = {}
+        for device in ("cpu", "meta"):
+            if device == "meta" and v == "ours chunked":
+                continue
+            model = build(v, size, img).to(device).train()
+            with DispatchCounter() as seen:
+                fwd_bwd(model, torch.zeros(1, 3, img, img, device=device))
+            counts["ops" if device == "cpu" else "host_copies"] = seen.ops if device == "cpu" else len(seen.host_copies)
+        out[v] = counts
+    return out
+
+
 BLOCKS = {"global 32x32 (512 px)": (32, 0), "global 64x64 (1024 px)": (64, 0), "window 14x14 (512 px, 9)": (32, 14),
           "window 14x14 (1024 px, 25)": (64, 14)}
 
@@ -175,7 +211,6 @@ def block_timings(variants, rounds: int) -> dict[str, dict[str, list[float]]]:
     (1, grid, grid, 768) map, CPU time, the variants interleaved round by round (first round warms up)."""
     from functools import partial
 
-    import torch
     import torch.nn as nn
 
     from backbone.vit import _Block
@@ -223,9 +258,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated, first is the reference")
     parser.add_argument("--blocks", action="store_true",
                         help="time single ViT-B blocks (global 32x32 / 64x64, windows at 512 / 1024 px) instead")
+    parser.add_argument("--dispatch", action="store_true",
+                        help="count the ops of one forward + backward, and those copying a host tensor to the device")
     parser.add_argument("--memory-of", choices=VARIANTS + ("ours auto",), help=argparse.SUPPRESS)  # a child process
     args = parser.parse_args(argv)
-    import torch
     torch.set_num_threads(args.threads)
     if args.memory_of:
         print(json.dumps(memory(args.memory_of, args.size, args.img, args.device)))
@@ -238,6 +274,15 @@ def main(argv: list[str] | None = None) -> int:
               f" torch {torch.__version__}\n")
         print("\n".join(markdown_table(["block"] + variants, [
             [name] + [f"{statistics.median(t[v]):.3f}" for v in variants] for name, t in times.items()])))
+        return 0
+
+    if args.dispatch:
+        variants = args.variants.split(",")
+        counts = dispatch_counts(variants, args.size, args.img)
+        print(f"\nViT-{args.size[0].upper()} + simple feature pyramid, batch 1, {args.img} px, one forward + backward;"
+              f" torch {torch.__version__}\n")
+        print("\n".join(markdown_table(["variant", "aten ops doing work", "ops copying a host tensor to the device"],
+                                       [[v, str(c["ops"]), str(c.get("host_copies", "-"))] for v, c in counts.items()])))
         return 0
 
     variants = args.variants.split(",")

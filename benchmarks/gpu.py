@@ -71,6 +71,27 @@ def _timed(step, device: str, warmup: int, steps: int) -> float:
     return statistics.median(times)
 
 
+def _stream_syncs(step, device: str) -> int | None:
+    """How many times one call of ``step`` makes the host wait for the GPU (CUDA's sync debug mode warns at each:
+    blocking copies, ``.item()``, ``nonzero``); None on CPU."""
+    import warnings
+
+    import torch
+    if device != "cuda":
+        return None
+    try:
+        torch.cuda.set_sync_debug_mode("warn")
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            step()
+    except Exception as exc:  # a count is not worth the section's timings
+        print(f"stream sync count failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return None
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    return sum("synchroniz" in str(w.message) for w in caught)
+
+
 def section_attention(smoke: bool) -> dict:
     import torch
     import torch.nn as nn
@@ -122,7 +143,10 @@ def section_backbone(smoke: bool) -> dict:
     """ViT-B + simple feature pyramid alone, forward + backward, fp16 autocast (the detection recipe's AMP),
     batch 1 at 512 and 1024 px: ours (sdpa, chunked, explicit) against detectron2's ViT + SimpleFeaturePyramid with
     the same weights, interleaved round by round; peak memory is the rise of ``max_memory_allocated`` over what is
-    allocated before the step (all models stay resident)."""
+    allocated before the step (all models stay resident); stream synchronisations in one step (at batch 1 the step
+    is bound by how fast the host queues kernels, and each synchronisation stops it queueing ahead)."""
+    from functools import partial
+
     import torch
 
     from benchmarks import backbone_speed
@@ -156,8 +180,9 @@ def section_backbone(smoke: bool) -> dict:
                 _sync(device)
                 if smoke or r >= 3:
                     times[v].append(time.perf_counter() - start)
-        peaks = {}
+        peaks, syncs = {}, {}
         for v in variants:
+            syncs[v] = _stream_syncs(partial(step, v), device)
             _reset_peak(device)
             before = torch.cuda.memory_allocated() if device == "cuda" else 0
             step(v)
@@ -165,7 +190,8 @@ def section_backbone(smoke: bool) -> dict:
         ref_ms = statistics.median(times["detectron2"])
         out[str(img)] = {v: {"fwd_bwd_ms": 1e3 * statistics.median(times[v]),
                              "speed_vs_detectron2": ref_ms / statistics.median(times[v]),
-                             "peak_rise_mb": peaks[v], "max_abs_diff_vs_sdpa": max_diff.get(v, 0.0)}
+                             "peak_rise_mb": peaks[v], "max_abs_diff_vs_sdpa": max_diff.get(v, 0.0),
+                             "stream_syncs": syncs[v]}
                          for v in variants}
         models = None
     return {"model": f"ViT-{size} + simple feature pyramid", "batch": 1,
@@ -315,7 +341,8 @@ def table(results: dict) -> str:
             lines.append(f"\n{bb['model']}, batch 1, {img} px, {bb['dtype']}, forward + backward")
             for v, r in res.items():
                 lines.append(f"  {v:14s} {r['fwd_bwd_ms']:8.2f} ms  {r['speed_vs_detectron2']:.2f}x detectron2  "
-                             f"peak rise {_fmt(r['peak_rise_mb'], '.0f')} MiB  max |diff| {r['max_abs_diff_vs_sdpa']:.2g}")
+                             f"peak rise {_fmt(r['peak_rise_mb'], '.0f')} MiB  max |diff| {r['max_abs_diff_vs_sdpa']:.2g}"
+                             + (f"  syncs {r['stream_syncs']}" if r.get("stream_syncs") is not None else ""))
     else:
         lines.append(f"\nbackbone: {bb.get('error') or bb.get('skipped')}")
     mae = results["mae"]

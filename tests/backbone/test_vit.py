@@ -244,3 +244,46 @@ def test_auto_attention_on_cpu_is_explicit_in_windows_and_chunked_in_global_bloc
 def test_unknown_attention_impl_is_one_clear_error():
     with pytest.raises(ValueError, match="attn_impl must be one of .* got 'fast'"):
         tiny_vit(attn_impl="fast")
+
+
+def test_rel_pos_tables_are_gathered_as_timm_gathers_them():
+    from timm.models.vision_transformer_sam import get_rel_pos as timm_get_rel_pos
+
+    from backbone.attention import get_rel_pos
+    torch.manual_seed(0)
+    table = torch.randn(13, 4, dtype=torch.float64, requires_grad=True)
+    for q_size, k_size in ((7, 7), (5, 5), (9, 9), (5, 9), (9, 4)):  # as stored, resized down / up, unequal sizes
+        ours, timms = get_rel_pos(q_size, k_size, table), timm_get_rel_pos(q_size, k_size, table)
+        torch.testing.assert_close(ours, timms)
+        grad = torch.randn_like(ours)
+        torch.testing.assert_close(torch.autograd.grad(ours, table, grad), torch.autograd.grad(timms, table, grad))
+
+
+@pytest.mark.parametrize("impl", ["explicit", "sdpa"])  # "chunked" turns autocast off, which "meta" cannot
+def test_forward_and_backward_copy_nothing_from_the_host(impl):
+    from timm.models.vision_transformer_sam import get_rel_pos as timm_get_rel_pos
+
+    from backbone import SimpleFeaturePyramid
+    from benchmarks.backbone_speed import DispatchCounter  # lists ops given a host tensor next to device ones
+    # "meta" stands for a GPU: the tensors live off the host, and an index made on the host shows as a mixed op
+    model = SimpleFeaturePyramid(tiny_vit(use_rel_pos=True, depth=3, window_size=3, window_block_indexes=(1,),
+                                          attn_impl=impl), out_channels=16).train().to("meta")
+    with DispatchCounter() as seen:
+        sum(level.sum() for level in model(torch.empty(2, 3, 80, 112, device="meta")).values()).backward()
+    assert seen.host_copies == []
+    with DispatchCounter() as seen:  # timm's (and detectron2's) get_rel_pos: a host index on each call
+        timm_get_rel_pos(4, 4, torch.empty(7, 8, device="meta"))
+    assert seen.host_copies == ["aten.index.Tensor"]
+
+
+def test_a_model_first_run_in_inference_mode_still_trains():
+    torch.manual_seed(0)
+    model = tiny_vit(use_rel_pos=True, window_size=3, window_block_indexes=(0,), attn_impl="sdpa")
+    x = torch.randn(1, 3, 176, 48)  # an 11 x 3 grid no other test uses: its cached indexes are made here
+    with torch.inference_mode():
+        expected = model(x)[-1]
+    model.train()
+    out = model(x)[-1]
+    out.sum().backward()  # would fail if an index made under inference mode were saved for backward
+    torch.testing.assert_close(out.detach(), expected)
+    assert model.blocks[0].attn.rel_pos_h.grad is not None

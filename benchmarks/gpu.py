@@ -8,6 +8,9 @@ Sections, each in its own subprocess (its own peak memory; a failure is recorded
 - ``attention``: one global block of ViT-B at 1024 px (64 x 64 tokens, 768 wide, 12 heads), forward + backward
   in bf16 autocast, for each ``backbone.attention`` implementation (``sdpa``, ``chunked``, ``flex``,
   ``explicit``) and timm's dense-mask SAM attention: ms and peak memory. This is the measurement ``attention_impl`` should follow on GPUs.
+- ``backbone``: ViT-B + simple feature pyramid alone, batch 1 at 512 and 1024 px, fp16 autocast, forward +
+  backward: ours (``sdpa``, ``chunked``, ``explicit``) against detectron2's ``ViT`` + ``SimpleFeaturePyramid``
+  with the same weights, ms, peak memory rise, output difference and the stream synchronisations of one step.
 - ``mae`` / ``mae_compiled``: ViT-L/16 MAE pretraining step (8-block decoder, mask 0.75, norm-pix, AdamW, batch
   128), bf16 autocast: ours, the official code (``benchmarks.mae_variants``), the mask-token ablation and, last,
   ours and the ablation under ``torch.compile`` (skipped in ``--smoke``: compiling on CPU takes minutes); images/s and MFU = model

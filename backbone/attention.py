@@ -47,8 +47,8 @@ def attention_impl(device: torch.device, dropout_p: float = 0.0, tokens: int = 0
     ``"sdpa"`` multiplies through head dim C + H + W (192 at 1024 px) and detectron2 writes N x N logits; in
     14 x 14 windows ``"explicit"`` (keeping 196 x 196 probabilities costs less than recomputing them, as
     ``"chunked"`` does). Whole backbone with this choice (and ``qkv`` / ``proj`` off the window padding,
-    ``backbone.vit._Block``): 1.42x detectron2's speed at 1024 px (two rounds) with 50 % less memory, 1.09x at
-    512 px (eight rounds) with 20 % less.
+    ``backbone.vit._Block``): 1.26-1.42x detectron2's speed at 1024 px (two runs of two rounds) with 50 % less
+    memory, 1.08-1.10x at 512 px (three runs, 22 rounds) with 20 % less.
     CUDA (benchmarks/gpu.md, H200, ViT-B + pyramid, fp16, batch 1):
     at 512 px all three within run-to-run noise of detectron2 (0.95-1.03x over two machines) with ``"sdpa"``
     using the least memory (854 MiB against 1,240 for ``"explicit"``, 1,334 for detectron2); at 1024 px

@@ -7,8 +7,10 @@ import argparse
 import os
 import re
 import sys
+import time
 
 from backbone import run_command
+from backbone.images import MAX_PIXELS
 
 _EXAMPLES = """examples:
   mae-transfer detect train --config-file configs/detection/mask_rcnn_vit_b_mae.py --num-gpus 8 \\
@@ -78,7 +80,11 @@ def _predict_arguments(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--out", "--output-dir", dest="out", required=True,
                      help="folder for one overlay per image and coco_instances_results.json")
     sub.add_argument("--categories", metavar="JSON", help="a COCO json whose categories name the classes "
-                                                          "(default: the config's test set)")
+                                                          "(default: the config's test set); when it lists images, "
+                                                          "each input's results take the id of the image of its "
+                                                          "file name (an input not in it is an error)")
+    sub.add_argument("--max-pixels", type=int, default=MAX_PIXELS, metavar="N",
+                     help=f"refuse larger images (default {MAX_PIXELS:,}: the outputs are at full resolution)")
     sub.add_argument("--device", help="cuda, cpu, ... (default: CUDA when available)")
     sub.add_argument("overrides", nargs=argparse.REMAINDER, metavar="KEY=VALUE",
                      help="config overrides (LazyConfig or yacs keys), e.g. "
@@ -95,9 +101,12 @@ def predict(args: argparse.Namespace) -> None:
 
     inputs = [item for item in args.input if not (_OVERRIDE.match(item) and not os.path.exists(item))]
     overrides = [item for item in args.input if item not in inputs] + list(args.overrides)
-    predictor = Predictor(args.config_file, args.weights, overrides, device=args.device, categories=args.categories)
-    results = predict_files(predictor, inputs, args.out)
-    print(f"predict finished: {len(results)} instances, one overlay per image and {RESULTS_NAME}  ({args.out})")
+    predictor = Predictor(args.config_file, args.weights, overrides, device=args.device, categories=args.categories,
+                          max_pixels=args.max_pixels)
+    start = time.perf_counter()
+    results = predict_files(predictor, inputs, args.out, ground_truth=args.categories)
+    print(f"predict finished: {len(results)} instances in {time.perf_counter() - start:.1f} s, one overlay per image "
+          f"and {RESULTS_NAME}  ({args.out})")
 
 
 def train_or_eval(args: argparse.Namespace) -> None:

@@ -19,13 +19,12 @@ from functools import partial
 from pathlib import Path
 from typing import Callable, Sequence
 
-import numpy as np
 from detectron2.data import DatasetCatalog, MetadataCatalog
-from detectron2.data import detection_utils
 from detectron2.data.datasets import register_coco_instances
 from PIL import Image
 
 from backbone import UserError
+from backbone.images import ImageError, image_info
 
 _LAYOUT_HINT = ("put COCO in detectron2's layout under $DETECTRON2_DATASETS (now {root!r}): "
                 "coco/annotations/instances_{{train,val}}2017.json and coco/{{train,val}}2017/, or give a "
@@ -36,45 +35,26 @@ _UNCHECKED_LOADERS: dict[str, Callable[[], list[dict]]] = {}
 # Dataset dicts loaded (and checked) ahead of the run, handed to the next load of that name once.
 _PRELOADED: dict[str, list[dict]] = {}
 
-_EXIF_ORIENTATION = 0x0112
-_TRANSPOSING_ORIENTATIONS = (5, 6, 7, 8)  # EXIF orientations that swap width and height
-_SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")  # PIL modes of 16/32-bit single-channel files
-
 
 class DetectionInputError(UserError):
     """Input that cannot be trained or evaluated on, with the file, key or value in the message."""
 
 
 def check_image_file(path: str, width: int | None = None, height: int | None = None) -> None:
-    """Refuse, from the file's header alone, an image detectron2 would misread: one it cannot open, a 16-bit or
-    float image (detectron2's ``read_image`` clips it to 255: all white), or one whose displayed size (after
-    EXIF rotation, which ``read_image`` applies) is not the json's ``width`` x ``height``."""
+    """Refuse, from the file's header alone (``backbone.images.image_info``), an image detectron2 would misread:
+    one it cannot open, a 16-bit or float image (detectron2's ``read_image`` clips it to 255: all white), or one
+    whose displayed size (after EXIF rotation, which ``read_image`` applies) is not the json's ``width`` x
+    ``height``."""
     try:
-        with Image.open(path) as image:
-            mode, (stored_w, stored_h) = image.mode, image.size
-            orientation = image.getexif().get(_EXIF_ORIENTATION, 1)
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
-        raise DetectionInputError(f"image {path}: cannot be read ({type(exc).__name__}: {exc})") from None
-    if mode in _SIXTEEN_BIT_MODES:
-        raise DetectionInputError(f"image {path}: {mode} pixels (16-bit or float); detection reads 8-bit images, "
-                                  "convert it to 8-bit (scaled to its value range) first")
-    shown_w, shown_h = (stored_h, stored_w) if orientation in _TRANSPOSING_ORIENTATIONS else (stored_w, stored_h)
-    if width is not None and height is not None and (shown_w, shown_h) != (width, height):
-        rotated = (f" (stored {stored_w}x{stored_h}, EXIF orientation {orientation} rotates it)"
-                   if orientation in _TRANSPOSING_ORIENTATIONS else "")
-        raise DetectionInputError(f"image {path}: is {shown_w}x{shown_h} as displayed{rotated} but the json says "
-                                  f"{width}x{height}; width/height and annotations must be those of the image "
-                                  "as displayed (after EXIF rotation)")
-
-
-def read_image(path: str, image_format: str = "RGB") -> np.ndarray:
-    """detectron2's ``read_image`` (EXIF rotation applied, HxWx3 uint8 in ``image_format``) after
-    ``check_image_file``; a file that fails to decode is one error naming it."""
-    check_image_file(path)
-    try:
-        return detection_utils.read_image(path, format=image_format)
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise DetectionInputError(f"image {path}: cannot be read ({type(exc).__name__}: {exc})") from None
+        info = image_info(path)
+    except ImageError as exc:
+        raise DetectionInputError(str(exc)) from None
+    if width is not None and height is not None and info.size != (width, height):
+        rotated = (f" (stored {info.stored_size[0]}x{info.stored_size[1]}, EXIF orientation {info.orientation} "
+                   "rotates it)" if info.transposed else "")
+        raise DetectionInputError(f"image {path}: is {info.size[0]}x{info.size[1]} as displayed{rotated} but the "
+                                  f"json says {width}x{height}; width/height and annotations must be those of the "
+                                  "image as displayed (after EXIF rotation)")
 
 
 class CheckedMapper:

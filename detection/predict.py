@@ -3,23 +3,29 @@
 ``Predictor`` follows detectron2's ``DefaultPredictor``: the config's own test resize, the model in eval mode,
 one image in, detectron2's ``Instances`` out (in the original image's coordinates). The differences: a
 LazyConfig (``configs/detection/*.py``) or a yacs config (``*.yaml``), weights read by the strict reader
-(``detection.weights``: no code runs on load), and images as RGB (a file path or an HxWx3 uint8 array in RGB
-order, as PIL and matplotlib give them; ``DefaultPredictor`` takes OpenCV's BGR).
+(``detection.weights``: no code runs on load), and the image convention of ``segmentation.Predictor``: a file
+path (EXIF orientation applied), an HxWx3 uint8 array in RGB order (PIL, torchvision, timm, transformers) or, with
+``format="BGR"``, in OpenCV's order (``DefaultPredictor`` takes BGR only), or a list of them
+(``backbone.images.as_rgb``).
 
     import detection
     predictor = detection.Predictor("configs/detection/mask_rcnn_vit_b_mae.py", "runs/det/model_final.pth")
-    instances = predictor("street.jpg")        # or predictor(rgb_array)
+    instances = predictor("street.jpg")        # or predictor(rgb_array), predictor(bgr_array, format="BGR")
     print(instances.pred_boxes, instances.scores, [predictor.class_names[c] for c in instances.pred_classes])
 
 ``predict_files`` writes, for each input image, an overlay drawn by detectron2's ``Visualizer`` (same name,
 ``.jpg`` kept for JPEG inputs, else ``.png``) and one ``coco_instances_results.json``: COCO results (boxes
 ``[x, y, w, h]``, RLE masks, scores, category ids of the categories' json) with each result's
-``category_name`` and ``file_name``.
+``category_name`` and ``file_name``. Its ``image_id`` is the id of the image of that file name in the
+``--categories`` json when that json lists images (so ``COCO.loadRes`` scores each image against its own ground
+truth), else the input's number from 1.
 """
 from __future__ import annotations
 
-import glob
 import json
+import os
+import sys
+import time
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -33,19 +39,20 @@ from detectron2.modeling import build_model
 from detectron2.structures import Instances
 from detectron2.utils.visualizer import Visualizer
 from PIL import Image
+from tqdm import tqdm
 
 from backbone import atomic_write, prepare_run_dir
+from backbone.images import MAX_PIXELS, ImageError, as_rgb, expand_inputs, image_info, read_rgb
 
-from .data import DetectionInputError, read_image
+from .data import DetectionInputError
 from .engine import apply_override
 from .weights import load_initial_weights
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 RESULTS_NAME = "coco_instances_results.json"  # COCOEvaluator's name for the same format
 
 
 class Predictor:
-    """A trained detector on single RGB images, with the config's test resize.
+    """A trained detector on images, one at a time, with the config's test resize.
 
     Args:
         config_file: a LazyConfig ``.py`` (``configs/detection/*.py``) or a yacs ``.yaml``
@@ -56,14 +63,17 @@ class Predictor:
         device: "cuda", "cpu", ...; default CUDA when available.
         categories: a COCO json (or its ``categories`` list) naming the classes; default: the config's test set
             (COCO's 80 for the recipes), else ``class 0``, ``class 1``, ... with the class index as id.
+        max_pixels: image files with more pixels are refused before decoding (``backbone.images.MAX_PIXELS``).
 
     Attributes: ``model``, ``class_names``, ``category_ids`` (the json's id of each class index),
     ``augmentations`` (the test resize), ``input_format`` (what the model expects; RGB for every config here).
     """
 
     def __init__(self, config_file: str | Path, weights: str | Path, overrides: Sequence[str] = (),
-                 device: str | None = None, categories: str | Path | list[dict] | None = None):
+                 device: str | None = None, categories: str | Path | list[dict] | None = None,
+                 max_pixels: int | None = MAX_PIXELS):
         config_file = str(config_file)
+        self.max_pixels = max_pixels
         if not Path(config_file).is_file():
             raise DetectionInputError(f"config file {config_file} does not exist")
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
@@ -79,10 +89,16 @@ class Predictor:
         self.class_names, self.category_ids = _categories(categories, dataset_names,
                                                           self.model.roi_heads.num_classes)
 
-    def __call__(self, image: str | Path | np.ndarray) -> Instances:
-        """Instances (``pred_boxes``, ``scores``, ``pred_classes``, ``pred_masks``) of one image, on the CPU, in
-        the coordinates of the image as given: a file path or an HxWx3 uint8 RGB array."""
-        rgb = read_image(str(image), "RGB") if isinstance(image, (str, Path)) else _checked_array(image)
+    def __call__(self, image: str | Path | np.ndarray | list, format: str = "RGB") -> Instances | list[Instances]:
+        """Instances (``pred_boxes``, ``scores``, ``pred_classes``, ``pred_masks``) on the CPU, in the coordinates of
+        the image as given: a file path, an HxWx3 uint8 array in ``format`` order ("RGB" or "BGR"), or a list of
+        them (a list of Instances back)."""
+        if isinstance(image, list):
+            return [self(item, format) for item in image]
+        try:
+            rgb = as_rgb(image, format, self.max_pixels)
+        except ImageError as exc:
+            raise DetectionInputError(str(exc)) from None
         pixels = rgb[:, :, ::-1] if self.input_format == "BGR" else rgb
         height, width = pixels.shape[:2]
         aug_input = T.AugInput(np.ascontiguousarray(pixels))
@@ -150,52 +166,68 @@ def _categories(categories, dataset_names: list[str], num_classes: int) -> tuple
     return [f"class {i}" for i in range(num_classes)], list(range(num_classes))
 
 
-def _checked_array(image: np.ndarray) -> np.ndarray:
-    if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-        described = (f"an array of shape {image.shape} and dtype {image.dtype}" if isinstance(image, np.ndarray)
-                     else f"a {type(image).__name__}")
-        raise DetectionInputError(f"Predictor takes an image file or an HxWx3 uint8 RGB array, got {described}")
-    return image
-
-
-def expand_inputs(inputs: Iterable[str]) -> list[Path]:
-    """Image files of ``inputs``: files, folders (their images, sorted) and glob patterns, each once."""
-    files: list[Path] = []
-    for item in inputs:
-        path = Path(item)
-        if path.is_dir():
-            found = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-        elif path.is_file():
-            found = [path]
-        else:
-            found = sorted(Path(p) for p in glob.glob(item, recursive=True)
-                           if Path(p).is_file() and Path(p).suffix.lower() in IMAGE_SUFFIXES)
-        if not found:
-            raise DetectionInputError(f"--input {item}: no such file, or no image files ({', '.join(IMAGE_SUFFIXES)}) "
-                                      "in that folder or matching that pattern")
-        files += [p for p in found if p not in files]
-    return files
-
-
 def overlay_name(path: Path) -> str:
     return path.stem + (".jpg" if path.suffix.lower() in (".jpg", ".jpeg") else ".png")
 
 
-def predict_files(predictor: Predictor, inputs: Iterable[str], out_dir: str | Path) -> list[dict]:
-    """Predict every image of ``inputs`` (see ``expand_inputs``); write an overlay per image and
-    ``out_dir/coco_instances_results.json``; returns the results (COCO format, ``image_id`` = input number
-    from 1, plus ``category_name`` and ``file_name``)."""
-    files = expand_inputs(inputs)
+def ground_truth_image_ids(json_file: str | Path, files: Sequence[Path]) -> list[int] | None:
+    """The id of each file's image in a COCO json, matched by file name (the json's ``file_name``, which may hold
+    sub-folders, must end the file's path); None when the json lists no images. An input that is not in the json,
+    or matches two of its images, is one error."""
+    try:
+        images = json.loads(Path(json_file).read_text()).get("images") or []
+        by_name: dict[str, list[tuple[tuple[str, ...], int]]] = {}
+        for image in images:
+            parts = Path(image["file_name"]).parts
+            by_name.setdefault(parts[-1], []).append((parts, image["id"]))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:
+        raise DetectionInputError(f"--categories {json_file}: not a COCO json with images "
+                                  f"({type(exc).__name__}: {exc})") from None
+    if not images:
+        return None
+    ids = []
+    for path in files:
+        parts = Path(os.path.abspath(path)).parts  # symlinks kept: the name given is the name matched
+        matches = [(len(name), id_) for name, id_ in by_name.get(path.name, []) if parts[-len(name):] == name]
+        longest = [id_ for length, id_ in matches if length == max(matches)[0]] if matches else []
+        if len(longest) != 1:
+            problem = "matches several of its images" if longest else "is not among its images"
+            raise DetectionInputError(f"--input {path}: {problem} (--categories {json_file} names {len(images)} "
+                                      "images by file_name); its results would be scored against another image's "
+                                      "ground truth: predict the json's images, or give a json that lists only "
+                                      "categories")
+        ids.append(longest[0])
+    return ids
+
+
+def predict_files(predictor: Predictor, inputs: Iterable[str], out_dir: str | Path,
+                  ground_truth: str | Path | None = None) -> list[dict]:
+    """Predict every image of ``inputs`` (``backbone.images.expand_inputs``); write an overlay per image and
+    ``out_dir/coco_instances_results.json``; returns the results (COCO format plus ``category_name`` and
+    ``file_name``). ``image_id``: the image's id in the COCO json ``ground_truth`` (matched by file name), or
+    the input's number from 1 when there is no json or it lists no images. A progress bar with the time per
+    image goes to stderr."""
+    try:
+        files = expand_inputs(inputs)
+        for path in files:  # every header before the first output: a bad or too large image is refused now
+            image_info(path, predictor.max_pixels)
+    except ImageError as exc:
+        raise DetectionInputError(str(exc)) from None
     names: dict[str, Path] = {}
     for path in files:
         other = names.setdefault(overlay_name(path), path)
         if other != path:
             raise DetectionInputError(f"--input {other} and {path} would both write the overlay "
                                       f"{overlay_name(path)}: predict them into separate folders")
+    image_ids = ground_truth_image_ids(ground_truth, files) if ground_truth else None
+    if image_ids is None:
+        image_ids = range(1, len(files) + 1)
     out_dir = prepare_run_dir(out_dir, resume=True)
     results = []
-    for image_id, path in enumerate(files, start=1):
-        rgb = read_image(str(path), "RGB")
+    progress = tqdm(list(zip(files, image_ids)), desc="detect predict", unit="image", file=sys.stderr)
+    for path, image_id in progress:
+        start = time.perf_counter()
+        rgb = read_rgb(path, predictor.max_pixels)
         instances = predictor(rgb)
         overlay = Visualizer(rgb, metadata=predictor.metadata).draw_instance_predictions(instances).get_image()
         image_format = "JPEG" if overlay_name(path).endswith(".jpg") else "PNG"
@@ -204,5 +236,6 @@ def predict_files(predictor: Predictor, inputs: Iterable[str], out_dir: str | Pa
             index = result["category_id"]
             results.append(dict(result, category_id=predictor.category_ids[index],
                                 category_name=predictor.class_names[index], file_name=str(path)))
+        progress.set_postfix_str(f"{path.name}: {time.perf_counter() - start:.2f} s")
     atomic_write(out_dir / RESULTS_NAME, lambda tmp: tmp.write_text(json.dumps(results)))
     return results

@@ -6,6 +6,7 @@ project's configs.
     mae-transfer segment test CONFIG CHECKPOINT [--out DIR] [--data-root DIR] [--init NAME]
                                       [--launcher pytorch] [--cfg-options K=V ...]
     mae-transfer segment predict CONFIG CHECKPOINT --input PATH [PATH ...] --out DIR [--device cuda]
+                                      [--label-offset 1]
 
 Several GPUs: ``torchrun --nproc_per_node 8 -m mae_transfer.cli segment train CONFIG --launcher pytorch``.
 Bad input (config, override, data, checkpoint, output folder) is one line and exit code 2.
@@ -16,6 +17,8 @@ import argparse
 import sys
 import warnings
 from pathlib import Path
+
+from backbone.images import MAX_PIXELS
 
 USAGE_EXAMPLES = """examples:
   mae-transfer segment train configs/segmentation/upernet_vit_b_mae_ade20k_512x512_160k.py \\
@@ -50,7 +53,13 @@ def _parser() -> argparse.ArgumentParser:
                       help="logs and run_record.json (default: work_dirs/<config name>_test_<checkpoint name>)")
     predict.add_argument("--out", "--work-dir", dest="out", type=Path, required=True,
                          help="writes vis/NAME.png (overlays) and pred/NAME.png (class indices, palette PNG)")
-    predict.add_argument("--input", nargs="+", required=True, type=Path, help="image files or folders of images")
+    predict.add_argument("--input", nargs="+", required=True, type=Path,
+                         help="image files, folders (their images) and glob patterns")
+    predict.add_argument("--label-offset", type=int, default=0, metavar="N",
+                         help="pred/NAME.png holds class k as k+N (default 0: the 0-based class index; 1: the "
+                              "ADE20K-format ground truth's convention, 0 = ignore)")
+    predict.add_argument("--max-pixels", type=int, default=MAX_PIXELS, metavar="N",
+                         help=f"refuse larger images (default {MAX_PIXELS:,}: the score maps are at full resolution)")
     predict.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: the first GPU if any, else the CPU)")
     predict.add_argument("--opacity", type=float, default=0.5, help="of the overlay's colours (default 0.5)")
     for sub in (train, test):
@@ -85,7 +94,8 @@ def _run(args: argparse.Namespace) -> None:
 
     if args.command == "predict":
         written = segmentation.predict(args.config, args.checkpoint, args.input, args.out, device=args.device,
-                                       cfg_options=args.cfg_options, opacity=args.opacity)
+                                       cfg_options=args.cfg_options, opacity=args.opacity,
+                                       label_offset=args.label_offset, max_pixels=args.max_pixels)
         print(f"{len(written)} images: overlays in {args.out / 'vis'}, label maps in {args.out / 'pred'}")
         return
     common = dict(init=args.init, data_root=args.data_root, launcher=args.launcher)

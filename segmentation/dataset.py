@@ -29,6 +29,7 @@ from mmseg.datasets.transforms import LoadAnnotations
 from mmseg.registry import DATASETS, TRANSFORMS
 
 from backbone import UserError
+from backbone.images import ImageError, image_info
 
 LAYOUT = "images/{training,validation}/*.jpg and annotations/{training,validation}/*.png"
 
@@ -88,13 +89,6 @@ def check_label_values(present: np.ndarray, label_path, num_classes: int, ignore
                            f"(allowed: {allowed})")
 
 
-def _displayed_size(image: Image.Image) -> tuple[int, int]:
-    """(H, W) as decoders that honour the EXIF orientation (OpenCV, mmcv) return the image."""
-    width, height = image.size
-    rotated = image.getexif().get(0x0112) in (5, 6, 7, 8)  # EXIF Orientation: transposed or turned 90 degrees
-    return (width, height) if rotated else (height, width)
-
-
 @DATASETS.register_module()
 class ADEFormatDataset(BaseSegDataset):
     """ADE20K-layout data: mmseg's ``ADE20KDataset`` with any class list and checked inputs.
@@ -141,15 +135,19 @@ class ADEFormatDataset(BaseSegDataset):
 
     def check_files(self, workers: int = 8) -> None:
         """Open every image (its header) and every label map of the set before a run uses them: one
-        ``SegDataError`` naming the first file that cannot be read, differs in size from its image or has
-        values outside the classes."""
+        ``SegDataError`` naming the first file that cannot be read, is 16-bit or float (mmcv's 8-bit decoding
+        would change its values), differs in size from its image or has values outside the classes."""
         num_classes = len(self.metainfo["classes"])
 
         def check(info: dict) -> None:
             image_path, label_path = info["img_path"], info.get("seg_map_path")
             try:
-                with Image.open(image_path) as image:
-                    image_hw = _displayed_size(image)
+                width, height = image_info(image_path).size  # as mmcv decodes it: EXIF orientation applied
+            except ImageError as exc:
+                problem = str(exc).removeprefix(f"image {image_path}: ")
+                raise SegDataError(f"{image_path} (label map {label_path}): {problem}") from None
+            image_hw = (height, width)
+            try:
                 with Image.open(label_path) as label_image:
                     label = np.asarray(label_image)
             except Exception as exc:  # decoders raise many types; name the file with the cause

@@ -14,6 +14,8 @@ with ``No module named 'mmcv._ext'``, and works once ``segmentation`` is importe
 """
 from __future__ import annotations
 
+import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -22,30 +24,36 @@ import torch
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 from PIL import Image
+from tqdm import tqdm
 
 from backbone import atomic_write
+from backbone.images import MAX_PIXELS, ImageError, as_rgb, expand_inputs, image_info, read_rgb
 
 from .checkpoints import load_segmentor_weights
 from .config import SegmentationError, apply_overrides
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
-
 
 class Predictor:
     """A trained segmentor: ``Predictor(config, checkpoint)(image)`` is mmseg's ``SegDataSample`` whose
-    ``pred_sem_seg.data`` (1, H, W) holds class indices into ``predictor.classes``.
+    ``pred_sem_seg.data`` (1, H, W) holds class indices (0-based) into ``predictor.classes``.
+
+    Images follow ``detection.Predictor``'s convention: a file path (EXIF orientation applied), an HxWx3 uint8
+    array in RGB order (PIL, torchvision, timm, transformers) or, with ``format="BGR"``, in OpenCV's order (mmseg's
+    own ``inference_model`` takes BGR), or a list of them (a list of samples back).
 
     Args:
         config: the segmentation config the checkpoint was trained with.
         checkpoint: a segmentor checkpoint of that config (``iter_N.pth``).
         device: "cpu", "cuda", "cuda:1", ...; the first GPU if there is one, else the CPU, by default.
         cfg_options: overrides of config keys, as for training (e.g. the test pipeline's scale).
+        max_pixels: image files with more pixels are refused before decoding (``backbone.images.MAX_PIXELS``).
     """
 
     def __init__(self, config: str | Path, checkpoint: str | Path, device: str | None = None,
-                 cfg_options: dict | None = None):
+                 cfg_options: dict | None = None, max_pixels: int | None = MAX_PIXELS):
         from mmseg.apis import init_model
 
+        self.max_pixels = max_pixels
         config = Path(config)
         if not config.is_file():
             raise SegmentationError(f"{config}: no such config file")
@@ -66,11 +74,18 @@ class Predictor:
     def palette(self) -> list[list[int]]:
         return [list(map(int, color)) for color in self.model.dataset_meta["palette"]]
 
-    def __call__(self, image: str | Path | np.ndarray):
-        """An image file, or an (H, W, 3) uint8 array in BGR order (mmcv's, as ``cv2.imread`` gives)."""
+    def __call__(self, image: str | Path | np.ndarray | list, format: str = "RGB"):
+        """mmseg's ``SegDataSample`` of an image file or an HxWx3 uint8 array in ``format`` order ("RGB" or
+        "BGR"); a list of them for a list."""
         from mmseg.apis import inference_model
 
-        return inference_model(self.model, str(image) if isinstance(image, Path) else image)
+        if isinstance(image, list):
+            return [self(item, format) for item in image]
+        try:
+            rgb = as_rgb(image, format, self.max_pixels)
+        except ImageError as exc:
+            raise SegmentationError(str(exc)) from None
+        return inference_model(self.model, np.ascontiguousarray(rgb[:, :, ::-1]))  # mmseg's pipelines take BGR
 
 
 def _dataset_meta(cfg: Config, meta: dict) -> dict:
@@ -85,56 +100,30 @@ def _dataset_meta(cfg: Config, meta: dict) -> dict:
     return {"classes": list(dataset.metainfo["classes"]), "palette": [list(c) for c in dataset.metainfo["palette"]]}
 
 
-def image_files(inputs: list[str | Path]) -> list[Path]:
-    """Image files named directly or found (non-recursively) in named folders, in order; one
-    ``SegmentationError`` for a missing path, a folder without images, or two images of one name."""
-    files = []
-    for path in map(Path, inputs):
-        if path.is_dir():
-            found = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-            if not found:
-                raise SegmentationError(f"{path}: no images ({', '.join(IMAGE_SUFFIXES)})")
-            files += found
-        elif path.is_file():
-            files.append(path)
-        else:
-            raise SegmentationError(f"{path}: no such image file or folder")
-    by_stem: dict[str, Path] = {}
-    for path in files:
-        if path.stem in by_stem and by_stem[path.stem] != path:
-            raise SegmentationError(f"{by_stem[path.stem]} and {path} would write the same outputs ({path.stem}.png); "
-                                    "predict them into different folders")
-        by_stem[path.stem] = path
-    return list(by_stem.values())
-
-
-def _read_rgb(path: Path) -> np.ndarray:
-    try:
-        with Image.open(path) as image:
-            return np.asarray(image.convert("RGB"))
-    except Exception as exc:  # decoders raise many types; name the file with the cause
-        raise SegmentationError(f"{path}: cannot be read as an image ({type(exc).__name__}: {exc})") from None
-
-
 def _save_png(image: Image.Image, path: Path) -> None:
     atomic_write(path, lambda tmp: image.save(tmp, format="PNG"))
 
 
-def label_image(labels: np.ndarray, palette: list[list[int]]) -> Image.Image:
-    """A palette PNG image: pixel value k is class k, drawn in the dataset's colour for it."""
-    if len(palette) > 256:
-        raise SegmentationError(f"{len(palette)} classes do not fit a palette PNG (256 colours at most)")
-    image = Image.fromarray(labels.astype(np.uint8), mode="P")
-    image.putpalette([channel for color in palette for channel in color])
+def label_image(labels: np.ndarray, palette: list[list[int]], offset: int = 0) -> Image.Image:
+    """A palette PNG image: pixel value ``k + offset`` is class k, drawn in the dataset's colour for it (values
+    below ``offset`` are black and never written)."""
+    if len(palette) + offset > 256:
+        raise SegmentationError(f"{len(palette)} classes from label value {offset} do not fit a palette PNG (256 "
+                                "values at most)")
+    image = Image.fromarray((labels + offset).astype(np.uint8), mode="P")
+    image.putpalette([0, 0, 0] * offset + [channel for color in palette for channel in color])
     return image
 
 
 def predict(config: str | Path, checkpoint: str | Path, inputs: list[str | Path], out_dir: str | Path, *,
             device: str | None = None, cfg_options: dict | None = None, opacity: float = 0.5,
-            with_labels: bool = True) -> list[tuple[Path, Path]]:
-    """Segment every image of ``inputs`` (files or folders); write ``out_dir/vis/NAME.png`` (mmseg's overlay of
-    the prediction on the image) and ``out_dir/pred/NAME.png`` (the class index of every pixel, with the
-    dataset's palette). Returns the (overlay, label map) pairs."""
+            with_labels: bool = True, label_offset: int = 0,
+            max_pixels: int | None = MAX_PIXELS) -> list[tuple[Path, Path]]:
+    """Segment every image of ``inputs`` (files, folders, glob patterns: ``backbone.images.expand_inputs``); write
+    ``out_dir/vis/NAME.png`` (mmseg's overlay of the prediction on the image) and ``out_dir/pred/NAME.png`` (a
+    palette PNG: value ``k + label_offset`` for class k; ``label_offset=1`` is the ADE20K-format ground truth's
+    convention, where 0 means "ignore"). A progress bar with the time per image goes to stderr. Returns the
+    (overlay, label map) pairs."""
     from mmseg.visualization import SegLocalVisualizer
 
     out_dir = Path(out_dir)
@@ -144,17 +133,33 @@ def predict(config: str | Path, checkpoint: str | Path, inputs: list[str | Path]
                                     "symlinks: give the real folder")
         if folder.exists() and not folder.is_dir():
             raise SegmentationError(f"output folder {folder} exists and is not a folder")
-    images = image_files(inputs)
-    rgb = {path: _read_rgb(path) for path in images}  # every input readable before the model is built
-    predictor = Predictor(config, checkpoint, device=device, cfg_options=cfg_options)
+    if label_offset < 0:
+        raise SegmentationError(f"--label-offset {label_offset}: label values start at 0 or above")
+    try:
+        images = expand_inputs(inputs)
+        for path in images:  # every header before the model is built: a bad or too large image is refused now
+            image_info(path, max_pixels)
+    except ImageError as exc:
+        raise SegmentationError(str(exc)) from None
+    by_stem: dict[str, Path] = {}
+    for path in images:
+        other = by_stem.setdefault(path.stem, path)
+        if other != path:
+            raise SegmentationError(f"{other} and {path} would write the same outputs ({path.stem}.png); "
+                                    "predict them into different folders")
+    predictor = Predictor(config, checkpoint, device=device, cfg_options=cfg_options, max_pixels=max_pixels)
     visualizer = SegLocalVisualizer(name=f"predict-{uuid.uuid4().hex[:8]}", alpha=opacity)
     visualizer.dataset_meta = dict(classes=predictor.classes, palette=predictor.palette)
     written = []
-    for path in images:
-        sample = predictor(rgb[path][..., ::-1].copy())  # mmseg's pipelines take BGR arrays
-        visualizer.add_datasample(path.stem, rgb[path], sample, draw_gt=False, show=False, with_labels=with_labels)
+    progress = tqdm(images, desc="segment predict", unit="image", file=sys.stderr)
+    for path in progress:
+        start = time.perf_counter()
+        rgb = read_rgb(path, max_pixels)
+        sample = predictor(rgb)
+        visualizer.add_datasample(path.stem, rgb, sample, draw_gt=False, show=False, with_labels=with_labels)
         overlay, labels = out_dir / "vis" / f"{path.stem}.png", out_dir / "pred" / f"{path.stem}.png"
         _save_png(Image.fromarray(visualizer.get_image()), overlay)
-        _save_png(label_image(sample.pred_sem_seg.data[0].cpu().numpy(), predictor.palette), labels)
+        _save_png(label_image(sample.pred_sem_seg.data[0].cpu().numpy(), predictor.palette, label_offset), labels)
         written.append((overlay, labels))
+        progress.set_postfix_str(f"{path.name}: {time.perf_counter() - start:.2f} s")
     return written

@@ -13,6 +13,7 @@ from detectron2.modeling import build_model
 from PIL import Image
 
 import detection
+from backbone import UserError
 from detection.cli import main as detect
 from detection.data import DetectionInputError
 from detection.predict import predict_files
@@ -72,15 +73,64 @@ def test_predict_writes_an_overlay_per_image_and_coco_results(lazy_detector, coc
         assert len(result["bbox"]) == 4 and 0 <= result["score"] <= 1
 
 
-def test_predictor_takes_a_path_or_an_rgb_array(lazy_detector, coco, tiny):
+def test_predictor_takes_a_path_an_rgb_array_a_bgr_array_or_a_list(lazy_detector, coco, tiny, tmp_path):
     predictor = detection.Predictor(DEMO, lazy_detector, tiny, device="cpu")
     path = sorted(Path(coco["val_images"]).iterdir())[0]
+    rgb = np.asarray(Image.open(path).convert("RGB"))
     from_path = predictor(path)
-    from_array = predictor(np.asarray(Image.open(path).convert("RGB")))
-    assert len(from_path) > 0 and from_path.image_size == Image.open(path).size[::-1]
-    torch.testing.assert_close(from_array.pred_boxes.tensor, from_path.pred_boxes.tensor)
+    assert len(from_path) > 0 and from_path.image_size == rgb.shape[:2]
+    for same in (predictor(rgb), predictor(np.ascontiguousarray(rgb[:, :, ::-1]), format="BGR"),
+                 *predictor([str(path), rgb])):
+        torch.testing.assert_close(same.pred_boxes.tensor, from_path.pred_boxes.tensor)
+        torch.testing.assert_close(same.scores, from_path.scores)
     with pytest.raises(DetectionInputError, match=r"HxWx3 uint8 RGB array, got an array of shape \(8, 8\)"):
         predictor(np.zeros((8, 8), dtype=np.uint8))
+
+    rotated = tmp_path / "rotated.jpg"  # stored turned a quarter left; EXIF says to turn it back
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    upright = np.ascontiguousarray(rgb[:, :40])
+    Image.fromarray(np.rot90(upright)).save(rotated, exif=exif, quality=100)
+    assert predictor(rotated).image_size == upright.shape[:2]  # the image as displayed, not as stored
+
+
+def test_categories_json_gives_each_input_its_own_ground_truth_id(lazy_detector, coco, tiny, tmp_path, capsys):
+    images = sorted(Path(coco["val_images"]).iterdir())
+    ids = {image["file_name"]: image["id"] for image in json.loads(Path(coco["val_json"]).read_text())["images"]}
+    out = tmp_path / "predictions"
+    code = detect(["predict", "--config-file", str(DEMO), "--weights", str(lazy_detector), "--device", "cpu",
+                   "--categories", str(coco["val_json"]), "--out", str(out),
+                   "--input", *map(str, reversed(images)), *tiny])  # input order is not the json's order
+    assert code == 0
+    assert "detect predict" in capsys.readouterr().err  # the progress bar
+    results = json.loads((out / "coco_instances_results.json").read_text())
+    assert {r["file_name"] for r in results} == {str(p) for p in images}
+    assert all(r["image_id"] == ids[Path(r["file_name"]).name] for r in results)
+
+    stranger = tmp_path / "stranger.png"
+    Image.open(images[0]).save(stranger)
+    code = detect(["predict", "--config-file", str(DEMO), "--weights", str(lazy_detector), "--device", "cpu",
+                   "--categories", str(coco["val_json"]), "--out", str(tmp_path / "again"),
+                   "--input", str(images[0]), str(stranger), *tiny])
+    assert code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith(f"mae-transfer detect: error: --input {stranger}: is not among its images")
+    assert not (tmp_path / "again").exists()  # refused before anything was written
+
+
+def test_an_image_over_the_pixel_limit_is_refused_before_anything_is_written(lazy_detector, coco, tiny, tmp_path,
+                                                                             capsys):
+    from tests.backbone.test_images import png_header
+
+    huge = png_header(tmp_path / "huge.png", 11000, 7400)
+    image = sorted(Path(coco["val_images"]).iterdir())[0]
+    out = tmp_path / "predictions"
+    code = detect(["predict", "--config-file", str(DEMO), "--weights", str(lazy_detector), "--device", "cpu",
+                   "--out", str(out), "--input", str(image), str(huge), *tiny])
+    assert code == 2 and not out.exists()
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"mae-transfer detect: error: image {huge}: 11000x7400 is 81.4 megapixels, more than the limit of "
+        "50,000,000 pixels (--max-pixels); downscale it or raise the limit")
 
 
 def wide_image() -> np.ndarray:
@@ -108,5 +158,5 @@ def test_an_input_larger_than_the_square_pad_is_an_error_not_a_crop(yacs_detecto
 
 def test_predict_refuses_inputs_that_match_nothing(lazy_detector, tiny, tmp_path):
     predictor = detection.Predictor(DEMO, lazy_detector, tiny, device="cpu")
-    with pytest.raises(DetectionInputError, match=f"--input {tmp_path}/\\*.jpg: no such file, or no image files"):
+    with pytest.raises(UserError, match=f"--input {tmp_path}/\\*.jpg: no such file, or no image files"):
         predict_files(predictor, [str(tmp_path / "*.jpg")], tmp_path / "out")

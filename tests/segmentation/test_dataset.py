@@ -96,3 +96,12 @@ def test_unreadable_files(build_dataset, ade_copy, broken):
     for check in (dataset.check_files, lambda: dataset[0]):
         with pytest.raises(SegDataError, match=f"{image} \\(label map {label}\\): cannot be (loaded|read)"):
             check()
+
+
+def test_a_16_bit_image_is_refused_naming_it(build_dataset, ade_copy):
+    """mmcv decodes a 16-bit image to 8 bits: the model would train on other values than the file holds."""
+    image, label = first_sample(ade_copy)
+    height, width = np.asarray(Image.open(label)).shape
+    Image.fromarray(np.full((height, width), 40000, np.uint16)).save(image, format="PNG")  # under its .jpg name
+    with pytest.raises(SegDataError, match=f"{image} \\(label map {label}\\): I;16 pixels \\(16-bit or float\\)"):
+        build_dataset(ade_copy).check_files()

@@ -20,11 +20,12 @@ def test_predict_writes_an_overlay_and_a_label_map_per_image(trained_run, demo_c
     folder = ade_root / "images" / "validation"
     extra = ade_root / "images" / "training" / "ADE_train_00000001.jpg"
     out = tmp_path / "predictions"
-    rc = segment(["predict", str(demo_config), str(trained_run / "iter_2.pth"), "--input", str(folder), str(extra),
-                  "--out", str(out), "--device", "cpu", *cli_options(tiny_options)])
+    rc = segment(["predict", str(demo_config), str(trained_run / "iter_2.pth"), "--input", str(folder / "*.jpg"),
+                  str(extra), "--out", str(out), "--device", "cpu", *cli_options(tiny_options)])
     assert rc == 0
     images = sorted(folder.glob("*.jpg")) + [extra]
-    assert f"{len(images)} images" in capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert f"{len(images)} images" in captured.out and "segment predict" in captured.err  # and a progress bar
 
     meta = read_checkpoint(trained_run / "iter_2.pth")["meta"]["dataset_meta"]  # what the run trained with
     classes, palette = meta["classes"], meta["palette"]
@@ -39,13 +40,54 @@ def test_predict_writes_an_overlay_and_a_label_map_per_image(trained_run, demo_c
         assert np.array_equal(np.reshape(label.getpalette()[:3 * len(classes)], (-1, 3)), palette)
 
 
-def test_predictor_takes_paths_and_bgr_arrays(trained_run, demo_config, ade_root, tiny_options, tmp_path):
+def test_label_offset_writes_the_ade_format_convention(trained_run, demo_config, ade_root, tiny_options, tmp_path,
+                                                      cli_options):
+    image = sorted((ade_root / "images" / "validation").glob("*.jpg"))[0]
+    labels = {}
+    for offset in (0, 1):
+        out = tmp_path / f"offset_{offset}"
+        assert segment(["predict", str(demo_config), str(trained_run / "iter_2.pth"), "--input", str(image),
+                        "--out", str(out), "--device", "cpu", "--label-offset", str(offset),
+                        *cli_options(tiny_options)]) == 0
+        labels[offset] = Image.open(out / "pred" / f"{image.stem}.png")
+    np.testing.assert_array_equal(np.asarray(labels[1]), np.asarray(labels[0]) + 1)  # class k written as k + 1
+    assert labels[1].getpalette()[:3] == [0, 0, 0]  # 0 (ignore in ADE-format labels) is never written
+    assert labels[1].getpalette()[3:9] == labels[0].getpalette()[:6]  # each class keeps its colour
+
+
+def test_an_image_over_the_pixel_limit_is_refused_before_the_model_is_built(trained_run, demo_config, ade_root,
+                                                                            tmp_path, capsys):
+    from tests.backbone.test_images import png_header
+
+    huge = png_header(tmp_path / "huge.png", 11000, 7400)
+    out = tmp_path / "predictions"
+    assert segment(["predict", str(demo_config), str(trained_run / "iter_2.pth"), "--input", str(huge),
+                    "--out", str(out)]) == USER_ERROR_EXIT
+    assert capsys.readouterr().err.strip() == (
+        f"mae-transfer segment predict: error: image {huge}: 11000x7400 is 81.4 megapixels, more than the limit of "
+        "50,000,000 pixels (--max-pixels); downscale it or raise the limit")
+    assert not out.exists()
+
+
+def test_predictor_takes_a_path_an_rgb_array_a_bgr_array_or_a_list(trained_run, demo_config, ade_root, tiny_options,
+                                                                   tmp_path):
     predictor = Predictor(demo_config, trained_run / "iter_2.pth", device="cpu", cfg_options=tiny_options)
     image = sorted((ade_root / "images" / "validation").glob("*.jpg"))[0]
+    rgb = np.asarray(Image.open(image).convert("RGB"))
     from_path = predictor(image)
-    from_array = predictor(np.asarray(Image.open(image).convert("RGB"))[..., ::-1].copy())
     assert from_path.pred_sem_seg.data.shape == (1, 64, 64)
-    assert (from_path.pred_sem_seg.data == from_array.pred_sem_seg.data).all()
+    for same in (predictor(rgb), predictor(np.ascontiguousarray(rgb[..., ::-1]), format="BGR"),
+                 *predictor([str(image), rgb])):
+        torch.testing.assert_close(same.seg_logits.data, from_path.seg_logits.data)
+    swapped = predictor(np.ascontiguousarray(rgb[..., ::-1]))  # a BGR array taken as RGB: other scores
+    assert not torch.allclose(swapped.seg_logits.data, from_path.seg_logits.data)
+
+    rotated = tmp_path / "rotated.jpg"  # stored turned a quarter left; EXIF says to turn it back
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(np.rot90(rgb[:, :40])).save(rotated, exif=exif, quality=100)
+    assert predictor(rotated).pred_sem_seg.data.shape == (1, 64, 40)  # as displayed, not as stored (40x64)
+
     trained = read_checkpoint(trained_run / "iter_2.pth")
     assert predictor.classes == list(trained["meta"]["dataset_meta"]["classes"])
 
@@ -53,7 +95,7 @@ def test_predictor_takes_paths_and_bgr_arrays(trained_run, demo_config, ade_root
     torch.save(trained["state_dict"], bare)
     from_config = Predictor(demo_config, bare, device="cpu", cfg_options=tiny_options)
     assert from_config.classes == list(SEMANTIC_CLASSES) and len(from_config.palette) == len(SEMANTIC_CLASSES)
-    assert (from_config(image).pred_sem_seg.data == from_path.pred_sem_seg.data).all()
+    torch.testing.assert_close(from_config(image).seg_logits.data, from_path.seg_logits.data)
 
 
 def test_predict_refuses_bad_inputs_and_symlinked_outputs(trained_run, demo_config, ade_root, tmp_path, capsys):
@@ -62,8 +104,9 @@ def test_predict_refuses_bad_inputs_and_symlinked_outputs(trained_run, demo_conf
     missing = tmp_path / "missing.jpg"
     assert segment(["predict", str(demo_config), checkpoint, "--input", str(missing), "--out",
                     str(tmp_path / "out")]) == USER_ERROR_EXIT
-    assert capsys.readouterr().err.strip() == (f"mae-transfer segment predict: error: {missing}: no such image file "
-                                               "or folder")
+    assert capsys.readouterr().err.strip() == (f"mae-transfer segment predict: error: --input {missing}: no such "
+                                               "file, or no image files (.jpg, .jpeg, .png, .bmp, .tif, .tiff, .webp) "
+                                               "in that folder or matching that pattern")
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "vis").symlink_to(tmp_path, target_is_directory=True)
     assert segment(["predict", str(demo_config), checkpoint, "--input", image, "--out",

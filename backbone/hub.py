@@ -11,10 +11,16 @@ References ``resolve_weights`` understands:
   ``model.safetensors``, else ``pytorch_model.bin`` (e.g. ``hf:facebook/vit-mae-base``);
 - ``http://`` / ``https://`` URLs: downloaded once into torch.hub's cache (``$TORCH_HOME/hub/checkpoints``), the
   cache timm's URL weights use too;
+- ``detectron2://PATH`` (the detection configs' default initial weights): as detectron2's ``Detectron2Handler``
+  resolves it (``detectron2/utils/file_io.py``): ``https://dl.fbaipublicfiles.com/detectron2/PATH``, cached where
+  detectron2's ``PathManager`` caches it (``$FVCORE_CACHE``, default ``~/.torch/iopath_cache``, then the URL's
+  path), so a file detectron2 fetched before is reused;
 - ``file://`` URLs and plain paths: the file itself.
 
 Without a network (or with ``HF_HUB_OFFLINE=1``) a file not yet cached is one ``CheckpointError`` naming the URL to
-fetch and the path to save it at.
+fetch and the path to save it at. For the Hugging Face Hub one request without retries (``HUB_PROBE_TIMEOUT``
+seconds at most) tells whether the Hub answers before anything is downloaded, so an offline machine gets that
+error at once, not after huggingface_hub's retries with back-off.
 """
 from __future__ import annotations
 
@@ -28,12 +34,16 @@ from .checkpoint import CheckpointError
 
 HF_PREFIXES = ("hf:", "hf-hub:")
 TIMM_PREFIX = "timm:"
+DETECTRON2_PREFIX = "detectron2://"
+DETECTRON2_URL = "https://dl.fbaipublicfiles.com/detectron2/"  # detectron2's Detectron2Handler.S3_DETECTRON2_PREFIX
 HF_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")  # the names transformers and timm look for, in order
-_SCHEMES = (TIMM_PREFIX, *HF_PREFIXES, "http://", "https://", "file://")
+HUB_PROBE_TIMEOUT = 1.5  # seconds for the one request that tells whether the Hugging Face Hub answers
+_SCHEMES = (TIMM_PREFIX, *HF_PREFIXES, DETECTRON2_PREFIX, "http://", "https://", "file://")
 
 
 def is_reference(path: str | Path) -> bool:
-    """True for a weights reference that is not a plain path (``timm:``, ``hf:``, ``hf-hub:``, a URL).
+    """True for a weights reference that is not a plain path (``timm:``, ``hf:``, ``hf-hub:``, ``detectron2://``, a
+    URL).
     (``Path`` keeps ``timm:`` / ``hf:`` intact but turns ``https://`` into ``https:/``: pass URLs as strings.)"""
     return str(path).startswith(_SCHEMES)
 
@@ -53,7 +63,16 @@ def resolve_weights(reference: str | Path) -> str:
         return _hf_file(reference, repo, (filename,) if filename else HF_WEIGHT_FILES)
     if reference.startswith("file://"):
         return unquote(urlparse(reference).path)
+    if reference.startswith(DETECTRON2_PREFIX):
+        return _detectron2_file(reference)
     return _url_file(reference, reference)
+
+
+def _detectron2_file(reference: str) -> str:
+    """A ``detectron2://`` file where detectron2's ``PathManager`` caches it (iopath's ``HTTPURLHandler``)."""
+    url = DETECTRON2_URL + reference[len(DETECTRON2_PREFIX):].split("?")[0]  # ?matching_heuristics=True: a flag
+    cache = Path(os.path.expanduser(os.getenv("FVCORE_CACHE", "~/.torch/iopath_cache")))
+    return _url_file(reference, url, cache / urlparse(url).path.lstrip("/"))
 
 
 def _split_hf(reference: str) -> tuple[str, str | None]:
@@ -71,8 +90,8 @@ def _hf_cache() -> Path:
 
 def _hf_file(reference: str, repo: str, filenames: tuple[str, ...]) -> str:
     """The first of ``filenames`` in the model repo, from the Hugging Face cache or downloaded into it."""
-    from huggingface_hub import hf_hub_download, try_to_load_from_cache
-    from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError, LocalEntryNotFoundError
+    from huggingface_hub import constants, get_hf_file_metadata, hf_hub_download, hf_hub_url, try_to_load_from_cache
+    from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError
 
     for filename in filenames:  # a cached file is used without asking the hub (also offline)
         cached = try_to_load_from_cache(repo, filename, cache_dir=_hf_cache())
@@ -80,18 +99,21 @@ def _hf_file(reference: str, repo: str, filenames: tuple[str, ...]) -> str:
             return cached
     for filename in filenames:
         try:
+            if constants.HF_HUB_OFFLINE:
+                raise ConnectionError("HF_HUB_OFFLINE is set")
+            get_hf_file_metadata(hf_hub_url(repo, filename), timeout=HUB_PROBE_TIMEOUT)  # one request, no retries
             return hf_hub_download(repo, filename, cache_dir=_hf_cache())
-        except LocalEntryNotFoundError:  # offline, or the hub cannot be reached: nothing to try next
-            from huggingface_hub import constants
-            reason = "HF_HUB_OFFLINE is set" if constants.HF_HUB_OFFLINE else "the Hugging Face Hub cannot be reached"
-            raise _not_cached(reference, f"https://huggingface.co/{repo}/resolve/main/{filename}",
-                              _hf_cache() / f"models--{repo.replace('/', '--')}" / "snapshots" / "main" / filename,
-                              reason, alternatives=filenames[1:]) from None
         except EntryNotFoundError:  # the repo has no such file: try the next name
             continue
-        except (HfHubHTTPError, OSError) as exc:  # no such repo, no access, ...
+        except HfHubHTTPError as exc:  # no such repo, no access, ...
             raise CheckpointError(f"{reference}: cannot be downloaded from the Hugging Face Hub "
                                   f"({type(exc).__name__}: {str(exc).splitlines()[0]})") from None
+        except Exception as exc:  # offline, or the hub cannot be reached (httpx, socket, timeout errors)
+            reason = ("HF_HUB_OFFLINE is set" if constants.HF_HUB_OFFLINE
+                      else f"the Hugging Face Hub cannot be reached: {type(exc).__name__}: {exc}")
+            raise _not_cached(reference, hf_hub_url(repo, filename),
+                              _hf_cache() / f"models--{repo.replace('/', '--')}" / "snapshots" / "main" / filename,
+                              reason, alternatives=filenames[1:]) from None
     raise CheckpointError(f"{reference}: the Hugging Face repo {repo} has none of {list(filenames)}; name the "
                           f"file: hf:{repo}/FILE")
 
@@ -114,9 +136,10 @@ def _timm_file(reference: str) -> str:
     return _url_file(reference, cfg.url)
 
 
-def _url_file(reference: str, url: str) -> str:
-    """``url`` downloaded once into torch.hub's checkpoint cache (where timm caches URL weights too)."""
-    target = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(urlparse(url).path)
+def _url_file(reference: str, url: str, target: Path | None = None) -> str:
+    """``url`` downloaded once into ``target``, by default torch.hub's checkpoint cache (where timm caches URL
+    weights too)."""
+    target = target or Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(urlparse(url).path)
     if target.is_file():
         return str(target)
     target.parent.mkdir(parents=True, exist_ok=True)

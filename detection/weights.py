@@ -73,8 +73,9 @@ class Checkpointer(DetectionCheckpointer):
 
 
 def local_path(path: str) -> str:
-    """A local file for ``path``: ``timm:NAME``, ``hf:ORG/REPO`` and http(s) URLs come from their caches
-    (``backbone.resolve_weights``), ``detectron2://`` from detectron2's. A ``?matching_heuristics=True`` query
+    """A local file for ``path``: ``timm:NAME``, ``hf:ORG/REPO``, ``detectron2://`` and http(s) URLs come from
+    their caches (``backbone.resolve_weights``; ``detectron2://`` from detectron2's), other schemes through
+    detectron2's ``PathManager``. A ``?matching_heuristics=True`` query
     (detectron2's MAE-loading habit) is dropped: it is not needed here."""
     plain = urlparse(path)._replace(query="").geturl()
     if is_reference(plain):

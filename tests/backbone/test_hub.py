@@ -139,3 +139,41 @@ def test_supervised_config_defaults_fit_the_preset_backbone(reference, hf_cache)
     report = load_pretrained(model, reference, log=False)
     assert report.unexpected == [] and report.missing == report.missing_rel_pos
     assert set(report.ignored) <= {"cls_token", "norm.weight", "norm.bias", "head.weight", "head.bias"}
+
+
+def test_an_unreachable_hub_is_one_error_without_retries(hf_cache, monkeypatch):
+    """Online, but the Hub does not answer: one request, then the error (huggingface_hub alone retries 5 times
+    with back-off, printing a warning each time)."""
+    from huggingface_hub import constants
+    from huggingface_hub.utils import _http
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    endpoint = "http://127.0.0.1:9"  # the discard port: connection refused
+    monkeypatch.setattr(constants, "ENDPOINT", endpoint)
+    monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE", endpoint + "/{repo_id}/resolve/{revision}/{filename}")
+    sleeps = []
+    monkeypatch.setattr(_http.time, "sleep", sleeps.append)
+    with pytest.raises(CheckpointError, match=r"^hf:someone/absent: not in the local cache and cannot be downloaded "
+                                              r"\(the Hugging Face Hub cannot be reached: ConnectError"):
+        resolve_weights("hf:someone/absent")
+    assert sleeps == []
+    with pytest.raises(CheckpointError, match=f"fetch {endpoint}/someone/absent/resolve/main/model.safetensors"):
+        resolve_weights("hf:someone/absent")  # the endpoint asked (HF_ENDPOINT), not a fixed one
+
+
+def test_detectron2_reference_resolves_as_detectron2_does(tmp_path, http_server, encoder, monkeypatch):
+    """``detectron2://PATH`` is detectron2's model-zoo URL prefix plus PATH, cached where iopath caches it."""
+    import backbone.hub
+
+    root, base = http_server
+    (root / "ImageNetPretrained" / "MAE").mkdir(parents=True)
+    torch.save({"model": encoder}, root / "ImageNetPretrained" / "MAE" / "mae_tiny.pth")
+    monkeypatch.setenv("FVCORE_CACHE", str(tmp_path / "iopath_cache"))
+    monkeypatch.setattr(backbone.hub, "DETECTRON2_URL", f"{base}/")
+    reference = "detectron2://ImageNetPretrained/MAE/mae_tiny.pth?matching_heuristics=True"
+    assert is_reference(reference)
+    local = resolve_weights(reference)
+    assert local == str(tmp_path / "iopath_cache" / "ImageNetPretrained" / "MAE" / "mae_tiny.pth")
+    assert load_pretrained(dense_vit(), reference, log=False).missing == []
+    (root / "ImageNetPretrained" / "MAE" / "mae_tiny.pth").unlink()
+    assert resolve_weights(reference) == local  # from the cache the second time

@@ -30,3 +30,19 @@ def test_timm_name_and_unreachable_url(mae_state, hf_cache, tmp_path, monkeypatc
     with pytest.raises(CheckpointError, match=r"fetch http://127.0.0.1:9/mae_pretrain_vit_base.pth and save it as "
                                               rf"{tmp_path / 'torch_hub' / 'checkpoints' / 'mae_pretrain_vit_base.pth'}"):
         local_path("http://127.0.0.1:9/mae_pretrain_vit_base.pth?matching_heuristics=True")
+
+
+def test_detectron2_reference_is_the_file_detectrons_path_manager_gives(mae_state, tmp_path, monkeypatch):
+    """The configs' default ``detectron2://`` weights, already in detectron2's cache: the same file either way,
+    without a network (PathManager and resolve_weights download only what is not cached)."""
+    from detectron2.utils.file_io import PathManager
+
+    from backbone import resolve_weights
+
+    monkeypatch.setenv("FVCORE_CACHE", str(tmp_path / "iopath_cache"))
+    reference = "detectron2://ImageNetPretrained/MAE/mae_pretrain_vit_base.pth"
+    cached = tmp_path / "iopath_cache" / "detectron2" / "ImageNetPretrained" / "MAE" / "mae_pretrain_vit_base.pth"
+    cached.parent.mkdir(parents=True)
+    torch.save({"model": mae_state()}, cached)
+    assert resolve_weights(reference) == PathManager.get_local_path(reference) == str(cached)
+    assert local_path(reference + "?matching_heuristics=True") == str(cached)

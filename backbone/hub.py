@@ -15,7 +15,8 @@ References ``resolve_weights`` understands:
   resolves it (``detectron2/utils/file_io.py``): ``https://dl.fbaipublicfiles.com/detectron2/PATH``, cached where
   detectron2's ``PathManager`` caches it (``$FVCORE_CACHE``, default ``~/.torch/iopath_cache``, then the URL's
   path), so a file detectron2 fetched before is reused;
-- ``file://`` URLs and plain paths: the file itself.
+- ``file://`` URLs and plain paths: the file itself; a folder saved by transformers' ``save_pretrained``, timm's
+  ``save_for_hf`` or ``mae-transfer export --format hf|timm``: its ``model.safetensors``, else ``pytorch_model.bin``.
 
 Without a network (or with ``HF_HUB_OFFLINE=1``) a file not yet cached is one ``CheckpointError`` naming the URL to
 fetch and the path to save it at. For the Hugging Face Hub one request without retries (``HUB_PROBE_TIMEOUT``
@@ -51,10 +52,11 @@ def is_reference(path: str | Path) -> bool:
 def resolve_weights(reference: str | Path) -> str:
     """The local file of a weights reference (see the module doc), downloading it into its cache if needed.
 
-    Plain paths come back unchanged (whether the file exists is for the reader to say).
+    Plain paths come back unchanged (whether the file exists is for the reader to say), a model folder as its
+    weights file.
     """
     if not is_reference(reference):
-        return str(reference)
+        return _folder_weights(Path(reference)) if Path(reference).is_dir() else str(reference)
     reference = str(reference)
     if reference.startswith(TIMM_PREFIX):
         return _timm_file(reference)
@@ -73,6 +75,15 @@ def _detectron2_file(reference: str) -> str:
     url = DETECTRON2_URL + reference[len(DETECTRON2_PREFIX):].split("?")[0]  # ?matching_heuristics=True: a flag
     cache = Path(os.path.expanduser(os.getenv("FVCORE_CACHE", "~/.torch/iopath_cache")))
     return _url_file(reference, url, cache / urlparse(url).path.lstrip("/"))
+
+
+def _folder_weights(folder: Path) -> str:
+    """The weights file of a saved model folder, by the names transformers and timm save it under."""
+    for name in HF_WEIGHT_FILES:
+        if (folder / name).is_file():
+            return str(folder / name)
+    raise CheckpointError(f"{folder}: a folder without {' or '.join(HF_WEIGHT_FILES)}; give a checkpoint file or a "
+                          "saved Hugging Face / timm model folder")
 
 
 def _split_hf(reference: str) -> tuple[str, str | None]:

@@ -49,9 +49,9 @@ def atomic_write(path: str | Path, write: Callable[[Path], Any]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TMP_SUFFIX, dir=path.parent)
     os.close(fd)
-    os.chmod(tmp, _default_mode())  # mkstemp makes 0600 files
     try:
         write(Path(tmp))
+        os.chmod(tmp, _default_mode())  # after writing: mkstemp makes 0600 files, and so do writers that replace one
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -78,7 +78,7 @@ def local_path(path: str) -> str:
     detectron2's ``PathManager``. A ``?matching_heuristics=True`` query
     (detectron2's MAE-loading habit) is dropped: it is not needed here."""
     plain = urlparse(path)._replace(query="").geturl()
-    if is_reference(plain):
+    if is_reference(plain) or Path(plain).is_dir():  # a model folder: its weights file
         return resolve_weights(plain)
     if "://" not in plain:
         if not Path(plain).is_file():

@@ -62,13 +62,17 @@ def export(argv: list[str]) -> int:
                                                  "transformers (ViTMAEModel).")
     parser.add_argument("checkpoint", help="pretraining checkpoint (ours, the MAE repo's, an official *_full.pth, a "
                                            "Hugging Face ViTMAE file) or a reference: timm:NAME, hf:ORG/REPO, a URL")
-    parser.add_argument("--out", required=True, help="output file, e.g. mae_pretrain_vit_base.pth (a folder for hf)")
+    parser.add_argument("--out", required=True, help="output file, e.g. mae_pretrain_vit_base.pth (a folder for hf, "
+                                                     "and for timm without a weights suffix)")
     parser.add_argument("--format", choices=("mae", "timm", "hf"), default="mae",
-                        help="mae: {'model': state_dict} as the MAE release (default); timm: a bare state dict "
-                             "(.safetensors by the file name) for timm.create_model(..., pretrained_cfg_overlay="
-                             "dict(file=OUT)); hf: a folder for transformers' ViTMAEModel.from_pretrained")
+                        help="mae: {'model': state_dict} as the MAE release (default); timm: a folder with "
+                             "model.safetensors and timm's config.json for timm.create_model('local-dir:OUT', "
+                             "pretrained=True), or, for an OUT ending in .pth/.bin/.safetensors, the bare state dict "
+                             "for timm.create_model(..., pretrained_cfg_overlay=dict(file=OUT)); hf: a folder for "
+                             "transformers' ViTMAEModel.from_pretrained and AutoImageProcessor")
     parser.add_argument("--num-heads", type=int, default=None,
-                        help="attention heads, for --format hf when neither the checkpoint nor a preset width tells")
+                        help="attention heads, for --format hf and timm folders when neither the checkpoint nor a "
+                             "preset width tells")
     args = parser.parse_args(argv)
 
     def body():

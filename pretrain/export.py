@@ -4,11 +4,15 @@ Hugging Face transformers.
 - ``mae`` (default): ``{'model': state_dict}`` with exactly the keys of ``mae_pretrain_vit_*.pth`` (the MAE repo's
   README): cls_token, pos_embed, patch_embed.proj.*, blocks.N.*, norm.*. ``backbone.load_pretrained`` and the
   official fine-tuning code read it.
-- ``timm``: the same tensors as a bare state dict (``.safetensors`` when the file name says so), for
-  ``timm.create_model('vit_base_patch16_224', pretrained=True, pretrained_cfg_overlay=dict(file=PATH),
-  num_classes=0)``; the export prints the call that fits the encoder's shape.
-- ``hf``: a folder with ``config.json`` and ``model.safetensors`` in the layout of the Hub's ViTMAE releases, for
-  ``transformers.ViTMAEModel.from_pretrained(FOLDER)``.
+- ``timm``: the same tensors as a bare state dict. To a folder (an ``--out`` without a weights suffix): timm's own
+  layout, ``model.safetensors`` and timm's ``config.json`` (architecture, its arguments for this encoder's shape,
+  and the preprocessing of timm's ``vit_base_patch16_224.mae``), as ``timm.models.save_for_hf`` writes them, for
+  ``timm.create_model('local-dir:FOLDER', pretrained=True)`` or an upload to the Hub (``hf-hub:ORG/REPO``). To a
+  file (``.pth``, ``.bin``, ``.safetensors``): the weights alone, for ``timm.create_model('vit_base_patch16_224',
+  pretrained=True, pretrained_cfg_overlay=dict(file=PATH), num_classes=0)``. The export prints the call.
+- ``hf``: a folder with ``config.json`` and ``model.safetensors`` in the layout of the Hub's ViTMAE releases, and
+  the ``preprocessor_config.json`` of their ``ViTImageProcessor`` (resize to the encoder's size, bicubic, ImageNet
+  mean and std), for ``transformers.ViTMAEModel.from_pretrained(FOLDER)`` and ``AutoImageProcessor``.
 
 The decoder, the mask token and the training state stay behind. The checkpoint may be ours, the MAE repo's, an
 official ``*_full.pth``, a Hugging Face ViTMAE file or a weights reference (``timm:``, ``hf:``, a URL).
@@ -20,6 +24,7 @@ import json
 import logging
 import re
 from pathlib import Path
+from typing import Callable
 
 import torch
 
@@ -30,6 +35,8 @@ from backbone.run_record import atomic_write
 logger = logging.getLogger(__name__)
 
 FORMATS = ("mae", "timm", "hf")
+WEIGHT_SUFFIXES = (".pth", ".pt", ".bin", ".safetensors")  # an --out with one of these is a file, else a folder
+MAE_TIMM_NAME = "vit_base_patch16_224.mae"  # timm's name of the MAE release: its preprocessing is the exports'
 ENCODER_KEY = re.compile(r"^(cls_token|pos_embed|patch_embed\.proj\.(weight|bias)|blocks\.\d+\..+|norm\.(weight|bias))$")
 _REQUIRED = ("cls_token", "pos_embed", "patch_embed.proj.weight", "norm.weight")
 
@@ -134,10 +141,52 @@ def _save_safetensors(state: dict[str, torch.Tensor], path: Path) -> Path:
     return atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata={"format": "pt"}))
 
 
+def timm_config(encoder: dict[str, torch.Tensor], num_heads: int | None) -> Callable[[Path], None]:
+    """A writer of timm's ``config.json`` for this encoder: timm's ``save_config_for_hf`` on the model that
+    ``timm_create_args`` names (built on the meta device: no memory, no weights), with the preprocessing of timm's
+    MAE release (``MAE_TIMM_NAME``)."""
+    import timm
+    from timm.models import get_pretrained_cfg
+    from timm.models._hub import save_config_for_hf
+
+    name, kwargs = timm_create_args(encoder, num_heads)
+    mae = get_pretrained_cfg(MAE_TIMM_NAME)
+    overlay = dict(tag=None, hf_hub_id=None, url=None, license=None, mean=mae.mean, std=mae.std,
+                   crop_pct=mae.crop_pct, interpolation=mae.interpolation)
+    with torch.device("meta"):
+        model = timm.create_model(name, pretrained=False, num_classes=0, pretrained_cfg_overlay=overlay, **kwargs)
+    return lambda path: save_config_for_hf(model, str(path))
+
+
+def hf_preprocessor_config(encoder: dict[str, torch.Tensor]) -> dict:
+    """``preprocessor_config.json`` of the Hub's ViTMAE releases (``ViTImageProcessor``): resize to the encoder's
+    image size with PIL's bicubic (3), scale to [0, 1], normalise with ImageNet's mean and std (MAE's)."""
+    from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
+
+    size = encoder_shape(encoder)["img_size"]
+    return {"image_processor_type": "ViTImageProcessor", "do_resize": True, "size": {"height": size, "width": size},
+            "resample": 3, "do_rescale": True, "rescale_factor": 1 / 255, "do_normalize": True,
+            "image_mean": list(IMAGENET_DEFAULT_MEAN), "image_std": list(IMAGENET_DEFAULT_STD)}
+
+
+def _write_json(obj: dict, path: Path) -> Path:
+    text = json.dumps(obj, indent=2) + "\n"
+    return atomic_write(path, lambda tmp: tmp.write_text(text))
+
+
+def _known_heads(checkpoint: str | Path, encoder: dict[str, torch.Tensor], config: dict, num_heads: int | None) -> int:
+    heads = num_heads_of(encoder, config, num_heads)
+    if heads is None:
+        raise CheckpointError(f"{checkpoint}: the number of attention heads is not stored with a "
+                              f"{encoder['pos_embed'].shape[-1]}-wide encoder; give it (--num-heads N)")
+    return heads
+
+
 def export_encoder(checkpoint: str | Path, out_path: str | Path, format: str = "mae",
                    num_heads: int | None = None) -> Path:
-    """Write the encoder of ``checkpoint`` to ``out_path`` (a file; a folder for ``hf``) in ``format`` and
-    return it. ``num_heads`` is needed for ``hf`` only when neither the checkpoint nor the width tells it."""
+    """Write the encoder of ``checkpoint`` to ``out_path`` in ``format`` and return it: a file, or a folder for
+    ``hf`` and for ``timm`` when ``out_path`` has no weights suffix (``WEIGHT_SUFFIXES``). ``num_heads`` is needed
+    for the folders only when neither the checkpoint nor the width tells it."""
     if format not in FORMATS:
         raise CheckpointError(f"export format {format!r}: choose one of {', '.join(FORMATS)}")
     state = read_state_dict(checkpoint)
@@ -145,23 +194,27 @@ def export_encoder(checkpoint: str | Path, out_path: str | Path, format: str = "
     out_path = Path(out_path)
     if format == "mae":
         path = atomic_torch_save({"model": encoder}, out_path)
-    elif format == "timm":
+    elif format == "timm" and out_path.suffix in WEIGHT_SUFFIXES:
         path = (_save_safetensors(encoder, out_path) if out_path.suffix == ".safetensors"
                 else atomic_torch_save(encoder, out_path))
         name, kwargs = timm_create_args(encoder, num_heads_of(encoder, training_config(checkpoint), num_heads))
         extra = "".join(f", {k}={v!r}" for k, v in kwargs.items())
         logger.info("load it with timm.create_model(%r, pretrained=True, pretrained_cfg_overlay=dict(file=%r), "
                     "num_classes=0%s)", name, str(path), extra)
+    elif format == "timm":
+        write_config = timm_config(encoder, _known_heads(checkpoint, encoder, training_config(checkpoint), num_heads))
+        out_path.mkdir(parents=True, exist_ok=True)
+        _save_safetensors(encoder, out_path / "model.safetensors")
+        atomic_write(out_path / "config.json", write_config)
+        path = out_path
+        logger.info("load it with timm.create_model('local-dir:%s', pretrained=True)", path)
     else:
         config = training_config(checkpoint)
-        heads = num_heads_of(encoder, config, num_heads)
-        if heads is None:
-            raise CheckpointError(f"{checkpoint}: the number of attention heads is not stored with a "
-                                  f"{encoder['pos_embed'].shape[-1]}-wide encoder; give it (--num-heads N)")
+        heads = _known_heads(checkpoint, encoder, config, num_heads)
         out_path.mkdir(parents=True, exist_ok=True)
         _save_safetensors(timm_to_hf(encoder), out_path / "model.safetensors")
-        text = json.dumps(hf_vitmae_config(encoder, heads, config), indent=2) + "\n"
-        atomic_write(out_path / "config.json", lambda tmp: tmp.write_text(text))
+        _write_json(hf_vitmae_config(encoder, heads, config), out_path / "config.json")
+        _write_json(hf_preprocessor_config(encoder), out_path / "preprocessor_config.json")
         path = out_path
     logger.info("exported %d encoder tensors from %s to %s as %s (left out %d others: decoder, mask token, head)",
                 len(encoder), checkpoint, path, format, len(state) - len(encoder))

@@ -3,6 +3,7 @@ Hugging Face ViTMAE checkpoints load into MaskedAutoencoderViT without renaming,
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -46,6 +47,38 @@ def test_timm_export_loads_in_timm_create_model_with_our_outputs(pretrained, tmp
     torch.testing.assert_close(features, our_encoder_output(pretrained, images, 0.0), rtol=1e-4, atol=1e-5)
 
 
+def test_timm_folder_export_loads_by_local_dir_with_our_outputs(pretrained, tmp_path):
+    """A folder in timm's own layout (model.safetensors + config.json): timm needs no arguments but the folder."""
+    out = export_encoder(pretrained, tmp_path / "timm_folder", format="timm", num_heads=HEADS)
+    assert sorted(p.name for p in out.iterdir()) == ["config.json", "model.safetensors"]
+    config = json.loads((out / "config.json").read_text())
+    assert config["architecture"] == "vit_base_patch16_224" and config["num_classes"] == 0
+    assert config["pretrained_cfg"]["mean"] == list(timm.data.IMAGENET_DEFAULT_MEAN)  # MAE's, not ViT-B's 0.5
+    model = timm.create_model(f"local-dir:{out}", pretrained=True).eval()
+    images = torch.randn(2, 3, SIZE, SIZE)
+    with torch.no_grad():
+        features = model.forward_features(images)
+    torch.testing.assert_close(features, our_encoder_output(pretrained, images, 0.0), rtol=1e-4, atol=1e-5)
+    assert timm.data.resolve_data_config({}, model=model)["input_size"] == (3, SIZE, SIZE)
+
+
+def test_exported_files_have_the_modes_of_new_files(pretrained, tmp_path):
+    """0666 less the umask, as open() gives (here umask 022: 0644), not mkstemp's 0600."""
+    import os
+
+    previous = os.umask(0o022)
+    try:
+        outputs = [export_encoder(pretrained, tmp_path / "mae.pth"),
+                   export_encoder(pretrained, tmp_path / "timm.safetensors", format="timm"),
+                   *export_encoder(pretrained, tmp_path / "hf", format="hf").iterdir(),
+                   *export_encoder(pretrained, tmp_path / "timm", format="timm").iterdir()]
+    finally:
+        os.umask(previous)
+    assert len(outputs) == 7  # mae, timm file, hf: 3 files, timm folder: 2
+    assert {str(path): oct(path.stat().st_mode & 0o777) for path in outputs} == {
+        str(path): "0o644" for path in outputs}
+
+
 def test_timm_name_for_preset_widths():
     def shaped(width, depth, patch, grid):
         return {"patch_embed.proj.weight": torch.zeros(width, 3, patch, patch),
@@ -70,6 +103,27 @@ def test_hf_export_loads_in_transformers_vitmae_with_our_outputs(pretrained, tmp
     torch.testing.assert_close(theirs.last_hidden_state, ours, rtol=1e-4, atol=1e-5)
     assert read_state_dict(out / "model.safetensors").keys() == read_state_dict(
         export_encoder(pretrained, tmp_path / "mae.pth")).keys()
+
+    processor = transformers.AutoImageProcessor.from_pretrained(out)
+    assert type(processor).__name__.startswith("ViTImageProcessor")
+    pixels = processor(images=np.full((50, 70, 3), 255, np.uint8), return_tensors="pt")["pixel_values"]
+    assert pixels.shape == (1, 3, SIZE, SIZE)  # resized to the encoder's input, normalised with ImageNet's stats
+    expected = (1 - torch.tensor(timm.data.IMAGENET_DEFAULT_MEAN)) / torch.tensor(timm.data.IMAGENET_DEFAULT_STD)
+    torch.testing.assert_close(pixels[0, :, 0, 0], expected, rtol=1e-4, atol=1e-4)
+
+
+def test_load_pretrained_takes_a_saved_model_folder(pretrained, tmp_path):
+    """An HF folder (ours, or transformers' save_pretrained) and a timm folder load as their weights file."""
+    from backbone import ViT, load_pretrained
+
+    reference = load_pretrained(ViT(img_size=SIZE, patch_size=PATCH, embed_dim=WIDTH, depth=DEPTH, num_heads=HEADS),
+                                export_encoder(pretrained, tmp_path / "mae.pth"), log=False)
+    for folder in (export_encoder(pretrained, tmp_path / "hf", format="hf"),
+                   export_encoder(pretrained, tmp_path / "timm", format="timm", num_heads=HEADS)):
+        report = load_pretrained(ViT(img_size=SIZE, patch_size=PATCH, embed_dim=WIDTH, depth=DEPTH,
+                                     num_heads=HEADS), folder, log=False)
+        assert report.path == str(folder / "model.safetensors")
+        assert sorted(report.loaded) == sorted(reference.loaded) and report.missing == reference.missing
 
 
 def hf_pretraining_model(tmp_path: Path) -> tuple[Path, "transformers.ViTMAEForPreTraining"]:

@@ -42,7 +42,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from backbone import atomic_write, prepare_run_dir
-from backbone.images import MAX_PIXELS, ImageError, as_rgb, expand_inputs, image_info, read_rgb
+from backbone.images import MAX_PIXELS, as_rgb, expand_inputs, image_info, read_rgb
 
 from .data import DetectionInputError
 from .engine import apply_override
@@ -95,10 +95,7 @@ class Predictor:
         them (a list of Instances back)."""
         if isinstance(image, list):
             return [self(item, format) for item in image]
-        try:
-            rgb = as_rgb(image, format, self.max_pixels)
-        except ImageError as exc:
-            raise DetectionInputError(str(exc)) from None
+        rgb = as_rgb(image, format, self.max_pixels)  # an ImageError names the file or array
         pixels = rgb[:, :, ::-1] if self.input_format == "BGR" else rgb
         height, width = pixels.shape[:2]
         aug_input = T.AugInput(np.ascontiguousarray(pixels))
@@ -207,12 +204,9 @@ def predict_files(predictor: Predictor, inputs: Iterable[str], out_dir: str | Pa
     ``file_name``). ``image_id``: the image's id in the COCO json ``ground_truth`` (matched by file name), or
     the input's number from 1 when there is no json or it lists no images. A progress bar with the time per
     image goes to stderr."""
-    try:
-        files = expand_inputs(inputs)
-        for path in files:  # every header before the first output: a bad or too large image is refused now
-            image_info(path, predictor.max_pixels)
-    except ImageError as exc:
-        raise DetectionInputError(str(exc)) from None
+    files = expand_inputs(inputs)
+    for path in files:  # every header before the first output: a bad or too large image is refused now
+        image_info(path, predictor.max_pixels)
     names: dict[str, Path] = {}
     for path in files:
         other = names.setdefault(overlay_name(path), path)

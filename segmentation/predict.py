@@ -27,7 +27,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from backbone import atomic_write
-from backbone.images import MAX_PIXELS, ImageError, as_rgb, expand_inputs, image_info, read_rgb
+from backbone.images import MAX_PIXELS, as_rgb, expand_inputs, image_info, read_rgb
 
 from .checkpoints import load_segmentor_weights
 from .config import SegmentationError, apply_overrides
@@ -81,10 +81,7 @@ class Predictor:
 
         if isinstance(image, list):
             return [self(item, format) for item in image]
-        try:
-            rgb = as_rgb(image, format, self.max_pixels)
-        except ImageError as exc:
-            raise SegmentationError(str(exc)) from None
+        rgb = as_rgb(image, format, self.max_pixels)  # an ImageError names the file or array
         return inference_model(self.model, np.ascontiguousarray(rgb[:, :, ::-1]))  # mmseg's pipelines take BGR
 
 
@@ -135,12 +132,9 @@ def predict(config: str | Path, checkpoint: str | Path, inputs: list[str | Path]
             raise SegmentationError(f"output folder {folder} exists and is not a folder")
     if label_offset < 0:
         raise SegmentationError(f"--label-offset {label_offset}: label values start at 0 or above")
-    try:
-        images = expand_inputs(inputs)
-        for path in images:  # every header before the model is built: a bad or too large image is refused now
-            image_info(path, max_pixels)
-    except ImageError as exc:
-        raise SegmentationError(str(exc)) from None
+    images = expand_inputs(inputs)
+    for path in images:  # every header before the model is built: a bad or too large image is refused now
+        image_info(path, max_pixels)
     by_stem: dict[str, Path] = {}
     for path in images:
         other = by_stem.setdefault(path.stem, path)

@@ -14,6 +14,7 @@ from PIL import Image
 
 import detection
 from backbone import UserError
+from backbone.images import ImageError
 from detection.cli import main as detect
 from detection.data import DetectionInputError
 from detection.predict import predict_files
@@ -83,7 +84,7 @@ def test_predictor_takes_a_path_an_rgb_array_a_bgr_array_or_a_list(lazy_detector
                  *predictor([str(path), rgb])):
         torch.testing.assert_close(same.pred_boxes.tensor, from_path.pred_boxes.tensor)
         torch.testing.assert_close(same.scores, from_path.scores)
-    with pytest.raises(DetectionInputError, match=r"HxWx3 uint8 RGB array, got an array of shape \(8, 8\)"):
+    with pytest.raises(ImageError, match=r"HxWx3 uint8 RGB array, got an array of shape \(8, 8\)"):
         predictor(np.zeros((8, 8), dtype=np.uint8))
 
     rotated = tmp_path / "rotated.jpg"  # stored turned a quarter left; EXIF says to turn it back

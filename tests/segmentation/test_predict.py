@@ -154,3 +154,21 @@ def test_predictor_names_a_missing_file(bad, trained_run, demo_config, tmp_path)
     paths = {"config": demo_config, "checkpoint": trained_run / "iter_2.pth", bad: tmp_path / f"no_{bad}.py"}
     with pytest.raises(SegmentationError, match=f"no_{bad}.py: no such {bad} file"):
         Predictor(paths["config"], paths["checkpoint"])
+
+
+@pytest.mark.parametrize("kind", ["exif", "L", "P", "RGBA"])
+def test_the_shared_reader_gives_mmcvs_pixels(tmp_path, kind):
+    """Predictions read images with backbone.images.read_rgb; training reads them with mmcv (LoadImageFromFile)."""
+    import mmcv
+
+    from backbone.images import read_rgb
+    from tests.backbone.test_images import exif_rotated_jpeg
+
+    if kind == "exif":
+        path = exif_rotated_jpeg(tmp_path / "portrait.jpg")
+    else:
+        path = tmp_path / f"{kind}.png"
+        pixels = np.random.default_rng(0).integers(0, 255, (12, 16, 3), dtype=np.uint8)
+        Image.fromarray(pixels).convert(kind).save(path)
+    decoded = mmcv.imfrombytes(path.read_bytes(), flag="color", channel_order="rgb", backend="cv2")
+    np.testing.assert_array_equal(read_rgb(path), decoded)

@@ -10,9 +10,10 @@ from PIL import Image
 from torchvision import transforms
 
 from backbone import CheckpointError, atomic_write, read_checkpoint, read_state_dict
+from backbone.images import read_rgb
 
 from .config import ConfigError, PretrainConfig, make_config
-from .data import IMAGENET_MEAN, IMAGENET_STD, DataError, list_images
+from .data import IMAGENET_MEAN, IMAGENET_STD, list_images
 from .models_mae import MaskedAutoencoderViT, build_mae
 
 
@@ -42,14 +43,6 @@ def load_mae(checkpoint: str | Path, model_name: str | None = None, input_size: 
                               f"use a pretraining checkpoint or an official *_full.pth); missing {missing[:4]}, "
                               f"unexpected {unexpected[:4]}")
     return model.eval(), model_name
-
-
-def _open(path: str | Path) -> Image.Image:
-    try:
-        with Image.open(path) as img:
-            return img.convert("RGB")
-    except Exception as exc:  # PIL raises many types for one cause: an unreadable file
-        raise DataError(f"{path}: cannot be read as an image ({type(exc).__name__}: {exc})") from None
 
 
 def _to_display(x: torch.Tensor) -> torch.Tensor:
@@ -86,7 +79,7 @@ def visualize(checkpoint: str | Path, images: Sequence[str | Path] | str | Path,
     prepare = transforms.Compose([
         transforms.Resize(size, interpolation=transforms.InterpolationMode.BICUBIC), transforms.CenterCrop(size),
         transforms.ToTensor(), transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
-    batch = torch.stack([prepare(_open(p)) for p in images])
+    batch = torch.stack([prepare(Image.fromarray(read_rgb(p))) for p in images])  # as displayed (EXIF)
     panels = {k: _to_display(v) for k, v in reconstruct(model, batch, mask_ratio, seed).items()}
 
     import matplotlib

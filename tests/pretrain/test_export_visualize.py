@@ -71,3 +71,12 @@ def test_visualize_writes_the_four_column_figure(pretrained, image_folder, tmp_p
         assert fig.width > 2 * fig.height * 0.9
     assert visualize_cli([str(pretrained), "--images", str(image_folder), "--out", str(out),
                           "--mask-ratio", "1.0"]) == 2
+
+
+def test_visualize_names_an_image_it_cannot_read(pretrained, image_folder, tmp_path, capsys):
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"not an image")
+    assert visualize_cli([str(pretrained), "--images", str(sorted(image_folder.iterdir())[0]), str(broken),
+                          "--out", str(tmp_path / "fig.png")]) == 2
+    assert capsys.readouterr().err.strip().startswith(f"mae-transfer visualize: error: image {broken}: cannot be read")
+    assert not (tmp_path / "fig.png").exists()

@@ -19,6 +19,18 @@ def exif_rotated_jpeg(path: Path, stored_w: int = 48, stored_h: int = 24, orient
     return path
 
 
+READER_KINDS = ("exif", "L", "P", "RGBA")  # what a framework's decoder and read_rgb must read alike
+
+
+def reader_sample(tmp_path: Path, kind: str) -> Path:
+    """An EXIF-rotated JPEG, or a gray / palette / RGBA PNG: ``kind`` of ``READER_KINDS``."""
+    if kind == "exif":
+        return exif_rotated_jpeg(tmp_path / "portrait.jpg")
+    path = tmp_path / f"{kind}.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (12, 16, 3), dtype=np.uint8)).convert(kind).save(path)
+    return path
+
+
 def png_header(path: Path, width: int, height: int) -> Path:
     """A PNG whose header says width x height, with no pixel data: what a large photo's header costs to check."""
     def chunk(kind: bytes, data: bytes) -> bytes:

@@ -12,8 +12,10 @@ from PIL import Image
 
 import detection
 from backbone import read_run_record
+from backbone.images import read_rgb
 from detection.cli import main as detect
 from detection.data import CheckedMapper, DetectionInputError, check_image_file
+from tests.backbone.test_images import READER_KINDS, reader_sample
 from tests.detection.conftest import DEMO
 
 
@@ -111,17 +113,10 @@ def test_evaluating_on_a_json_without_annotations_is_an_error_not_empty_metrics(
     assert not (tmp_path / "eval" / "run_record.json").exists()  # never "finished"
 
 
-@pytest.mark.parametrize("kind", ["exif", "L", "P", "RGBA"])
+@pytest.mark.parametrize("kind", READER_KINDS)
 def test_the_shared_reader_gives_detectron2s_pixels(tmp_path, kind):
     """Predictions read images with backbone.images.read_rgb; training reads them with detectron2's read_image."""
     from detectron2.data.detection_utils import read_image
 
-    from backbone.images import read_rgb
-
-    if kind == "exif":
-        path = exif_rotated_jpeg(tmp_path / "portrait.jpg")
-    else:
-        path = tmp_path / f"{kind}.png"
-        pixels = np.random.default_rng(0).integers(0, 255, (12, 16, 3), dtype=np.uint8)
-        Image.fromarray(pixels).convert(kind).save(path)
+    path = reader_sample(tmp_path, kind)
     np.testing.assert_array_equal(read_rgb(path), read_image(str(path), format="RGB"))

@@ -19,6 +19,7 @@ from detection.cli import main as detect
 from detection.data import DetectionInputError
 from detection.predict import predict_files
 from detection.yacs_backbone import add_vit_config
+from tests.backbone.test_images import png_header
 from tests.detection.conftest import CONFIGS, DEMO
 
 YACS = CONFIGS / "yacs_mask_rcnn_vit_b.yaml"
@@ -121,8 +122,6 @@ def test_categories_json_gives_each_input_its_own_ground_truth_id(lazy_detector,
 
 def test_an_image_over_the_pixel_limit_is_refused_before_anything_is_written(lazy_detector, coco, tiny, tmp_path,
                                                                              capsys):
-    from tests.backbone.test_images import png_header
-
     huge = png_header(tmp_path / "huge.png", 11000, 7400)
     image = sorted(Path(coco["val_images"]).iterdir())[0]
     out = tmp_path / "predictions"

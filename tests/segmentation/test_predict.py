@@ -10,9 +10,11 @@ import torch
 from PIL import Image
 
 from backbone import USER_ERROR_EXIT, read_checkpoint
+from backbone.images import read_rgb
 from mae_transfer.synthetic import SEMANTIC_CLASSES
 from segmentation import Predictor
 from segmentation.cli import main as segment
+from tests.backbone.test_images import READER_KINDS, png_header, reader_sample
 
 
 def test_predict_writes_an_overlay_and_a_label_map_per_image(trained_run, demo_config, ade_root, tiny_options,
@@ -57,8 +59,6 @@ def test_label_offset_writes_the_ade_format_convention(trained_run, demo_config,
 
 def test_an_image_over_the_pixel_limit_is_refused_before_the_model_is_built(trained_run, demo_config, ade_root,
                                                                             tmp_path, capsys):
-    from tests.backbone.test_images import png_header
-
     huge = png_header(tmp_path / "huge.png", 11000, 7400)
     out = tmp_path / "predictions"
     assert segment(["predict", str(demo_config), str(trained_run / "iter_2.pth"), "--input", str(huge),
@@ -156,19 +156,11 @@ def test_predictor_names_a_missing_file(bad, trained_run, demo_config, tmp_path)
         Predictor(paths["config"], paths["checkpoint"])
 
 
-@pytest.mark.parametrize("kind", ["exif", "L", "P", "RGBA"])
+@pytest.mark.parametrize("kind", READER_KINDS)
 def test_the_shared_reader_gives_mmcvs_pixels(tmp_path, kind):
     """Predictions read images with backbone.images.read_rgb; training reads them with mmcv (LoadImageFromFile)."""
     import mmcv
 
-    from backbone.images import read_rgb
-    from tests.backbone.test_images import exif_rotated_jpeg
-
-    if kind == "exif":
-        path = exif_rotated_jpeg(tmp_path / "portrait.jpg")
-    else:
-        path = tmp_path / f"{kind}.png"
-        pixels = np.random.default_rng(0).integers(0, 255, (12, 16, 3), dtype=np.uint8)
-        Image.fromarray(pixels).convert(kind).save(path)
+    path = reader_sample(tmp_path, kind)
     decoded = mmcv.imfrombytes(path.read_bytes(), flag="color", channel_order="rgb", backend="cv2")
     np.testing.assert_array_equal(read_rgb(path), decoded)

@@ -9,8 +9,9 @@ Python API::
         -> {"APbox": float, "APmask": float}
     detection.evaluate(config, out_dir, weights, overrides=(), *, init=None, val_json=None, val_images=None,
                        dataset_name=None) -> {"APbox": float, "APmask": float}
-    detection.Predictor(config_file, weights, overrides=(), device=None, categories=None)
-        predictor("image.jpg") or predictor(rgb_uint8_array) -> detectron2 Instances
+    detection.Predictor(config_file, weights, overrides=(), device=None, categories=None, max_pixels=MAX_PIXELS)
+        predictor("image.jpg"), predictor(rgb_uint8_array), predictor(bgr_array, format="BGR")
+        -> detectron2 Instances (a list of them for a list of images)
 
 ``config`` is a LazyConfig (``configs/detection/*.py``), ``overrides`` are ``key=value`` strings,
 ``init_checkpoint`` a pretrained ViT (official MAE file, timm file, our export) or a whole detector,
@@ -21,7 +22,8 @@ datasets, registered as ``{dataset_name}_train`` / ``_val`` (default: the json f
 (``backbone.run_lifecycle``: status "running", then "finished" with the metrics or "failed" with the error).
 Bad input raises ``DetectionInputError`` or ``backbone.CheckpointError`` (both ``backbone.UserError``) with the
 file, key or value in the message; config, data and output-folder mistakes are raised before anything is written.
-``Predictor`` (``predict``) runs a trained detector on RGB images with the config's test resize.
+``Predictor`` (``predict``) runs a trained detector on images (paths, RGB arrays, BGR arrays with
+``format="BGR"``: the convention of ``segmentation.Predictor``) with the config's test resize.
 
 Modules: ``vitdet`` (``ViTDetBackbone``: the pyramid as a detectron2 ``Backbone``), ``yacs_backbone``
 (``MODEL.BACKBONE.NAME: build_vitdet_backbone``, ``add_vit_config``, ``build_optimizer``), ``recipe`` (step

@@ -23,8 +23,9 @@ Python API, each run writing the run record ``work_dir/run_record.json`` (``back
           resume=False, launcher="none") -> {"mIoU": ..., "mAcc": ..., "aAcc": ...}
     test(config, checkpoint, work_dir, cfg_options=None, *, init=None, data_root=None,
          launcher="none") -> {"mIoU": ..., "mAcc": ..., "aAcc": ...}
-    Predictor(config, checkpoint, device=None)(image) -> mmseg SegDataSample
-    predict(config, checkpoint, inputs, out_dir) -> [(overlay PNG, label PNG), ...]
+    Predictor(config, checkpoint, device=None, cfg_options=None, max_pixels=MAX_PIXELS)(image, format="RGB")
+        -> mmseg SegDataSample (a list for a list); image: a path, an RGB array, a BGR array with format="BGR"
+    predict(config, checkpoint, inputs, out_dir, *, label_offset=0, ...) -> [(overlay PNG, label PNG), ...]
 
 ``init_checkpoint`` replaces the config's ``model.pretrained`` (None keeps it; ``cfg_options={"model.pretrained":
 None}`` gives a random init), ``init`` labels the run ("mae", "supervised", "random"), ``data_root`` replaces the

@@ -8,7 +8,7 @@ import os
 import re
 import sys
 
-from backbone import run_command
+from backbone import config_syntax_named, require_device, run_command
 
 _EXAMPLES = """examples:
   mae-transfer detect train --config-file configs/detection/mask_rcnn_vit_b_mae.py --num-gpus 8 \\
@@ -95,7 +95,9 @@ def predict(args: argparse.Namespace) -> None:
 
     inputs = [item for item in args.input if not (_OVERRIDE.match(item) and not os.path.exists(item))]
     overrides = [item for item in args.input if item not in inputs] + list(args.overrides)
-    predictor = Predictor(args.config_file, args.weights, overrides, device=args.device, categories=args.categories)
+    require_device(args.device, "--device")
+    with config_syntax_named(args.config_file):
+        predictor = Predictor(args.config_file, args.weights, overrides, device=args.device, categories=args.categories)
     results = predict_files(predictor, inputs, args.out)
     print(f"predict finished: {len(results)} instances, one overlay per image and {RESULTS_NAME}  ({args.out})")
 

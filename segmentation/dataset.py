@@ -10,10 +10,10 @@ Bad input is one ``SegDataError`` naming the file and the problem, not an assert
 thousands of iterations later:
 - a missing data root or image/annotation folder, a folder without images, an image without a label map:
   when the dataset is built;
-- an unreadable image or label file, a label map whose size differs from its image's, label values outside
-  the classes: by ``check_files()`` over the whole set, which ``segmentation.train`` / ``test`` run before
-  the run starts, and again when a sample is loaded (``CheckSegSample`` runs right after ``LoadAnnotations``;
-  the dataset inserts it, so mmseg's ADE20K pipelines are used unchanged).
+- an unreadable image or label file, a 16-bit image, a label map whose size differs from its image's, label
+  values outside the classes: by ``check_files()`` over the whole set, which ``segmentation.train`` / ``test``
+  run before the run starts, and again when a sample is loaded (``CheckSegSample`` runs right after
+  ``LoadAnnotations``; the dataset inserts it, so mmseg's ADE20K pipelines are used unchanged).
 """
 from __future__ import annotations
 
@@ -31,6 +31,9 @@ from mmseg.registry import DATASETS, TRANSFORMS
 from backbone import UserError
 
 LAYOUT = "images/{training,validation}/*.jpg and annotations/{training,validation}/*.png"
+# PIL modes of 16/32-bit single-channel images: mmcv's decoder (OpenCV, IMREAD_COLOR) cuts them to their high
+# byte without a word, as detectron2's clips them, so both refuse them
+SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")
 
 
 class SegDataError(UserError):
@@ -149,12 +152,15 @@ class ADEFormatDataset(BaseSegDataset):
             image_path, label_path = info["img_path"], info.get("seg_map_path")
             try:
                 with Image.open(image_path) as image:
-                    image_hw = _displayed_size(image)
+                    image_hw, mode = _displayed_size(image), image.mode
                 with Image.open(label_path) as label_image:
                     label = np.asarray(label_image)
             except Exception as exc:  # decoders raise many types; name the file with the cause
                 raise SegDataError(f"{image_path} (label map {label_path}): cannot be loaded: "
                                    f"{type(exc).__name__}: {exc}") from None
+            if mode in SIXTEEN_BIT_MODES:
+                raise SegDataError(f"{image_path}: {mode} pixels (16-bit or float); segmentation reads 8-bit "
+                                   "images, convert it to 8-bit (scaled to its value range) first")
             if label.ndim != 2:
                 raise SegDataError(f"{label_path}: a label map must have one channel, got an array of shape "
                                    f"{label.shape}")

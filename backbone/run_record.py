@@ -104,15 +104,15 @@ def is_whole(path: str | Path) -> bool:
 
 
 def newest_whole_checkpoint(folder: str | Path, step_of: Callable[[str], float | None],
-                            pointer: str = "last_checkpoint") -> tuple[Path | None, list[str], bool]:
+                            pointer: str = "last_checkpoint") -> tuple[Path | None, list[str], list[str]]:
     """The checkpoint to resume a run folder from: the file ``folder/pointer`` names, else the newest whole file
     whose name ``step_of`` gives a step; torn and missing files are passed over. Returns (the file or None,
-    what was passed over as notes, whether any candidate was found at all).
+    notes on what was passed over, the files passed over as "NAME why").
 
     The pointer is read relative to ``folder``; an absolute path in it (as mmengine writes) is taken as its file
     name in ``folder``, so that a copied run folder resumes from its own files, never the original's."""
     folder = Path(folder)
-    notes = []
+    notes, skipped = [], []
     pointer_file = folder / pointer
     named = pointer_file.read_text().strip() if pointer_file.is_file() else ""
     if pointer_file.is_file() and not named:
@@ -121,9 +121,11 @@ def newest_whole_checkpoint(folder: str | Path, step_of: Callable[[str], float |
     candidates = ([folder / Path(named).name if Path(named).is_absolute() else folder / named] if named else [])
     for path in dict.fromkeys(candidates + sorted(steps, key=steps.get, reverse=True)):
         if path.is_file() and is_whole(path):
-            return path, notes, True
-        notes.append(f"skipped {path}: {'missing' if not path.exists() else 'torn (incomplete file)'}")
-    return None, notes, bool(candidates or steps)
+            return path, notes, skipped
+        why = "missing" if not path.exists() else "torn (incomplete file)"
+        notes.append(f"skipped {path}: {why}")
+        skipped.append(f"{path.name} {why}")
+    return None, notes, skipped
 
 
 def recorded_init(out_dir: str | Path) -> str | None:

@@ -10,7 +10,9 @@ Output folder: ``config.yaml``, ``log.txt``, ``run_record.json``, detectron2's `
 events; on resume only the events before the resumed iteration are kept) and TensorBoard events,
 ``model_NNNNNNN.pth`` / ``model_final.pth`` / ``last_checkpoint`` (written atomically), and
 ``inference/coco_instances_results.json`` (the predictions COCOEvaluator scored). A finished training run is
-continued only with ``resume``; temporary files a killed run left are removed when the next run starts.
+continued only with ``resume``, from the newest whole checkpoint (a torn one is skipped, and logged); temporary
+files a killed run left are removed when the next run starts. A loss or prediction that becomes inf or NaN ends
+the run "failed" (``LossDiverged``), and a training set with RLE masks is read as bitmasks.
 """
 from __future__ import annotations
 
@@ -172,18 +174,16 @@ def init_label(cfg, options: RunOptions) -> str:
     return options.init or resumed or cfg.train.get("init") or cfg.train.init_checkpoint or "random"
 
 
-def resume_point(output_dir: str | Path) -> Path | None:
-    """The checkpoint ``--resume`` continues from: the one ``last_checkpoint`` names, else the newest whole
-    ``model_final.pth`` / ``model_NNNNNNN.pth``; torn files are passed over (and logged). None when the folder
-    has no checkpoint (the run starts from its initial weights, as detectron2's ``resume_or_load``); one error
-    when it has only torn ones."""
-    path, notes, found = newest_whole_checkpoint(output_dir, _checkpoint_step)
-    for note in notes:
-        logger.warning(f"resume: {note}")
-    if found and path is None:
-        raise DetectionInputError(f"--resume: no whole checkpoint in {output_dir} ({'; '.join(notes)}); start a new "
+def resume_point(output_dir: str | Path) -> tuple[Path | None, list[str]]:
+    """The checkpoint ``--resume`` continues from, and what was passed over: the one ``last_checkpoint`` names,
+    else the newest whole ``model_final.pth`` / ``model_NNNNNNN.pth``; torn files are skipped. None when the
+    folder has no checkpoint (the run starts from its initial weights, as with detectron2's ``resume_or_load``);
+    one error when it has only torn ones."""
+    path, notes, skipped = newest_whole_checkpoint(output_dir, _checkpoint_step)
+    if path is None and skipped:
+        raise DetectionInputError(f"--resume: no whole checkpoint in {output_dir} ({'; '.join(skipped)}); start a new "
                                   "run without --resume")
-    return path
+    return path, notes
 
 
 def _checkpoint_step(name: str) -> float | None:
@@ -361,13 +361,15 @@ def run(options: RunOptions) -> dict[str, float]:
     if not options.eval_only:
         preload(cfg.dataloader.train.dataset.names)
         use_bitmasks_for_rle(cfg.dataloader.train)
-    resume_from = resume_point(out) if options.resume and not options.eval_only else None
+    resume_from, passed_over = resume_point(out) if options.resume and not options.eval_only else (None, [])
     net = cfg.model.backbone.net
     with _logging(str(out)), run_lifecycle(
             out, task="detection", dataset="+".join(_names(cfg.dataloader.test.dataset.names)),
             arch=arch_name(net.embed_dim, net.depth), init=init_label(cfg, options), enabled=main,
             config=options.config_file, mode="eval" if options.eval_only else "train",
             max_iter=cfg.train.max_iter, seed=cfg.train.get("seed", -1)) as record:
+        for note in passed_over:
+            logger.warning(f"resume: {note}")
         if main:
             torn = remove_torn(out)
             if torn:

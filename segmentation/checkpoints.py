@@ -127,11 +127,10 @@ def resume_checkpoint(work_dir: str | Path) -> tuple[Path, list[str]]:
     ``SegmentationError`` when nothing usable is left."""
     work_dir = Path(work_dir)
     notes = [f"removed {tmp}, left by a write that was killed" for tmp in remove_torn(work_dir)]
-    path, passed_over, _ = newest_whole_checkpoint(work_dir, _step)
+    path, passed_over, skipped = newest_whole_checkpoint(work_dir, _step)
     notes += passed_over
     if path is not None:
         return path, notes
-    skipped = [note.removeprefix("skipped ") for note in passed_over if note.startswith("skipped ")]
     found = f" ({'; '.join(skipped)})" if skipped else " (no iter_N.pth)"
     raise SegmentationError(f"--resume: no whole checkpoint to resume in {work_dir}{found}; start a new run "
                             "without --resume or resume from a checkpoint file")

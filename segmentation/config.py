@@ -117,8 +117,9 @@ def rescale_schedule(cfg: Config, declared_iters: int | None, options: Mapping[s
             continue
         begin = round(scheduler.get("begin", 0) * iters / declared_iters)
         scheduler.begin = begin
-        if scheduler.get("end", math.inf) <= declared_iters:
-            scheduler.end = max(round(scheduler.end * iters / declared_iters), begin + 1)
+        if scheduler.get("end", math.inf) <= declared_iters:  # two steps at least: with one, mmengine's
+            # LinearLR would stay at its start_factor for the whole run
+            scheduler.end = max(round(scheduler.end * iters / declared_iters), begin + 2)
 
 
 def lookup(tree: Mapping, key: str) -> Any:

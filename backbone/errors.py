@@ -32,8 +32,8 @@ class LossDiverged(UserError, FloatingPointError):
 
 
 @contextmanager
-def config_syntax_named(config: str | Path) -> Iterator[None]:
-    """Report a Python config file that does not parse as one ``UserError`` naming the file and line (the
+def config_syntax_named(config: str | Path, error: type[UserError] = UserError) -> Iterator[None]:
+    """Report a Python config file that does not parse as one ``error`` naming the file and line (the
     frameworks' loaders raise a bare ``SyntaxError``, or wrap it without the line)."""
     try:
         yield
@@ -45,7 +45,7 @@ def config_syntax_named(config: str | Path) -> Iterator[None]:
         real_file = original.filename and not original.filename.startswith("<")
         where = original.filename if real_file else wrapped.group(1) if wrapped else str(config)
         line = f", line {original.lineno}" if original.lineno else ""
-        raise UserError(f"{where}{line}: syntax error in the config file: {original.msg}") from None
+        raise error(f"{where}{line}: syntax error in the config file: {original.msg}") from None
 
 
 def require_device(device: str | None, option: str) -> None:

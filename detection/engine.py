@@ -73,7 +73,7 @@ def load_config(options: RunOptions):
     problem found here is raised before the run writes anything."""
     if not Path(options.config_file).is_file():
         raise DetectionInputError(f"config file {options.config_file} does not exist")
-    with config_syntax_named(options.config_file):
+    with config_syntax_named(options.config_file, DetectionInputError):
         cfg = LazyConfig.load(options.config_file)
     for override in options.overrides:
         apply_override(cfg, override, options.config_file)

@@ -232,7 +232,7 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: no such config file")
-    with config_syntax_named(path):
+    with config_syntax_named(path, ConfigError):
         try:
             return Config.fromfile(str(path)).to_dict()
         except SyntaxError:

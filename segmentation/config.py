@@ -45,7 +45,7 @@ def load_config(config: str | Path, work_dir: str | Path, cfg_options: Mapping[s
     if launcher != "none" and not torch.cuda.is_available():
         raise SegmentationError(f"--launcher {launcher} needs GPUs (mmengine's launchers pin one CUDA device per "
                                 "process); on CPU run a single process without --launcher")
-    with config_syntax_named(config):
+    with config_syntax_named(config, SegmentationError):
         cfg = Config.fromfile(str(config))
     declared = pretrained_path(cfg)
     declared_iters = (cfg.get("train_cfg") or {}).get("max_iters")

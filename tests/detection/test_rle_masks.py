@@ -77,7 +77,6 @@ def test_the_mask_format_follows_the_data(coco, rle_coco):
     assert not has_rle_masks(polygons) and has_rle_masks(rle) and has_rle_masks([polygons, rle])
 
 
-@pytest.mark.slow
 def test_resume_keeps_the_init_label_and_passes_over_a_torn_checkpoint(rle_run, rle_coco, tiny, tmp_path):
     copy = Path(shutil.copytree(rle_run, tmp_path / "copy"))
     final = copy / "model_final.pth"

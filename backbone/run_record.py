@@ -51,7 +51,10 @@ def atomic_write(path: str | Path, write: Callable[[Path], Any]) -> Path:
     if path.is_dir() and not path.is_symlink():  # os.replace would fail only after the whole write
         raise UserError(f"{path}: is a folder; give a file name")
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TMP_SUFFIX, dir=path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TMP_SUFFIX, dir=path.parent)
+    except OSError as exc:  # a read-only or full folder: name the file asked for, not the temporary one
+        raise type(exc)(exc.errno, exc.strerror, str(path)) from None
     os.close(fd)
     os.chmod(tmp, _default_mode())  # mkstemp makes 0600 files
     try:

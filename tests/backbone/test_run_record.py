@@ -144,7 +144,7 @@ def test_run_command_reports_user_errors_in_one_line_with_exit_2(capsys):
         run_command("pretrain", lambda: {}["x"])
 
 
-def test_run_command_reports_file_system_errors_with_the_path(tmp_path, capsys):
+def test_run_command_reports_file_system_errors_with_the_path(tmp_path, capsys, monkeypatch):
     def write_into_read_only():
         raise PermissionError(errno.EACCES, "Permission denied", str(tmp_path / "out" / "run_record.json"))
 
@@ -153,5 +153,13 @@ def test_run_command_reports_file_system_errors_with_the_path(tmp_path, capsys):
     (tmp_path / "folder").mkdir()
     assert run_command("export", lambda: atomic_write(tmp_path / "folder", lambda tmp: tmp.write_text(""))) == 2
     assert capsys.readouterr().err == f"mae-transfer export: error: {tmp_path}/folder: is a folder; give a file name\n"
+
+    def read_only(*args, **kwargs):  # what mkstemp meets in a read-only folder (root would not, so it is simulated)
+        raise PermissionError(errno.EACCES, "Permission denied", str(tmp_path / ".run_record.json.x.tmp"))
+
+    monkeypatch.setattr("tempfile.mkstemp", read_only)
+    assert run_command("detect", lambda: write_run_record(tmp_path, task="detection", status="running", dataset="d",
+                                                          arch="a", init="mae")) == 2
+    assert capsys.readouterr().err == f"mae-transfer detect: error: {tmp_path}/run_record.json: Permission denied\n"
     with pytest.raises(OSError):  # an OSError about no path the user gave keeps its traceback
         run_command("pretrain", lambda: (_ for _ in ()).throw(OSError(errno.EIO, "I/O error")))

@@ -5,7 +5,8 @@ strict load of a trained checkpoint, then Runner.test(). Before either starts, t
 output folder, the checkpoints and every image and label map are checked; a problem there is one
 ``UserError`` and leaves the folder's run record as it was. Then ``backbone.run_lifecycle`` writes
 ``work_dir/run_record.json``: "running", then "finished" with mIoU / mAcc / aAcc (percent, from mmseg's
-IoUMetric) or "failed" with the error. Only rank 0 writes it.
+IoUMetric) or "failed" with the error (``LossDiverged`` when the loss becomes inf or NaN). Only rank 0 writes
+it. A resumed run keeps the init label of the run it continues.
 """
 from __future__ import annotations
 
@@ -13,8 +14,9 @@ import logging
 import math
 from pathlib import Path
 
+import torch
 from mmengine.config import Config
-from mmengine.dist import is_main_process
+from mmengine.dist import all_reduce, get_world_size, is_main_process
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
 from mmengine.registry import init_default_scope
@@ -123,9 +125,14 @@ class FiniteLossHook(Hook):
     "finished" with the mIoU of a diverged model."""
 
     def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
-        loss = (outputs or {}).get("loss")
-        value = loss.item() if hasattr(loss, "item") else loss  # a tensor in mmengine's log_vars
-        if value is not None and not math.isfinite(value):
+        loss = (outputs or {}).get("loss")  # this rank's, a tensor in mmengine's log_vars
+        if loss is None:
+            return
+        loss = torch.as_tensor(loss).detach().clone()
+        if get_world_size() > 1:  # a NaN on any rank stops every rank at the same iteration
+            all_reduce(loss)
+        value = loss.item()
+        if not math.isfinite(value):
             raise LossDiverged(f"loss is {value} at iteration {runner.iter + 1}; stopping (a learning rate "
                                "too high for this batch and model? lower optim_wrapper.optimizer.lr)")
 

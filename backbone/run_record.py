@@ -98,8 +98,13 @@ def remove_torn(folder: str | Path) -> list[Path]:
 
 def is_whole(path: str | Path) -> bool:
     """Whether ``path`` is a complete PyTorch file: torch.save writes a zip archive whose directory comes last,
-    so a file cut short by a kill has none."""
+    so a file cut short by a kill has none (an empty file is cut short too). A file that is no zip archive at all
+    (a plain pickle, such as detectron2's model-zoo ``.pkl``) is left for its loader to judge."""
     try:
+        with open(path, "rb") as file:
+            head = file.read(4)
+        if head and head != b"PK\x03\x04":
+            return True
         with zipfile.ZipFile(path):
             return True
     except (OSError, zipfile.BadZipFile):

@@ -2,8 +2,9 @@
 
 A ``UserError`` (a config value, a data set, a checkpoint, an output folder) is reported by every
 ``mae-transfer`` command as one line, ``mae-transfer COMMAND: error: MESSAGE``, with exit code 2 (argparse's
-code for bad arguments); its message names the file, key or value. Anything else is a bug and keeps its
-traceback.
+code for bad arguments); its message names the file, key or value. So is an ``OSError`` of the file system
+about a path the command was given (a read-only output folder, a folder where a file is written, a full disk).
+Anything else is a bug and keeps its traceback.
 """
 from __future__ import annotations
 

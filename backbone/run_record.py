@@ -8,7 +8,8 @@ A run record (``run_record.json`` in a run's output folder) says what ran and ho
      "error": "<why it failed>", "config": "<config file>", "updated": "<UTC time>", ...extra fields}
 
 Metric names: detection ``APbox``, ``APmask`` (COCO AP in percent); segmentation ``mIoU``, ``mAcc``, ``aAcc``
-(percent); classification ``top1``; pretraining ``loss``.
+(percent); classification ``top1``; pretraining ``loss``. Records are strict JSON: a NaN or inf is written as
+null. A resumed run keeps the ``init`` of the run it continues (``recorded_init``).
 """
 from __future__ import annotations
 

@@ -8,13 +8,16 @@ A run record (``run_record.json`` in a run's output folder) says what ran and ho
      "error": "<why it failed>", "config": "<config file>", "updated": "<UTC time>", ...extra fields}
 
 Metric names: detection ``APbox``, ``APmask`` (COCO AP in percent); segmentation ``mIoU``, ``mAcc``, ``aAcc``
-(percent); classification ``top1``; pretraining ``loss``.
+(percent); classification ``top1``; pretraining ``loss``. Records are strict JSON: a NaN or inf is written as
+null. A resumed run keeps the ``init`` of the run it continues (``recorded_init``).
 """
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
+import zipfile
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
@@ -46,8 +49,13 @@ def atomic_write(path: str | Path, write: Callable[[Path], Any]) -> Path:
     The rename replaces ``path`` itself, never the target of a symlink standing there; a kill leaves at most
     a hidden ``.NAME.*.tmp`` file next to it (``remove_torn`` clears them)."""
     path = Path(path)
+    if path.is_dir() and not path.is_symlink():  # os.replace would fail only after the whole write
+        raise UserError(f"{path}: is a folder; give a file name")
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TMP_SUFFIX, dir=path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TMP_SUFFIX, dir=path.parent)
+    except OSError as exc:  # a read-only or full folder: name the file asked for, not the temporary one
+        raise type(exc)(exc.errno, exc.strerror, str(path)) from None
     os.close(fd)
     try:
         write(Path(tmp))
@@ -63,8 +71,22 @@ def atomic_torch_save(obj: Any, path: str | Path) -> Path:
     return atomic_write(path, lambda tmp: torch.save(obj, tmp))
 
 
+def finite_json(obj: Any) -> Any:
+    """``obj`` with every inf and NaN float as None: strict JSON (RFC 8259 has no NaN), which every parser reads.
+    detectron2 reports an AP without objects of its size as NaN."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: finite_json(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [finite_json(v) for v in obj]
+    return obj
+
+
 def atomic_write_json(obj: Any, path: str | Path) -> Path:
-    return atomic_write(path, lambda tmp: tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n"))
+    """``obj`` as strict JSON (non-finite numbers written as null), atomically."""
+    text = json.dumps(finite_json(obj), indent=2, sort_keys=True, allow_nan=False) + "\n"
+    return atomic_write(path, lambda tmp: tmp.write_text(text))
 
 
 def remove_torn(folder: str | Path) -> list[Path]:
@@ -73,6 +95,56 @@ def remove_torn(folder: str | Path) -> list[Path]:
     for p in torn:
         p.unlink(missing_ok=True)
     return torn
+
+
+def is_whole(path: str | Path) -> bool:
+    """Whether ``path`` is a complete PyTorch file: torch.save writes a zip archive whose directory comes last,
+    so a file cut short by a kill has none (an empty file is cut short too). A file that is no zip archive at all
+    (a plain pickle, such as detectron2's model-zoo ``.pkl``) is left for its loader to judge."""
+    try:
+        with open(path, "rb") as file:
+            head = file.read(4)
+        if head and head != b"PK\x03\x04":
+            return True
+        with zipfile.ZipFile(path):
+            return True
+    except (OSError, zipfile.BadZipFile):
+        return False
+
+
+def newest_whole_checkpoint(folder: str | Path, step_of: Callable[[str], float | None],
+                            pointer: str = "last_checkpoint") -> tuple[Path | None, list[str], list[str]]:
+    """The checkpoint to resume a run folder from: the file ``folder/pointer`` names, else the newest whole file
+    whose name ``step_of`` gives a step; torn and missing files are passed over. Returns (the file or None,
+    notes on what was passed over, the files passed over as "NAME why").
+
+    The pointer is read relative to ``folder``; an absolute path in it (as mmengine writes) is taken as its file
+    name in ``folder``, so that a copied run folder resumes from its own files, never the original's."""
+    folder = Path(folder)
+    notes, skipped = [], []
+    pointer_file = folder / pointer
+    named = pointer_file.read_text().strip() if pointer_file.is_file() else ""
+    if pointer_file.is_file() and not named:
+        notes.append(f"{pointer_file} is empty; looking for the newest whole checkpoint")
+    steps = {p: step for p in folder.glob("*.pth") if (step := step_of(p.name)) is not None}
+    candidates = ([folder / Path(named).name if Path(named).is_absolute() else folder / named] if named else [])
+    for path in dict.fromkeys(candidates + sorted(steps, key=steps.get, reverse=True)):
+        if path.is_file() and is_whole(path):
+            return path, notes, skipped
+        why = "missing" if not path.exists() else "torn (incomplete file)"
+        notes.append(f"skipped {path}: {why}")
+        skipped.append(f"{path.name} {why}")
+    return None, notes, skipped
+
+
+def recorded_init(out_dir: str | Path) -> str | None:
+    """The ``init`` of the run record in ``out_dir``, if there is a readable one: a resumed run keeps the label of
+    the run it continues (its weights come from that run's checkpoint, not from an initialisation)."""
+    try:
+        init = read_run_record(out_dir).get("init")
+    except UserError:
+        return None
+    return init if isinstance(init, str) and init else None
 
 
 def write_run_record(out_dir: str | Path, *, task: str, status: str, dataset: str, arch: str, init: str,

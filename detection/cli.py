@@ -9,7 +9,7 @@ import re
 import sys
 import time
 
-from backbone import run_command
+from backbone import config_syntax_named, require_device, run_command
 from backbone.images import MAX_PIXELS
 
 _EXAMPLES = """examples:
@@ -101,8 +101,10 @@ def predict(args: argparse.Namespace) -> None:
 
     inputs = [item for item in args.input if not (_OVERRIDE.match(item) and not os.path.exists(item))]
     overrides = [item for item in args.input if item not in inputs] + list(args.overrides)
-    predictor = Predictor(args.config_file, args.weights, overrides, device=args.device, categories=args.categories,
-                          max_pixels=args.max_pixels)
+    require_device(args.device, "--device")
+    with config_syntax_named(args.config_file):
+        predictor = Predictor(args.config_file, args.weights, overrides, device=args.device,
+                              categories=args.categories, max_pixels=args.max_pixels)
     start = time.perf_counter()
     results = predict_files(predictor, inputs, args.out, ground_truth=args.categories)
     print(f"predict finished: {len(results)} instances in {time.perf_counter() - start:.1f} s, one overlay per image "

@@ -4,6 +4,9 @@ The standard COCO names (``coco_2017_train``, ``coco_2017_val``, ...) are detect
 detectron2's layout under ``$DETECTRON2_DATASETS`` (default ``./datasets``). Any other COCO instances json
 with its image folder is registered with ``register_coco_json``.
 
+Masks may be polygons or RLE, compressed or not (what SAM, CVAT and COCO's crowd annotations write); a training
+set with RLE masks is read with detectron2's bitmask format (``has_rle_masks``, used by ``detection.engine``).
+
 ``check_datasets`` makes each dataset's loader verify what it loads: the json and image folder exist, every
 image file is there, every annotation has a mask when the model predicts masks, a training set has usable
 annotations and an evaluation set has annotations to score against, and the category count is the model's.
@@ -121,6 +124,17 @@ def preload(names: str | Sequence[str]) -> None:
     so checking ahead of the run costs no second read of a large json."""
     for name in [names] if isinstance(names, str) else names:
         _PRELOADED[name] = DatasetCatalog.get(name)
+
+
+def has_rle_masks(names: str | Sequence[str]) -> bool:
+    """Whether an annotation of the datasets has an RLE mask (compressed or not; detectron2's loader makes both
+    a dict) rather than polygons. A dataset not preloaded is preloaded here."""
+    for name in [names] if isinstance(names, str) else names:
+        if name not in _PRELOADED:
+            preload(name)
+        if any(isinstance(a.get("segmentation"), dict) for d in _PRELOADED[name] for a in d.get("annotations", ())):
+            return True
+    return False
 
 
 def _load_checked(name: str, load: Callable[[], list[dict]], num_classes: int, mask_on: bool,

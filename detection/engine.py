@@ -10,13 +10,18 @@ Output folder: ``config.yaml``, ``log.txt``, ``run_record.json``, detectron2's `
 events; on resume only the events before the resumed iteration are kept) and TensorBoard events,
 ``model_NNNNNNN.pth`` / ``model_final.pth`` / ``last_checkpoint`` (written atomically), and
 ``inference/coco_instances_results.json`` (the predictions COCOEvaluator scored). A finished training run is
-continued only with ``resume``; temporary files a killed run left are removed when the next run starts.
+continued only with ``resume``, from the newest whole checkpoint (a torn one is skipped, and logged); temporary
+files a killed run left are removed when the next run starts. A loss or prediction that becomes inf or NaN ends
+the run "failed" (``LossDiverged``), and a training set with RLE masks is read as bitmasks.
 """
 from __future__ import annotations
 
+import inspect
 import json
 import logging
+import math
 import os
+import re
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,11 +36,11 @@ from detectron2.utils.logger import setup_logger
 from detectron2.utils.registry import locate
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from backbone import (UserError, arch_name, atomic_write, prepare_run_dir, read_run_record, remove_torn,
-                      run_lifecycle)
-from backbone.run_record import RECORD_NAME
+from backbone import (LossDiverged, UserError, arch_name, atomic_write, config_syntax_named, prepare_run_dir,
+                      read_run_record, remove_torn, run_lifecycle)
+from backbone.run_record import RECORD_NAME, newest_whole_checkpoint, recorded_init
 
-from .data import CheckedMapper, DetectionInputError, check_datasets, preload, register_coco_json
+from .data import CheckedMapper, DetectionInputError, check_datasets, has_rle_masks, preload, register_coco_json
 from .weights import Checkpointer, load_initial_weights
 
 logger = logging.getLogger(__name__)
@@ -68,7 +73,8 @@ def load_config(options: RunOptions):
     problem found here is raised before the run writes anything."""
     if not Path(options.config_file).is_file():
         raise DetectionInputError(f"config file {options.config_file} does not exist")
-    cfg = LazyConfig.load(options.config_file)
+    with config_syntax_named(options.config_file, DetectionInputError):
+        cfg = LazyConfig.load(options.config_file)
     for override in options.overrides:
         apply_override(cfg, override, options.config_file)
     if options.output_dir:
@@ -80,6 +86,9 @@ def load_config(options: RunOptions):
                                   "train.init_checkpoint=/path/to/file (see the config's comment)")
     if options.eval_only and not cfg.train.init_checkpoint:
         raise DetectionInputError("evaluation needs the trained detector's weights (--weights FILE)")
+    if not options.eval_only and not cfg.train.max_iter > 0:
+        raise DetectionInputError(f"train.max_iter = {cfg.train.max_iter!r} in {options.config_file} (with overrides): "
+                                  "must be positive, the run would train no iteration")
     _check_device(cfg, amp=not options.eval_only)
     _use_custom_data(cfg, options)
     mask_on = cfg.model.roi_heads.get("mask_head") is not None
@@ -159,8 +168,30 @@ def _names(names) -> list[str]:
 
 
 def init_label(cfg, options: RunOptions) -> str:
-    """The run record's ``init``: given, else the config's ``train.init``, else the checkpoint path or "random"."""
-    return options.init or cfg.train.get("init") or cfg.train.init_checkpoint or "random"
+    """The run record's ``init``: given, else (resuming) the resumed run's, else the config's ``train.init``, else
+    the checkpoint path or "random"."""
+    resumed = recorded_init(cfg.train.output_dir) if options.resume else None
+    return options.init or resumed or cfg.train.get("init") or cfg.train.init_checkpoint or "random"
+
+
+def resume_point(output_dir: str | Path) -> tuple[Path | None, list[str]]:
+    """The checkpoint ``--resume`` continues from, and what was passed over: the one ``last_checkpoint`` names,
+    else the newest whole ``model_final.pth`` / ``model_NNNNNNN.pth``; torn files are skipped. None when the
+    folder has no checkpoint (the run starts from its initial weights, as with detectron2's ``resume_or_load``);
+    one error when it has only torn ones."""
+    path, notes, skipped = newest_whole_checkpoint(output_dir, _checkpoint_step)
+    if path is None and skipped:
+        raise DetectionInputError(f"--resume: no whole checkpoint in {output_dir} ({'; '.join(skipped)}); start a new "
+                                  "run without --resume")
+    return path, notes
+
+
+def _checkpoint_step(name: str) -> float | None:
+    """The iteration of a checkpoint that detectron2's ``PeriodicCheckpointer`` names, ``model_final`` last."""
+    if name == "model_final.pth":
+        return math.inf
+    match = re.fullmatch(r"model_(\d+)\.pth", name)
+    return int(match.group(1)) if match else None
 
 
 def coco_metrics(results: dict | None) -> dict[str, float]:
@@ -168,6 +199,19 @@ def coco_metrics(results: dict | None) -> dict[str, float]:
     results = results or {}
     names = {"bbox": "APbox", "segm": "APmask"}
     return {names[task]: results[task]["AP"] for task in names if "AP" in results.get(task, {})}
+
+
+def use_bitmasks_for_rle(loader_cfg) -> None:
+    """Have the loader's mapper read masks as bitmasks when its data holds RLE masks (detectron2's stock mapper
+    reads polygons only and fails on RLE, which SAM, CVAT and COCO's crowd annotations use); polygon-only data
+    keeps polygons, which are cheaper to crop and resize."""
+    mapper = loader_cfg.mapper
+    target = mapper.get("_target_")
+    target = locate(target) if isinstance(target, str) else target
+    takes_format = "instance_mask_format" in mapper or (
+        target is not None and "instance_mask_format" in inspect.signature(target).parameters)
+    if takes_format and has_rle_masks(loader_cfg.dataset.names):
+        mapper.instance_mask_format = "bitmask"
 
 
 def build_loader(loader_cfg):
@@ -202,8 +246,9 @@ def keep_metrics_before(output_dir: str | Path, start_iter: int) -> None:
     atomic_write(path, lambda tmp: tmp.write_text("".join(line + "\n" for line in kept)))
 
 
-def do_train(cfg, resume: bool, on_eval) -> dict:
-    """detectron2's lazyconfig training loop; returns the last evaluation's results."""
+def do_train(cfg, resume_from: Path | None, on_eval) -> dict:
+    """detectron2's lazyconfig training loop (continuing from the checkpoint ``resume_from`` if given); returns
+    the last evaluation's results."""
     model = instantiate(cfg.model)
     logger.info(f"Model:\n{model}")
     model.to(cfg.train.device)
@@ -218,7 +263,8 @@ def do_train(cfg, resume: bool, on_eval) -> dict:
 
     def evaluate():
         last["results"] = do_test(cfg, ddp_model)
-        on_eval(trainer.iter + 1, last["results"])
+        # iterations done: trainer.iter is the step's index inside the loop, and max_iter once it has ended
+        on_eval(min(trainer.iter + 1, trainer.max_iter), last["results"])
         return last["results"]
 
     main = comm.is_main_process()
@@ -228,10 +274,10 @@ def do_train(cfg, resume: bool, on_eval) -> dict:
         hooks.PeriodicCheckpointer(checkpointer, **cfg.train.checkpointer) if main else None,
         hooks.EvalHook(cfg.train.eval_period, evaluate),
     ])
-    if resume and checkpointer.has_checkpoint():
-        checkpointer.resume_or_load("", resume=True)
+    if resume_from is not None:
+        checkpointer.load(str(resume_from))  # model, optimizer, scheduler and the trainer's iteration
         start_iter = trainer.iter + 1
-        logger.info(f"resuming from {checkpointer.get_checkpoint_file()} at iteration {start_iter}")
+        logger.info(f"resuming from {resume_from} at iteration {start_iter}")
     else:
         load_initial_weights(model, cfg.train.init_checkpoint)
         start_iter = 0
@@ -239,7 +285,10 @@ def do_train(cfg, resume: bool, on_eval) -> dict:
         keep_metrics_before(cfg.train.output_dir, start_iter)
         trainer.register_hooks([hooks.PeriodicWriter(default_writers(cfg.train.output_dir, cfg.train.max_iter),
                                                      period=cfg.train.log_period)])
-    trainer.train(start_iter, cfg.train.max_iter)
+    try:
+        trainer.train(start_iter, cfg.train.max_iter)
+    except FloatingPointError as exc:  # detectron2's check of the loss, and of the boxes at evaluation
+        raise LossDiverged(f"{exc} (a learning rate too high for this batch and model? lower optimizer.lr)") from None
     return last.get("results", {})
 
 
@@ -311,12 +360,16 @@ def run(options: RunOptions) -> dict[str, float]:
     preload(cfg.dataloader.test.dataset.names)
     if not options.eval_only:
         preload(cfg.dataloader.train.dataset.names)
+        use_bitmasks_for_rle(cfg.dataloader.train)
+    resume_from, passed_over = resume_point(out) if options.resume and not options.eval_only else (None, [])
     net = cfg.model.backbone.net
     with _logging(str(out)), run_lifecycle(
             out, task="detection", dataset="+".join(_names(cfg.dataloader.test.dataset.names)),
             arch=arch_name(net.embed_dim, net.depth), init=init_label(cfg, options), enabled=main,
             config=options.config_file, mode="eval" if options.eval_only else "train",
             max_iter=cfg.train.max_iter, seed=cfg.train.get("seed", -1)) as record:
+        for note in passed_over:
+            logger.warning(f"resume: {note}")
         if main:
             torn = remove_torn(out)
             if torn:
@@ -330,7 +383,7 @@ def run(options: RunOptions) -> dict[str, float]:
             record.metrics = coco_metrics(results)
             record.write("running", iteration=iteration)
 
-        results = evaluate_checkpoint(cfg) if options.eval_only else do_train(cfg, options.resume, on_eval)
+        results = evaluate_checkpoint(cfg) if options.eval_only else do_train(cfg, resume_from, on_eval)
         record.metrics = coco_metrics(results)
         if not record.metrics:
             raise DetectionInputError(f"the evaluation on {'+'.join(_names(cfg.dataloader.test.dataset.names))} "

@@ -14,7 +14,6 @@ kill during a save leaves the previous checkpoint named and loadable.
 from __future__ import annotations
 
 import logging
-import os
 import re
 from pathlib import Path
 from urllib.parse import urlparse
@@ -46,14 +45,6 @@ class Checkpointer(DetectionCheckpointer):
             raise CheckpointError(f"{filename}: holds a {type(data).__name__}, not a checkpoint dict")
         # detectron2's model-zoo .pkl ({"model": numpy arrays, "__author__": ...}) and its own .pth files: as is
         return data if "model" in data else {"model": data}
-
-    def get_checkpoint_file(self) -> str:
-        """The file ``last_checkpoint`` names; one error if it names none that exists."""
-        path = super().get_checkpoint_file()
-        if not os.path.isfile(path):
-            raise CheckpointError(f"{os.path.join(self.save_dir, 'last_checkpoint')} names "
-                                  f"{Path(path).name or 'no file'}, which is not a file in {self.save_dir}")
-        return path
 
     def tag_last_checkpoint(self, last_filename_basename: str) -> None:
         atomic_write(Path(self.save_dir) / "last_checkpoint", lambda tmp: tmp.write_text(last_filename_basename))

@@ -215,6 +215,8 @@ def load_run(record_path: Path) -> Run | Skipped:
         return Skipped(folder, f'"metrics" is not a mapping: {metrics!r}')
     wanted = {m: metrics[m] for m in METRICS[task] if m in metrics}
     for name, value in wanted.items():
+        if value is None:  # run records write a NaN metric (COCO AP without a detection) as null
+            return Skipped(folder, f'metric "{name}" is null (no result to compare)')
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             return Skipped(folder, f'metric "{name}" is not a number: {value!r}')
         if not math.isfinite(value):  # e.g. COCO AP of a model that made no detection

@@ -108,6 +108,8 @@ def visualize(argv: list[str]) -> int:
 
     def body():
         from .reconstruction import visualize as draw
+        if args.num < 1:
+            raise UserError(f"--num {args.num}: must be at least 1 (images taken from a folder)")
         images = args.images[0] if len(args.images) == 1 and Path(args.images[0]).is_dir() else args.images
         path = draw(args.checkpoint, images, args.out, mask_ratio=args.mask_ratio, seed=args.seed,
                     num_images=args.num, model_name=args.model, input_size=args.input_size,

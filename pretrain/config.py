@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from backbone import UserError
+from backbone import UserError, config_syntax_named
 
 from .models_mae import encoder_kwargs
 
@@ -96,6 +96,9 @@ class TrainConfig:
                 check(enc["embed_dim"] % enc["num_heads"] == 0, "embed_dim",
                       f"must be divisible by num_heads {enc['num_heads']}")
             check(enc["embed_dim"] % 4 == 0, "embed_dim", "must be divisible by 4 (2-D sin-cos embedding)")
+        for key in ("data_path", "val_path"):
+            check(_is_text(getattr(self, key, "")), key, "not UTF-8 text (logs and the run record are UTF-8); "
+                  "rename the folder or link it under a UTF-8 name")
         check(self.input_size > 0, "input_size", "must be positive")
         check(self.batch_size > 0, "batch_size", "must be positive")
         check(self.batch_per_device is None or 0 < self.batch_per_device <= self.batch_size, "batch_per_device",
@@ -229,11 +232,14 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: no such config file")
-    try:
-        return Config.fromfile(str(path)).to_dict()
-    except Exception as exc:  # mmengine re-raises syntax, name and import errors of the file under many types
-        reason = " ".join(str(exc).split())
-        raise ConfigError(f"{path}: cannot be run as a config file ({type(exc).__name__}: {reason})") from None
+    with config_syntax_named(path, ConfigError):
+        try:
+            return Config.fromfile(str(path)).to_dict()
+        except SyntaxError:
+            raise
+        except Exception as exc:  # mmengine re-raises name and import errors of the file under many types
+            reason = " ".join(str(exc).split())
+            raise ConfigError(f"{path}: cannot be run as a config file ({type(exc).__name__}: {reason})") from None
 
 
 def parse_overrides(cls: type[TrainConfig], items: Iterable[str]) -> dict[str, Any]:
@@ -293,6 +299,15 @@ def make_config(cls: type[TrainConfig], values: Mapping[str, Any], source: str =
     if problems:
         raise ConfigError(f"{source}invalid config value{'s' if len(problems) > 1 else ''}: " + "; ".join(problems))
     return config
+
+
+def _is_text(path: str) -> bool:
+    """Whether a path is text: a file name not valid in the locale's encoding reaches Python with surrogates."""
+    try:
+        str(path).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _type_options(hint: Any) -> tuple:

@@ -31,8 +31,8 @@ import torch.nn as nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
-from backbone import (CheckpointError, UserError, atomic_torch_save, atomic_write, prepare_run_dir, read_checkpoint,
-                      remove_torn, run_lifecycle)
+from backbone import (CheckpointError, LossDiverged, UserError, atomic_torch_save, atomic_write, prepare_run_dir,
+                      read_checkpoint, remove_torn, require_device, run_lifecycle)
 
 from .config import ConfigError, TrainConfig, config_dict
 from .data import DataError, ImageFiles, PretrainBatches, ResumableSampler
@@ -42,11 +42,6 @@ logger = logging.getLogger(__name__)
 CHECKPOINT_DIR = "checkpoints"
 LOG_NAME = "log.jsonl"
 _CHECKPOINT = re.compile(r"^step_(\d+)\.pth$")
-
-
-class LossDiverged(UserError, FloatingPointError):
-    """The loss became inf or NaN. Reported in one line like other input errors: what usually makes it is a
-    config value (the learning rate), and the run record and checkpoints so far stay for a look."""
 
 
 # ---------------------------------------------------------------------------------------------- runtime
@@ -81,6 +76,7 @@ def runtime(config: TrainConfig) -> Iterator[Runtime]:
     if config.device == "auto":
         device = torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
     else:
+        require_device(config.device, "device")
         device = torch.device(config.device)
     if device.type == "cuda":
         torch.cuda.set_device(device)

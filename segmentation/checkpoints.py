@@ -12,12 +12,11 @@ methods), and a kill during a write leaves a torn ``iter_N.pth`` that ``last_che
   message hub as plain data (its ``HistoryBuffer``s as lists, restored on loading) and writes each file through
   ``backbone.atomic_write`` (a hidden temporary file renamed into place), so an ``iter_N.pth`` is whole or absent;
 - ``resume_checkpoint`` picks the newest whole checkpoint of a run folder, skipping (and naming) torn files and a
-  stale or empty ``last_checkpoint``.
+  stale or empty ``last_checkpoint``, which names its file relative to the run folder.
 """
 from __future__ import annotations
 
 import re
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +28,7 @@ from mmengine.runner import CheckpointLoader
 from mmseg.registry import HOOKS
 
 from backbone import atomic_write, read_checkpoint, remove_torn
+from backbone.run_record import newest_whole_checkpoint
 
 from .config import SegmentationError
 
@@ -107,6 +107,10 @@ class SafeCheckpointHook(CheckpointHook):
         if pointer.is_symlink():  # mmengine rewrites it with open(): never write through a link
             pointer.unlink()
         super()._save_checkpoint_with_step(runner, step, meta)
+        # mmengine writes the absolute path: a copied or moved run folder would resume from the original's file
+        last = Path(self.last_ckpt)
+        if last.parent.resolve() == Path(runner.work_dir).resolve():
+            atomic_write(pointer, lambda tmp: tmp.write_text(last.name))
 
 
 def use_safe_checkpoint_hook(cfg) -> None:
@@ -116,39 +120,25 @@ def use_safe_checkpoint_hook(cfg) -> None:
         hook.type = "SafeCheckpointHook"
 
 
-def is_whole(path: Path) -> bool:
-    """Whether ``path`` is a complete PyTorch file: torch.save writes a zip archive whose directory comes last,
-    so a file cut short by a kill has none."""
-    try:
-        with zipfile.ZipFile(path):
-            return True
-    except (OSError, zipfile.BadZipFile):
-        return False
-
-
 def resume_checkpoint(work_dir: str | Path) -> tuple[Path, list[str]]:
     """The checkpoint to resume a run folder from, and what was passed over on the way: the one
-    ``last_checkpoint`` names, else the newest ``iter_N.pth`` / ``epoch_N.pth``, whichever is whole first; torn
-    files are skipped, temporary files of a killed write removed. One ``SegmentationError`` when nothing usable
-    is left."""
+    ``last_checkpoint`` names (read relative to the folder), else the newest ``iter_N.pth`` / ``epoch_N.pth``,
+    whichever is whole first; torn files are skipped, temporary files of a killed write removed. One
+    ``SegmentationError`` when nothing usable is left."""
     work_dir = Path(work_dir)
     notes = [f"removed {tmp}, left by a write that was killed" for tmp in remove_torn(work_dir)]
-    pointer = work_dir / "last_checkpoint"
-    named = pointer.read_text().strip() if pointer.is_file() else ""
-    if pointer.is_file() and not named:
-        notes.append(f"{pointer} is empty; looking for the newest whole checkpoint")
-    steps = {p: int(m.group(1)) for p in work_dir.glob("*.pth") if (m := _STEP.match(p.name))}
-    candidates = ([Path(named)] if named else []) + sorted(steps, key=steps.get, reverse=True)
-    skipped = []
-    for path in dict.fromkeys(candidates):
-        if path.is_file() and is_whole(path):
-            return path, notes
-        why = "missing" if not path.exists() else "torn (incomplete file)"
-        notes.append(f"skipped {path}: {why}")
-        skipped.append(f"{path.name} {why}")
+    path, passed_over, skipped = newest_whole_checkpoint(work_dir, _step)
+    notes += passed_over
+    if path is not None:
+        return path, notes
     found = f" ({'; '.join(skipped)})" if skipped else " (no iter_N.pth)"
     raise SegmentationError(f"--resume: no whole checkpoint to resume in {work_dir}{found}; start a new run "
                             "without --resume or resume from a checkpoint file")
+
+
+def _step(name: str) -> int | None:
+    match = _STEP.match(name)
+    return int(match.group(1)) if match else None
 
 
 def load_segmentor_weights(path: str | Path, model: torch.nn.Module, config: str | Path) -> dict:

@@ -90,12 +90,15 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace) -> None:
     import segmentation
+    from backbone import config_syntax_named, require_device
     from backbone.run_record import RECORD_NAME
 
     if args.command == "predict":
-        written = segmentation.predict(args.config, args.checkpoint, args.input, args.out, device=args.device,
-                                       cfg_options=args.cfg_options, opacity=args.opacity,
-                                       label_offset=args.label_offset, max_pixels=args.max_pixels)
+        require_device(args.device, "--device")
+        with config_syntax_named(args.config):
+            written = segmentation.predict(args.config, args.checkpoint, args.input, args.out, device=args.device,
+                                           cfg_options=args.cfg_options, opacity=args.opacity,
+                                           label_offset=args.label_offset, max_pixels=args.max_pixels)
         print(f"{len(written)} images: overlays in {args.out / 'vis'}, label maps in {args.out / 'pred'}")
         return
     common = dict(init=args.init, data_root=args.data_root, launcher=args.launcher)

@@ -11,6 +11,7 @@ string for a number, a number for a list) is refused; numbers may replace number
 from __future__ import annotations
 
 import inspect
+import math
 import uuid
 from functools import cache
 from pathlib import Path
@@ -20,7 +21,7 @@ import torch
 from mmengine.config import Config
 from mmengine.runner import Runner
 
-from backbone import UserError, arch_name
+from backbone import UserError, arch_name, config_syntax_named
 
 DATALOADERS = ("train_dataloader", "val_dataloader", "test_dataloader")
 NEW_KEY = "+"
@@ -44,9 +45,12 @@ def load_config(config: str | Path, work_dir: str | Path, cfg_options: Mapping[s
     if launcher != "none" and not torch.cuda.is_available():
         raise SegmentationError(f"--launcher {launcher} needs GPUs (mmengine's launchers pin one CUDA device per "
                                 "process); on CPU run a single process without --launcher")
-    cfg = Config.fromfile(str(config))
+    with config_syntax_named(config, SegmentationError):
+        cfg = Config.fromfile(str(config))
     declared = pretrained_path(cfg)
+    declared_iters = (cfg.get("train_cfg") or {}).get("max_iters")
     apply_overrides(cfg, cfg_options or {}, config)
+    rescale_schedule(cfg, declared_iters, cfg_options or {})
     if data_root is not None:
         if not Path(data_root).is_dir():
             raise SegmentationError(f"{data_root}: data root does not exist (an ADE20K-format root such as "
@@ -94,6 +98,28 @@ def apply_overrides(cfg: Config, options: Mapping[str, Any], config: str | Path)
                                     f"{type(current).__name__}), the override is of type {type(value).__name__}")
         checked[key] = value
     cfg.merge_from_dict(checked)
+
+
+def rescale_schedule(cfg: Config, declared_iters: int | None, options: Mapping[str, Any]) -> None:
+    """When ``train_cfg.max_iters`` is overridden and no scheduler is, move the iteration-based schedulers'
+    ``begin`` / ``end`` to the same fractions of the new length: warm-up and poly decay end where the config
+    file has them end, so the lr reaches its final value at the last iteration. (detectron2's ``LRMultiplier``
+    reads its schedule as fractions of ``train.max_iter``, so a detection run of another length scales the
+    same way.)"""
+    keys = [key.removeprefix(NEW_KEY) for key in options]
+    iters = (cfg.get("train_cfg") or {}).get("max_iters")
+    if ("train_cfg.max_iters" not in keys or any(key.startswith("param_scheduler") for key in keys)
+            or not declared_iters or not isinstance(iters, int) or iters <= 0 or iters == declared_iters):
+        return
+    schedulers = cfg.get("param_scheduler") or []
+    for scheduler in [schedulers] if isinstance(schedulers, Mapping) else schedulers:
+        if scheduler.get("by_epoch", True):
+            continue
+        begin = round(scheduler.get("begin", 0) * iters / declared_iters)
+        scheduler.begin = begin
+        if scheduler.get("end", math.inf) <= declared_iters:  # two steps at least: with one, mmengine's
+            # LinearLR would stay at its start_factor for the whole run
+            scheduler.end = max(round(scheduler.end * iters / declared_iters), begin + 2)
 
 
 def lookup(tree: Mapping, key: str) -> Any:

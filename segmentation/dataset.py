@@ -10,10 +10,10 @@ Bad input is one ``SegDataError`` naming the file and the problem, not an assert
 thousands of iterations later:
 - a missing data root or image/annotation folder, a folder without images, an image without a label map:
   when the dataset is built;
-- an unreadable image or label file, a label map whose size differs from its image's, label values outside
-  the classes: by ``check_files()`` over the whole set, which ``segmentation.train`` / ``test`` run before
-  the run starts, and again when a sample is loaded (``CheckSegSample`` runs right after ``LoadAnnotations``;
-  the dataset inserts it, so mmseg's ADE20K pipelines are used unchanged).
+- an unreadable image or label file, a 16-bit image, a label map whose size differs from its image's, label
+  values outside the classes: by ``check_files()`` over the whole set, which ``segmentation.train`` / ``test``
+  run before the run starts, and again when a sample is loaded (``CheckSegSample`` runs right after
+  ``LoadAnnotations``; the dataset inserts it, so mmseg's ADE20K pipelines are used unchanged).
 """
 from __future__ import annotations
 

@@ -5,24 +5,28 @@ strict load of a trained checkpoint, then Runner.test(). Before either starts, t
 output folder, the checkpoints and every image and label map are checked; a problem there is one
 ``UserError`` and leaves the folder's run record as it was. Then ``backbone.run_lifecycle`` writes
 ``work_dir/run_record.json``: "running", then "finished" with mIoU / mAcc / aAcc (percent, from mmseg's
-IoUMetric) or "failed" with the error. Only rank 0 writes it.
+IoUMetric) or "failed" with the error (``LossDiverged`` when the loss becomes inf or NaN). Only rank 0 writes
+it. A resumed run keeps the init label of the run it continues.
 """
 from __future__ import annotations
 
 import logging
+import math
 from pathlib import Path
 
+import torch
 from mmengine.config import Config
-from mmengine.dist import is_main_process
+from mmengine.dist import all_reduce, get_world_size, is_main_process
+from mmengine.hooks import Hook
 from mmengine.logging import print_log
 from mmengine.registry import init_default_scope
 from mmengine.runner import Runner
-from mmseg.registry import DATASETS
+from mmseg.registry import DATASETS, HOOKS
 
-from backbone import prepare_run_dir, read_run_record, read_state_dict, resolve_weights, run_lifecycle
-from backbone.run_record import RECORD_NAME
+from backbone import LossDiverged, prepare_run_dir, read_run_record, read_state_dict, resolve_weights, run_lifecycle
+from backbone.run_record import RECORD_NAME, is_whole, recorded_init
 
-from .checkpoints import is_whole, load_segmentor_weights, resume_checkpoint, use_safe_checkpoint_hook
+from .checkpoints import load_segmentor_weights, resume_checkpoint, use_safe_checkpoint_hook
 from .config import DATALOADERS, SegmentationError, load_config, pretrained_path
 
 METRICS = ("mIoU", "mAcc", "aAcc")
@@ -47,6 +51,10 @@ def train(config: str | Path, work_dir: str | Path, cfg_options: dict | None = N
     """
     cfg = load_config(config, work_dir, cfg_options, data_root=data_root, init_checkpoint=init_checkpoint,
                       init=init, launcher=launcher)
+    check_trains(cfg, config)
+    if resume and init is None:  # the resumed run's weights come from its checkpoint: keep that run's label
+        cfg.run_record["init"] = recorded_init(work_dir if resume is True else Path(resume).parent) \
+            or cfg.run_record["init"]
     pretrained = pretrained_path(cfg)
     if pretrained and not Path(resolve_weights(pretrained)).is_file():  # timm:, hf:, URLs: fetched (cached) here
         raise SegmentationError(f"{pretrained}: no such checkpoint file (the initial weights, model.pretrained of "
@@ -64,6 +72,7 @@ def train(config: str | Path, work_dir: str | Path, cfg_options: dict | None = N
     if resume:
         cfg.resume, cfg.load_from = True, str(resume)
     use_safe_checkpoint_hook(cfg)
+    cfg.custom_hooks = [*cfg.get("custom_hooks", []), dict(type="FiniteLossHook")]
     runner = Runner.from_cfg(cfg)  # sets up the process group: is_main_process() is right from here
     check_data(cfg, DATALOADERS)
     with run_lifecycle(work_dir, task="segmentation", enabled=is_main_process(), **cfg.run_record) as record:
@@ -98,6 +107,34 @@ def test(config: str | Path, checkpoint: str | Path, work_dir: str | Path, cfg_o
                        **cfg.run_record) as record:
         record.metrics = _metrics(runner.test())
     return record.metrics
+
+
+def check_trains(cfg: Config, config: str | Path) -> None:
+    """Refuse a schedule of no iterations (``train_cfg.max_iters=0``): the run would test its initial weights
+    and record them as trained."""
+    train_cfg = cfg.get("train_cfg") or {}
+    for key in ("max_iters", "max_epochs"):
+        if key in train_cfg and not train_cfg[key] > 0:
+            raise SegmentationError(f"train_cfg.{key} = {train_cfg[key]!r} in {config} (with overrides): must be "
+                                    "positive, the run would train no iteration")
+
+
+@HOOKS.register_module()
+class FiniteLossHook(Hook):
+    """Stop training when the loss becomes inf or NaN: the run then ends "failed" with the reason, not
+    "finished" with the mIoU of a diverged model."""
+
+    def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
+        loss = (outputs or {}).get("loss")  # this rank's, a tensor in mmengine's log_vars
+        if loss is None:
+            return
+        loss = torch.as_tensor(loss).detach().clone()
+        if get_world_size() > 1:  # a NaN on any rank stops every rank at the same iteration
+            all_reduce(loss)
+        value = loss.item()
+        if not math.isfinite(value):
+            raise LossDiverged(f"loss is {value} at iteration {runner.iter + 1}; stopping (a learning rate "
+                               "too high for this batch and model? lower optim_wrapper.optimizer.lr)")
 
 
 def check_data(cfg: Config, loaders) -> None:

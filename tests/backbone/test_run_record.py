@@ -1,3 +1,4 @@
+import errno
 import json
 import os
 import stat
@@ -15,6 +16,15 @@ def test_write_then_read_round_trip(tmp_path):
     record = read_run_record(path.parent)
     assert record["metrics"] == {"APbox": 51.2, "APmask": 45.5}
     assert record["iterations"] == 10 and record["status"] == "finished"
+
+
+def test_records_are_strict_json_with_null_for_nan(tmp_path):
+    path = write_run_record(tmp_path, task="detection", status="finished", dataset="d", arch="a", init="mae",
+                            metrics={"APbox": float("nan"), "APmask": 1.5},
+                            results={"bbox": {"APl": float("nan"), "AP": float("inf"), "per": [float("-inf"), 2.0]}})
+    strict = json.loads(path.read_text(), parse_constant=lambda name: pytest.fail(f"{name} is not JSON"))
+    assert strict["metrics"] == {"APbox": None, "APmask": 1.5}
+    assert strict["results"] == {"bbox": {"APl": None, "AP": None, "per": [None, 2.0]}}
 
 
 def test_bad_fields_are_refused(tmp_path):
@@ -132,3 +142,24 @@ def test_run_command_reports_user_errors_in_one_line_with_exit_2(capsys):
     assert run_command("pretrain", lambda: None) == 0
     with pytest.raises(KeyError):  # a bug keeps its traceback
         run_command("pretrain", lambda: {}["x"])
+
+
+def test_run_command_reports_file_system_errors_with_the_path(tmp_path, capsys, monkeypatch):
+    def write_into_read_only():
+        raise PermissionError(errno.EACCES, "Permission denied", str(tmp_path / "out" / "run_record.json"))
+
+    assert run_command("pretrain", write_into_read_only) == USER_ERROR_EXIT
+    assert capsys.readouterr().err == f"mae-transfer pretrain: error: {tmp_path}/out/run_record.json: Permission denied\n"
+    (tmp_path / "folder").mkdir()
+    assert run_command("export", lambda: atomic_write(tmp_path / "folder", lambda tmp: tmp.write_text(""))) == 2
+    assert capsys.readouterr().err == f"mae-transfer export: error: {tmp_path}/folder: is a folder; give a file name\n"
+
+    def read_only(*args, **kwargs):  # what mkstemp meets in a read-only folder (root would not, so it is simulated)
+        raise PermissionError(errno.EACCES, "Permission denied", str(tmp_path / ".run_record.json.x.tmp"))
+
+    monkeypatch.setattr("tempfile.mkstemp", read_only)
+    assert run_command("detect", lambda: write_run_record(tmp_path, task="detection", status="running", dataset="d",
+                                                          arch="a", init="mae")) == 2
+    assert capsys.readouterr().err == f"mae-transfer detect: error: {tmp_path}/run_record.json: Permission denied\n"
+    with pytest.raises(OSError):  # an OSError about no path the user gave keeps its traceback
+        run_command("pretrain", lambda: (_ for _ in ()).throw(OSError(errno.EIO, "I/O error")))

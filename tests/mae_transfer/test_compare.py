@@ -317,4 +317,4 @@ def test_a_nan_metric_is_listed_not_tabled(tmp_path):
                      arch="vit_base", init="mae", metrics={"APbox": float("nan"), "APmask": float("nan")})
     comparison = compare_runs([tmp_path])
     assert not comparison.tables
-    assert "is nan" in comparison.skipped[0].reason
+    assert 'metric "APbox" is null (no result to compare)' == comparison.skipped[0].reason  # strict JSON: null

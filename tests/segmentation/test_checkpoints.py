@@ -107,6 +107,14 @@ def test_resume_skips_torn_checkpoints_and_an_empty_pointer(copy_run, demo_confi
         resume_checkpoint(work)
 
 
+def test_a_copied_run_folder_resumes_from_its_own_checkpoint(copy_run, trained_run):
+    """An absolute path in last_checkpoint (mmengine writes them) names the file in the folder being resumed."""
+    work = copy_run()
+    (work / "last_checkpoint").write_text(str(trained_run / "iter_2.pth"))
+    assert resume_checkpoint(work) == (work / "iter_2.pth", [])
+    assert (trained_run / "last_checkpoint").read_text() == "iter_2.pth"  # what training writes: relative
+
+
 KILLED_WRITE = """
 import ast, os, signal, sys
 import segmentation

@@ -10,7 +10,7 @@ from segmentation import SegmentationError
 from segmentation.cli import main as segment
 from segmentation.config import load_config
 
-def test_train_resume_test(trained_run, copy_run, demo_config, ade_root, mae_file, longer_options, tmp_path, capsys,
+def test_train_resume_test(trained_run, copy_run, demo_config, ade_root, longer_options, tmp_path, capsys,
                            cli_options, logged_iterations):
     record = read_run_record(trained_run)
     assert (record["status"], record["task"], record["init"]) == ("finished", "segmentation", "mae")
@@ -20,10 +20,11 @@ def test_train_resume_test(trained_run, copy_run, demo_config, ade_root, mae_fil
     assert set(read_checkpoint(trained_run / "iter_2.pth")) >= {"state_dict", "optimizer", "message_hub", "meta"}
 
     work = copy_run()
-    resumed = segmentation.train(demo_config, work, longer_options, init_checkpoint=mae_file, init="mae",
-                                 data_root=ade_root, resume=True)
+    resumed = segmentation.train(demo_config, work, longer_options, data_root=ade_root, resume=True)
     assert logged_iterations(work) == [1, 2, 3, 4]  # continued from iteration 2, not restarted
-    assert read_run_record(work)["checkpoint"] == str(work / "iter_4.pth")
+    record = read_run_record(work)
+    assert record["init"] == "mae"  # the resumed run's label, though --init and --checkpoint were not given
+    assert record["checkpoint"] == "iter_4.pth" == (work / "last_checkpoint").read_text()  # relative to the folder
 
     # the CLI's test of the final checkpoint finds what training reported for it
     test_dir = tmp_path / "test"
@@ -111,3 +112,31 @@ def test_launcher_without_gpus_is_a_clear_error(demo_config, tmp_path, ade_root,
     monkeypatch.setattr("torch.cuda.is_available", lambda: False)
     with pytest.raises(SegmentationError, match="--launcher pytorch needs GPUs"):
         segmentation.train(demo_config, tmp_path / "ddp", tiny_options, data_root=ade_root, launcher="pytorch")
+
+
+def scheduled_lrs(cfg, base_lr: float = 1e-3) -> list[float]:
+    """The lr of each iteration of ``cfg.train_cfg.max_iters`` under the config's param_scheduler (mmengine's
+    schedulers stepping an optimizer), and the lr after the last one."""
+    import torch
+    from mmengine.optim import OptimWrapper
+    from mmengine.registry import PARAM_SCHEDULERS
+
+    optimizer = OptimWrapper(torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=base_lr))
+    schedulers = [PARAM_SCHEDULERS.build(dict(s, optimizer=optimizer)) for s in cfg.param_scheduler]
+    lrs = []
+    for _ in range(cfg.train_cfg.max_iters + 1):
+        lrs.append(optimizer.param_groups[0]["lr"])
+        for scheduler in schedulers:
+            scheduler.step()
+    return lrs
+
+
+def test_a_shorter_run_keeps_the_schedule_at_the_same_fractions(demo_config, tmp_path):
+    """demo_tiny.py: 5 % warm-up, then poly decay to 0 at 300 iterations; at 20 iterations the same shape."""
+    cfg = load_config(demo_config, tmp_path, {"train_cfg.max_iters": 20})
+    assert [(s.begin, s.end) for s in cfg.param_scheduler] == [(0, 2), (1, 20)]
+    lrs = scheduled_lrs(cfg)
+    assert max(lrs) == pytest.approx(1e-3) and lrs[-1] == pytest.approx(0, abs=1e-9)
+    # schedulers given with the length are taken as given
+    cfg = load_config(demo_config, tmp_path, {"train_cfg.max_iters": 20, "param_scheduler.1.end": 300})
+    assert [(s.begin, s.end) for s in cfg.param_scheduler] == [(0, 15), (15, 300)]

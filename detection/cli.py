@@ -8,7 +8,7 @@ import os
 import re
 import sys
 
-from backbone import run_command
+from backbone import prepare_run_dir, run_command
 
 _EXAMPLES = """examples:
   mae-transfer detect train --config-file configs/detection/mask_rcnn_vit_b_mae.py --num-gpus 8 \\
@@ -95,6 +95,8 @@ def predict(args: argparse.Namespace) -> None:
 
     inputs = [item for item in args.input if not (_OVERRIDE.match(item) and not os.path.exists(item))]
     overrides = [item for item in args.input if item not in inputs] + list(args.overrides)
+    prepare_run_dir(args.out, command="detect predict", resume=True, create=False,  # before the model is built
+                    inputs=[args.config_file, args.weights, args.categories, *inputs])
     predictor = Predictor(args.config_file, args.weights, overrides, device=args.device, categories=args.categories)
     results = predict_files(predictor, inputs, args.out)
     print(f"predict finished: {len(results)} instances, one overlay per image and {RESULTS_NAME}  ({args.out})")

@@ -26,7 +26,7 @@ from typing import Iterable, Sequence
 import detectron2.data.transforms as T
 import numpy as np
 import torch
-from detectron2.config import LazyConfig, get_cfg, instantiate
+from detectron2.config import get_cfg, instantiate
 from detectron2.data import Metadata, MetadataCatalog
 from detectron2.evaluation.coco_evaluation import instances_to_coco_json
 from detectron2.modeling import build_model
@@ -34,10 +34,13 @@ from detectron2.structures import Instances
 from detectron2.utils.visualizer import Visualizer
 from PIL import Image
 
+import yaml
+
 from backbone import atomic_write, prepare_run_dir
+from backbone.safe_yaml import load_yaml, yaml_error
 
 from .data import DetectionInputError, read_image
-from .engine import apply_override
+from .engine import apply_override, load_lazy_config
 from .weights import load_initial_weights
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
@@ -99,7 +102,7 @@ class Predictor:
 
 
 def _from_lazy(config_file: str, overrides: Sequence[str], device: str):
-    cfg = LazyConfig.load(config_file)
+    cfg = load_lazy_config(config_file)
     for override in overrides:
         apply_override(cfg, override, config_file)
     model = instantiate(cfg.model).to(device)
@@ -114,11 +117,16 @@ def _from_yacs(config_file: str, overrides: Sequence[str], device: str):
     cfg = get_cfg()
     add_vit_config(cfg)
     pairs = [part for override in overrides for part in override.split("=", 1)]
+    load_yaml(config_file)  # data only: refused here, naming the file, if a tag would run code
     try:
-        cfg.merge_from_file(config_file)
+        cfg.merge_from_file(config_file, allow_unsafe=False)  # also for its _BASE_ files (yacs would fall back
+        # to yaml.unsafe_load)
         if any("=" not in override for override in overrides):
             raise ValueError(f"overrides are KEY=VALUE, got {[o for o in overrides if '=' not in o]}")
         cfg.merge_from_list(pairs)
+    except yaml.YAMLError as exc:  # in one of its _BASE_ files, read the same way
+        mark = getattr(exc, "problem_mark", None)
+        raise yaml_error(mark.name if mark is not None else config_file, exc) from None
     except (AssertionError, KeyError, ValueError, TypeError) as exc:  # yacs's errors for a bad key or value
         raise DetectionInputError(f"{config_file}: {exc}".splitlines()[0]) from None
     cfg.MODEL.DEVICE = device
@@ -192,7 +200,7 @@ def predict_files(predictor: Predictor, inputs: Iterable[str], out_dir: str | Pa
         if other != path:
             raise DetectionInputError(f"--input {other} and {path} would both write the overlay "
                                       f"{overlay_name(path)}: predict them into separate folders")
-    out_dir = prepare_run_dir(out_dir, resume=True)
+    out_dir = prepare_run_dir(out_dir, command="detect predict", resume=True, inputs=[*inputs, *files])
     results = []
     for image_id, path in enumerate(files, start=1):
         rgb = read_image(str(path), "RGB")

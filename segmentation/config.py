@@ -21,6 +21,7 @@ from mmengine.config import Config
 from mmengine.runner import Runner
 
 from backbone import UserError, arch_name
+from pretrain.config import read_mmengine_config
 
 DATALOADERS = ("train_dataloader", "val_dataloader", "test_dataloader")
 NEW_KEY = "+"
@@ -44,7 +45,7 @@ def load_config(config: str | Path, work_dir: str | Path, cfg_options: Mapping[s
     if launcher != "none" and not torch.cuda.is_available():
         raise SegmentationError(f"--launcher {launcher} needs GPUs (mmengine's launchers pin one CUDA device per "
                                 "process); on CPU run a single process without --launcher")
-    cfg = Config.fromfile(str(config))
+    cfg = read_mmengine_config(config)
     declared = pretrained_path(cfg)
     apply_overrides(cfg, cfg_options or {}, config)
     if data_root is not None:

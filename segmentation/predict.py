@@ -23,10 +23,10 @@ from mmengine.config import Config
 from mmengine.registry import init_default_scope
 from PIL import Image
 
-from backbone import atomic_write
+from backbone import atomic_write, prepare_run_dir
 
 from .checkpoints import load_segmentor_weights
-from .config import SegmentationError, apply_overrides
+from .config import SegmentationError, apply_overrides, read_mmengine_config
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
@@ -51,7 +51,7 @@ class Predictor:
             raise SegmentationError(f"{config}: no such config file")
         if not Path(checkpoint).is_file():
             raise SegmentationError(f"{checkpoint}: no such checkpoint file")
-        cfg = Config.fromfile(str(config))
+        cfg = read_mmengine_config(config)
         apply_overrides(cfg, cfg_options or {}, config)
         self.model = init_model(cfg, checkpoint=None, device="cpu")  # built, weights below
         meta = load_segmentor_weights(checkpoint, self.model, config)
@@ -137,14 +137,9 @@ def predict(config: str | Path, checkpoint: str | Path, inputs: list[str | Path]
     dataset's palette). Returns the (overlay, label map) pairs."""
     from mmseg.visualization import SegLocalVisualizer
 
-    out_dir = Path(out_dir)
-    for folder in (out_dir, out_dir / "vis", out_dir / "pred"):
-        if folder.is_symlink():
-            raise SegmentationError(f"output folder {folder} is a symlink; outputs are never written through "
-                                    "symlinks: give the real folder")
-        if folder.exists() and not folder.is_dir():
-            raise SegmentationError(f"output folder {folder} exists and is not a folder")
     images = image_files(inputs)
+    out_dir = prepare_run_dir(out_dir, command="segment predict", resume=True,
+                              inputs=[config, checkpoint, *inputs, *images])
     rgb = {path: _read_rgb(path) for path in images}  # every input readable before the model is built
     predictor = Predictor(config, checkpoint, device=device, cfg_options=cfg_options)
     visualizer = SegLocalVisualizer(name=f"predict-{uuid.uuid4().hex[:8]}", alpha=opacity)

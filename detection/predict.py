@@ -26,6 +26,7 @@ from typing import Iterable, Sequence
 import detectron2.data.transforms as T
 import numpy as np
 import torch
+import yaml
 from detectron2.config import get_cfg, instantiate
 from detectron2.data import Metadata, MetadataCatalog
 from detectron2.evaluation.coco_evaluation import instances_to_coco_json
@@ -33,8 +34,6 @@ from detectron2.modeling import build_model
 from detectron2.structures import Instances
 from detectron2.utils.visualizer import Visualizer
 from PIL import Image
-
-import yaml
 
 from backbone import atomic_write, prepare_run_dir
 from backbone.safe_yaml import load_yaml, yaml_error
@@ -118,9 +117,8 @@ def _from_yacs(config_file: str, overrides: Sequence[str], device: str):
     add_vit_config(cfg)
     pairs = [part for override in overrides for part in override.split("=", 1)]
     load_yaml(config_file)  # data only: refused here, naming the file, if a tag would run code
-    try:
-        cfg.merge_from_file(config_file, allow_unsafe=False)  # also for its _BASE_ files (yacs would fall back
-        # to yaml.unsafe_load)
+    try:  # safe for its _BASE_ files too: by default detectron2 falls back to yaml.unsafe_load
+        cfg.merge_from_file(config_file, allow_unsafe=False)
         if any("=" not in override for override in overrides):
             raise ValueError(f"overrides are KEY=VALUE, got {[o for o in overrides if '=' not in o]}")
         cfg.merge_from_list(pairs)

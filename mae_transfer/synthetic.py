@@ -47,7 +47,7 @@ import pycocotools.mask as mask_utils
 from PIL import Image
 
 from backbone import UserError, run_command
-from backbone.output_dir import check_output_dir, made_by, write_marker
+from backbone.output_dir import MARKER, check_output_dir, made_by, write_marker
 from skimage import data as skdata
 
 THING_CLASSES: tuple[str, ...] = ("disc", "square", "triangle", "star", "ring", "cross")
@@ -357,7 +357,6 @@ def _write_all(root: Path, spec: SyntheticSpec) -> None:
     (root / "manifest.json").write_text(json.dumps(manifest, indent=1))
 
 
-PARTIAL_MARKER = ".mae-transfer-partial"  # in a folder that generate() is building
 COMMAND = "generate-data"  # the output folder's marker (backbone.output_dir): only a folder it marked is replaced
 
 
@@ -393,18 +392,16 @@ def generate(out_dir, spec: SyntheticSpec = SyntheticSpec(), *, overwrite: bool 
     # marker from its first moment, so that only a folder this function made is ever deleted as a leftover.
     tmp = out.with_name(f".{out.name}.partial")
     if tmp.exists() or tmp.is_symlink():
-        if tmp.is_symlink() or not (tmp / PARTIAL_MARKER).is_file():
+        if not made_by(tmp, COMMAND):
             raise UserError(f"{tmp} exists and is not a leftover of an interrupted generation (it has no "
-                            f"{PARTIAL_MARKER}); it is never deleted: move it away")
+                            f"{MARKER} of {COMMAND}); it is never deleted: move it away")
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
-    (tmp / PARTIAL_MARKER).touch()
     write_marker(tmp, COMMAND)
     try:
         _write_all(tmp, spec)
         shutil.rmtree(out, ignore_errors=True)
         tmp.rename(out)
-        (out / PARTIAL_MARKER).unlink()
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -11,8 +11,9 @@ from .hub import is_reference, resolve_weights
 from .layer_decay import layer_id, lr_scale, param_groups, uses_weight_decay
 from .presets import VIT_SIZES, arch_name, build_vit, vit_base, vit_huge, vit_kwargs, vit_large, vit_small, vit_tiny
 from .pyramid import SimpleFeaturePyramid
-from .run_record import (atomic_torch_save, atomic_write, atomic_write_json, prepare_run_dir, read_run_record,
-                         remove_torn, run_lifecycle, write_run_record)
+from .output_dir import finished_run_kept, prepare_run_dir, refuse_inputs_in
+from .run_record import (atomic_torch_save, atomic_write, atomic_write_json, read_run_record, remove_torn,
+                         run_lifecycle, write_run_record)
 from .vit import ViT, abs_pos_for_grid
 
 __all__ = [
@@ -23,5 +24,5 @@ __all__ = [
     "LossDiverged", "config_syntax_named", "require_device",
     "layer_id", "lr_scale", "param_groups", "uses_weight_decay",
     "atomic_write", "atomic_torch_save", "atomic_write_json", "remove_torn", "write_run_record", "read_run_record",
-    "run_lifecycle", "prepare_run_dir",
+    "run_lifecycle", "prepare_run_dir", "refuse_inputs_in", "finished_run_kept",
 ]

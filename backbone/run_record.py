@@ -180,30 +180,6 @@ def read_run_record(path: str | Path) -> dict:
     return record
 
 
-def prepare_run_dir(out_dir: str | Path, *, resume: bool = False) -> Path:
-    """The output folder of a new run (created) or of the run to resume, refusing what would lose data.
-
-    A symlink is refused (outputs are never written through one), and so is a folder that holds a finished
-    run unless ``resume``: training into it again would overwrite its checkpoints and record."""
-    out_dir = Path(out_dir)
-    if out_dir.is_symlink():
-        raise UserError(f"output folder {out_dir} is a symlink (to {os.readlink(out_dir)}); outputs are never "
-                        "written through symlinks: give the real folder")
-    if out_dir.exists() and not out_dir.is_dir():
-        raise UserError(f"output folder {out_dir} exists and is not a folder")
-    record = out_dir / RECORD_NAME
-    if not resume and record.is_file():
-        try:
-            status = read_run_record(record)["status"]
-        except ValueError:
-            status = None
-        if status == "finished":
-            raise UserError(f"output folder {out_dir} holds a finished run ({record}); continue it with --resume or "
-                            "choose another output folder")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    return out_dir
-
-
 class RunRecord:
     """The run record of one run in progress: see ``run_lifecycle``."""
 

@@ -9,7 +9,7 @@ import re
 import sys
 import time
 
-from backbone import config_syntax_named, require_device, run_command
+from backbone import config_syntax_named, prepare_run_dir, require_device, run_command
 from backbone.images import MAX_PIXELS
 
 _EXAMPLES = """examples:
@@ -102,6 +102,8 @@ def predict(args: argparse.Namespace) -> None:
     inputs = [item for item in args.input if not (_OVERRIDE.match(item) and not os.path.exists(item))]
     overrides = [item for item in args.input if item not in inputs] + list(args.overrides)
     require_device(args.device, "--device")
+    prepare_run_dir(args.out, command="detect predict", resume=True, create=False,  # before the model is built
+                    inputs=[args.config_file, args.weights, args.categories, *inputs])
     with config_syntax_named(args.config_file):
         predictor = Predictor(args.config_file, args.weights, overrides, device=args.device,
                               categories=args.categories, max_pixels=args.max_pixels)

@@ -36,9 +36,10 @@ from detectron2.utils.logger import setup_logger
 from detectron2.utils.registry import locate
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from backbone import (LossDiverged, UserError, arch_name, atomic_write, config_syntax_named, prepare_run_dir,
-                      read_run_record, remove_torn, run_lifecycle)
+from backbone import (LossDiverged, UserError, arch_name, atomic_write, config_syntax_named, finished_run_kept,
+                      prepare_run_dir, read_run_record, remove_torn, run_lifecycle)
 from backbone.run_record import RECORD_NAME, newest_whole_checkpoint, recorded_init
+from backbone.safe_yaml import is_yaml, load_yaml
 
 from .data import CheckedMapper, DetectionInputError, check_datasets, has_rle_masks, preload, register_coco_json
 from .weights import Checkpointer, load_initial_weights
@@ -74,7 +75,7 @@ def load_config(options: RunOptions):
     if not Path(options.config_file).is_file():
         raise DetectionInputError(f"config file {options.config_file} does not exist")
     with config_syntax_named(options.config_file, DetectionInputError):
-        cfg = LazyConfig.load(options.config_file)
+        cfg = load_lazy_config(options.config_file)
     for override in options.overrides:
         apply_override(cfg, override, options.config_file)
     if options.output_dir:
@@ -99,6 +100,14 @@ def load_config(options: RunOptions):
     if "output_dir" not in cfg.dataloader.evaluator:
         cfg.dataloader.evaluator.output_dir = os.path.join(cfg.train.output_dir, "inference")
     return cfg
+
+
+def load_lazy_config(config_file: str):
+    """``LazyConfig.load``, except that a ``.yaml`` file is read as data (detectron2 reads it with
+    ``yaml.unsafe_load``, under which a tag runs code); a ``.py`` LazyConfig is Python and runs as such."""
+    if is_yaml(config_file):
+        return OmegaConf.create(load_yaml(config_file), flags={"allow_objects": True})
+    return LazyConfig.load(config_file)
 
 
 def apply_override(cfg, override: str, config_file: str) -> None:
@@ -318,18 +327,9 @@ def _logging(output_dir: str):
         handler.close()
 
 
-# The fixed names a run writes in its folder. detectron2's JSONWriter and COCOEvaluator and the log handler open
-# theirs by name, which follows a symlink standing there; the others are written atomically (backbone.atomic_write),
-# which would replace a symlink. A symlink at any of them is refused, so that no output goes through one and
-# none is silently replaced. (Checkpoints and TensorBoard event files are written atomically or under new names.)
-WRITTEN_BY_NAME = ("log.txt", "metrics.json", "config.yaml", "last_checkpoint", RECORD_NAME, "inference",
-                   "inference/coco_instances_results.json", "inference/instances_predictions.pth")
-
-
 def prepare_output(cfg, options: RunOptions) -> Path:
-    """The run folder, made ready without losing data: a finished training run is continued only with
-    ``resume``, an evaluation never goes into a training run's folder, and no output is written through a
-    symlink."""
+    """The run folder, made ready without losing data (``backbone.prepare_run_dir``): a finished training run is
+    continued only with ``resume``, and an evaluation never goes into a training run's folder."""
     out = Path(cfg.train.output_dir)
     if options.eval_only and (out / RECORD_NAME).is_file():
         try:
@@ -339,11 +339,10 @@ def prepare_output(cfg, options: RunOptions) -> Path:
         if record.get("status") == "finished" and record.get("mode") != "eval":
             raise DetectionInputError(f"output folder {out} holds a finished training run ({out / RECORD_NAME}); "
                                       "evaluate into another folder (--out)")
-    prepare_run_dir(out, resume=options.resume or options.eval_only)
-    for name in WRITTEN_BY_NAME:
-        if (out / name).is_symlink():
-            raise DetectionInputError(f"{out / name} is a symlink (to {os.readlink(out / name)}); outputs are never "
-                                      "written through symlinks: remove it or choose another output folder")
+    inputs = [options.config_file, options.weights, options.train_json, options.train_images, options.val_json,
+              options.val_images]
+    prepare_run_dir(out, command="detect eval" if options.eval_only else "detect train",
+                    resume=options.resume or options.eval_only, inputs=inputs)
     return out
 
 
@@ -363,7 +362,7 @@ def run(options: RunOptions) -> dict[str, float]:
         use_bitmasks_for_rle(cfg.dataloader.train)
     resume_from, passed_over = resume_point(out) if options.resume and not options.eval_only else (None, [])
     net = cfg.model.backbone.net
-    with _logging(str(out)), run_lifecycle(
+    with _logging(str(out)), finished_run_kept(out, enabled=main and options.resume), run_lifecycle(
             out, task="detection", dataset="+".join(_names(cfg.dataloader.test.dataset.names)),
             arch=arch_name(net.embed_dim, net.depth), init=init_label(cfg, options), enabled=main,
             config=options.config_file, mode="eval" if options.eval_only else "train",

@@ -32,7 +32,8 @@ from typing import Iterable, Sequence
 import detectron2.data.transforms as T
 import numpy as np
 import torch
-from detectron2.config import LazyConfig, get_cfg, instantiate
+import yaml
+from detectron2.config import get_cfg, instantiate
 from detectron2.data import Metadata, MetadataCatalog
 from detectron2.evaluation.coco_evaluation import instances_to_coco_json
 from detectron2.modeling import build_model
@@ -43,9 +44,10 @@ from tqdm import tqdm
 
 from backbone import atomic_write, prepare_run_dir
 from backbone.images import MAX_PIXELS, as_rgb, expand_inputs, image_info, read_rgb
+from backbone.safe_yaml import load_yaml, yaml_error
 
 from .data import DetectionInputError
-from .engine import apply_override
+from .engine import apply_override, load_lazy_config
 from .weights import load_initial_weights
 
 RESULTS_NAME = "coco_instances_results.json"  # COCOEvaluator's name for the same format
@@ -112,7 +114,7 @@ class Predictor:
 
 
 def _from_lazy(config_file: str, overrides: Sequence[str], device: str):
-    cfg = LazyConfig.load(config_file)
+    cfg = load_lazy_config(config_file)
     for override in overrides:
         apply_override(cfg, override, config_file)
     model = instantiate(cfg.model).to(device)
@@ -127,11 +129,15 @@ def _from_yacs(config_file: str, overrides: Sequence[str], device: str):
     cfg = get_cfg()
     add_vit_config(cfg)
     pairs = [part for override in overrides for part in override.split("=", 1)]
-    try:
-        cfg.merge_from_file(config_file)
+    load_yaml(config_file)  # data only: refused here, naming the file, if a tag would run code
+    try:  # safe for its _BASE_ files too: by default detectron2 falls back to yaml.unsafe_load
+        cfg.merge_from_file(config_file, allow_unsafe=False)
         if any("=" not in override for override in overrides):
             raise ValueError(f"overrides are KEY=VALUE, got {[o for o in overrides if '=' not in o]}")
         cfg.merge_from_list(pairs)
+    except yaml.YAMLError as exc:  # in one of its _BASE_ files, read the same way
+        mark = getattr(exc, "problem_mark", None)
+        raise yaml_error(mark.name if mark is not None else config_file, exc) from None
     except (AssertionError, KeyError, ValueError, TypeError) as exc:  # yacs's errors for a bad key or value
         raise DetectionInputError(f"{config_file}: {exc}".splitlines()[0]) from None
     cfg.MODEL.DEVICE = device
@@ -216,7 +222,7 @@ def predict_files(predictor: Predictor, inputs: Iterable[str], out_dir: str | Pa
     image_ids = ground_truth_image_ids(ground_truth, files) if ground_truth else None
     if image_ids is None:
         image_ids = range(1, len(files) + 1)
-    out_dir = prepare_run_dir(out_dir, resume=True)
+    out_dir = prepare_run_dir(out_dir, command="detect predict", resume=True, inputs=[*inputs, *files])
     results = []
     progress = tqdm(list(zip(files, image_ids)), desc="detect predict", unit="image", file=sys.stderr)
     for path, image_id in progress:

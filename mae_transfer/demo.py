@@ -29,7 +29,8 @@ from functools import partial
 from pathlib import Path
 from typing import Callable
 
-from backbone import UserError, atomic_torch_save, read_run_record, read_state_dict, run_command
+from backbone import UserError, atomic_torch_save, prepare_run_dir, read_run_record, read_state_dict, run_command
+from backbone.output_dir import check_output_dir, made_by
 from mae_transfer.plot import plot_runs
 from mae_transfer.synthetic import SyntheticSpec, generate
 
@@ -225,8 +226,8 @@ def _detection_overrides(config: Path, iters: int, seed: int) -> list[str]:
 
 def _segmentation_options(config: Path, iters: int, seed: int) -> dict:
     """``iters`` iterations with the config's warm-up (a LinearLR, then PolyLR) at the same fraction, and ``seed``."""
-    from mmengine.config import Config
-    cfg = Config.fromfile(str(config))
+    from pretrain.config import read_mmengine_config
+    cfg = read_mmengine_config(config)
     warmup, poly = cfg.param_scheduler
     end = max(1, round(warmup["end"] * iters / cfg.train_cfg.max_iters))
     return {"train_cfg.max_iters": iters, "train_cfg.val_interval": iters,
@@ -234,24 +235,19 @@ def _segmentation_options(config: Path, iters: int, seed: int) -> dict:
             "param_scheduler": [dict(warmup, end=end), dict(poly, begin=end, end=iters)]}
 
 
-PLAN_FILE = "plan.json"  # also the demo's own mark on a folder: --fresh removes only a folder that holds it
+PLAN_FILE = "plan.json"
+COMMAND = "demo"  # the output folder's marker (backbone.output_dir): --fresh empties only a folder it marked
 
 
 def claim_output(out: Path, fresh: bool) -> None:
-    """Make ``out`` the demo's folder: new, empty, or one an earlier demo made (which ``fresh`` empties). A folder
-    holding anything else, or a symlink, is refused: the demo never writes over or deletes what it did not make."""
-    if out.is_symlink():
-        raise UserError(f"--out {out} is a symlink; give the real folder")
-    if out.exists():
-        if not out.is_dir():
-            raise UserError(f"--out {out} exists and is not a folder")
-        ours = (out / PLAN_FILE).is_file()
-        if not ours and any(out.iterdir()):
-            raise UserError(f"--out {out} holds files the demo did not make (it has no {PLAN_FILE}); give a new or "
-                            "empty folder")
-        if fresh and ours:
-            shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
+    """Make ``out`` the demo's folder: new, empty, or one an earlier demo made and marked (which ``fresh``
+    empties). A folder holding anything else, or a symlink, is refused: the demo never writes over or deletes
+    what it did not make."""
+    if check_output_dir(out, COMMAND) and fresh:
+        if not made_by(out, COMMAND):
+            raise UserError(f"--out {out} was not made by mae-transfer demo; --fresh empties only a demo's folder")
+        shutil.rmtree(out)
+    prepare_run_dir(out, command=COMMAND, resume=True)
 
 
 def check_plan(out: Path, plan: Plan) -> None:

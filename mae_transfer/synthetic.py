@@ -35,6 +35,7 @@ import argparse
 import colorsys
 import json
 import shutil
+import sys
 import time
 from dataclasses import asdict, dataclass, fields
 from functools import lru_cache
@@ -45,7 +46,8 @@ import numpy as np
 import pycocotools.mask as mask_utils
 from PIL import Image
 
-from backbone import UserError
+from backbone import UserError, run_command
+from backbone.output_dir import MARKER, check_output_dir, made_by, write_marker
 from skimage import data as skdata
 
 THING_CLASSES: tuple[str, ...] = ("disc", "square", "triangle", "star", "ring", "cross")
@@ -355,7 +357,7 @@ def _write_all(root: Path, spec: SyntheticSpec) -> None:
     (root / "manifest.json").write_text(json.dumps(manifest, indent=1))
 
 
-PARTIAL_MARKER = ".mae-transfer-partial"  # in a folder that generate() is building
+COMMAND = "generate-data"  # the output folder's marker (backbone.output_dir): only a folder it marked is replaced
 
 
 def _read_manifest(out: Path) -> dict | None:
@@ -369,45 +371,44 @@ def generate(out_dir, spec: SyntheticSpec = SyntheticSpec(), *, overwrite: bool 
     """Write all four datasets under ``out_dir`` (layout in the module docstring).
 
     A folder that already holds this exact generation is reused as is. Anything else
-    non-empty raises ValueError, unless ``overwrite`` and it is an older generation
-    (has our manifest); a foreign folder is never deleted.
+    non-empty raises ``UserError``, unless ``overwrite`` and it is another generation
+    (a folder this function marked as its own); a foreign folder is never deleted.
     """
     if not isinstance(spec, SyntheticSpec):
         raise TypeError(f"spec must be a SyntheticSpec, got {type(spec).__name__}")
     out = Path(out_dir).absolute()
     paths = {key: out / rel for key, rel in _LAYOUT.items()}
-    manifest = _read_manifest(out)
-    if manifest and manifest.get("format_version") == FORMAT_VERSION and manifest.get("spec") == asdict(spec):
-        return paths
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        if manifest is None:
-            raise ValueError(f"{out} is a foreign non-empty path, not a synthetic dataset; "
-                             "it is never replaced, even with overwrite=True")
+    if check_output_dir(out, COMMAND):  # a foreign folder (one without this command's marker) is refused
+        if not made_by(out, COMMAND):
+            raise UserError(f"output folder {out} was not written by mae-transfer {COMMAND}; it is never replaced, "
+                            "even with overwrite=True")
+        manifest = _read_manifest(out)
+        if manifest and manifest.get("format_version") == FORMAT_VERSION and manifest.get("spec") == asdict(spec):
+            return paths
         if not overwrite:
-            raise ValueError(f"{out} already holds a different synthetic generation; "
-                             "pass overwrite=True to replace it")
+            raise UserError(f"{out} already holds a different synthetic generation; pass overwrite=True "
+                            "(--overwrite) to replace it")
     # Build in a hidden sibling and rename at the end: a killed run never looks complete. The sibling carries a
     # marker from its first moment, so that only a folder this function made is ever deleted as a leftover.
     tmp = out.with_name(f".{out.name}.partial")
     if tmp.exists() or tmp.is_symlink():
-        if tmp.is_symlink() or not (tmp / PARTIAL_MARKER).is_file():
+        if not made_by(tmp, COMMAND):
             raise UserError(f"{tmp} exists and is not a leftover of an interrupted generation (it has no "
-                            f"{PARTIAL_MARKER}); it is never deleted: move it away")
+                            f"{MARKER} of {COMMAND}); it is never deleted: move it away")
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
-    (tmp / PARTIAL_MARKER).touch()
+    write_marker(tmp, COMMAND)
     try:
         _write_all(tmp, spec)
         shutil.rmtree(out, ignore_errors=True)
         tmp.rename(out)
-        (out / PARTIAL_MARKER).unlink()
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return paths
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m mae_transfer.synthetic", description=__doc__.split("\n")[0])
     parser.add_argument("out", type=Path)
     for f in fields(SyntheticSpec):
@@ -417,17 +418,20 @@ def main(argv: list[str] | None = None) -> None:
     start = time.perf_counter()
     try:
         spec = SyntheticSpec(**{f.name: getattr(args, f.name) for f in fields(SyntheticSpec)})
-        paths = generate(args.out, spec, overwrite=args.overwrite)
     except ValueError as error:
         parser.error(str(error))
-    manifest = json.loads(paths["manifest"].read_text())
-    print(f"synthetic data in {args.out} ({time.perf_counter() - start:.1f} s, seed {spec.seed})")
-    print("  semantic classes: " + ", ".join(f"{k + 1}={n}" for k, n in enumerate(SEMANTIC_CLASSES)))
-    for key, count in manifest["counts"].items():
-        print(f"  {key:22s} {count}")
-    for key, path in paths.items():
-        print(f"  {key:22s} {path}")
+
+    def body():
+        paths = generate(args.out, spec, overwrite=args.overwrite)
+        manifest = json.loads(paths["manifest"].read_text())
+        print(f"synthetic data in {args.out} ({time.perf_counter() - start:.1f} s, seed {spec.seed})")
+        print("  semantic classes: " + ", ".join(f"{k + 1}={n}" for k, n in enumerate(SEMANTIC_CLASSES)))
+        for key, count in manifest["counts"].items():
+            print(f"  {key:22s} {count}")
+        for key, path in paths.items():
+            print(f"  {key:22s} {path}")
+    return run_command(COMMAND, body)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Callable
 
-from backbone import UserError, run_command
+from backbone import refuse_inputs_in, run_command
 from backbone.run_record import RECORD_NAME
 
 
@@ -77,17 +77,9 @@ def export(argv: list[str]) -> int:
 
     def body():
         from .export import export_encoder
-        _refuse_same_file(args.checkpoint, args.out)
+        refuse_inputs_in(args.out, [args.checkpoint])  # also through "..", a symlink or a hard link
         print(f"wrote {export_encoder(args.checkpoint, args.out, args.format, args.num_heads)}")
     return _run("export", body)
-
-
-def _refuse_same_file(checkpoint: str, out: str) -> None:
-    """Writing the encoder over the checkpoint it comes from would lose the decoder and the training state, also
-    when ``--out`` reaches that file through a symlink or a hard link."""
-    if Path(out).exists() and Path(checkpoint).exists() and os.path.samefile(checkpoint, out):
-        raise UserError(f"--out {out} is the checkpoint being exported ({checkpoint}); write the encoder to another "
-                        "file")
 
 
 def visualize(argv: list[str]) -> int:
@@ -111,6 +103,7 @@ def visualize(argv: list[str]) -> int:
         if args.num < 1:
             raise UserError(f"--num {args.num}: must be at least 1 (images taken from a folder)")
         images = args.images[0] if len(args.images) == 1 and Path(args.images[0]).is_dir() else args.images
+        refuse_inputs_in(args.out, [args.checkpoint, *args.images])
         path = draw(args.checkpoint, images, args.out, mask_ratio=args.mask_ratio, seed=args.seed,
                     num_images=args.num, model_name=args.model, input_size=args.input_size,
                     norm_pix_loss=args.norm_pix)

@@ -14,10 +14,12 @@ import dataclasses
 import types
 import typing
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from backbone import UserError, config_syntax_named
+from backbone.safe_yaml import yaml_error
 
 from .models_mae import encoder_kwargs
 
@@ -225,18 +227,47 @@ KINDS: dict[str, type[TrainConfig]] = {
     "pretrain": PretrainConfig, "linprobe": LinprobeConfig, "finetune": FinetuneConfig}
 
 
-def read_config_file(path: str | Path) -> dict[str, Any]:
-    """The values a config file assigns, its ``_base_`` files' values first (mmengine's ``Config.fromfile``)."""
+@cache
+def _install_safe_yaml() -> None:
+    """Make mmengine read YAML with PyYAML's safe loader: its own handler uses the full loader, under which a
+    tag such as ``!!python/object/apply`` runs code. Installed for the process, so that ``_base_`` files and
+    every other YAML mmengine reads are data too."""
+    import yaml
+    from mmengine.fileio import register_handler
+    from mmengine.fileio.handlers import YamlHandler
+
+    @register_handler(["yaml", "yml"])
+    class SafeYamlHandler(YamlHandler):
+        def load_from_fileobj(self, file, **kwargs):
+            return yaml.load(file, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+
+
+def read_mmengine_config(path: str | Path):
+    """mmengine's ``Config.fromfile`` with YAML read as data: a ``.yaml`` config (or ``_base_`` file) holding a
+    tag that would build Python objects is one ``UserError`` naming the file. A ``.py`` config is Python and
+    runs as code, as in mmengine."""
+    import yaml
     from mmengine.config import Config
 
+    _install_safe_yaml()
+    try:
+        return Config.fromfile(str(path))
+    except yaml.YAMLError as exc:  # in the file or in one of its _base_ files (read from temporary copies)
+        raise yaml_error(path, exc) from None
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """The values a config file assigns, its ``_base_`` files' values first (mmengine's ``Config.fromfile``)."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: no such config file")
     with config_syntax_named(path, ConfigError):
         try:
-            return Config.fromfile(str(path)).to_dict()
+            return read_mmengine_config(path).to_dict()
         except SyntaxError:
             raise
+        except UserError as exc:
+            raise ConfigError(str(exc)) from None
         except Exception as exc:  # mmengine re-raises name and import errors of the file under many types
             reason = " ".join(str(exc).split())
             raise ConfigError(f"{path}: cannot be run as a config file ({type(exc).__name__}: {reason})") from None

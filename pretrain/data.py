@@ -38,6 +38,7 @@ from torchvision import transforms
 from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes, make_dataset
 
 from backbone import UserError
+from backbone.output_dir import made_by, write_marker
 
 logger = logging.getLogger(__name__)
 
@@ -167,6 +168,7 @@ class ResumableSampler(DistributedSampler):
 
 # ---------------------------------------------------------------------------------------------- decoded once
 DECODED_FORMAT = 1          # bump when the stored layout changes: older caches are then rebuilt
+CACHE_MARK = "pretrain decoded images"   # backbone.output_dir's marker: a folder carrying it is a cache, deletable
 RESIZED_CROP_RATIO = (3 / 4, 4 / 3)   # torchvision RandomResizedCrop's default aspect-ratio range
 
 
@@ -184,8 +186,9 @@ class DecodedImages:
     points at it takes the next readable image instead (``source``) and counts the files it passed (``skipped``).
 
     The cache is keyed by the file list with each file's byte size and modification time, and ``max_side``:
-    a changed folder gets a new cache (``open`` removes the other ones under ``root``). It is written into a
-    temporary folder and renamed into place, so a killed run never leaves a partial cache that looks complete.
+    a changed folder gets a new cache (``open`` removes the other caches under ``root``, recognised by their
+    marker; nothing else there is touched). It is written into a temporary folder and renamed into place, so a
+    killed run never leaves a partial cache that looks complete.
     """
 
     def __init__(self, folder: Path, files: Sequence[Path]):
@@ -221,8 +224,8 @@ class DecodedImages:
         folder = root / _cache_key(files, max_side)
         if not (folder / "sizes.npy").is_file():
             _decode_into(folder, files, max_side, workers)
-            for other in root.iterdir():  # caches of an older state of the folder
-                if other.is_dir() and other.name != folder.name and not other.name.startswith("."):
+            for other in root.iterdir():  # caches of an older state of the folder: only those it marked as such
+                if other.name != folder.name and made_by(other, CACHE_MARK):
                     shutil.rmtree(other, ignore_errors=True)
         return cls(folder, files)
 
@@ -268,6 +271,7 @@ def _decode_into(folder: Path, files: Sequence[Path], max_side: int, workers: in
             images.flush()
             del images
             _check_some_readable(files, unreadable)
+            write_marker(tmp, CACHE_MARK)
             np.save(tmp / "sizes.npy", sizes)
             (tmp / "files.json").write_text(json.dumps({"max_side": max_side, "files": [str(f) for f in files],
                                                         "unreadable": dict(sorted(unreadable.items()))}))

@@ -31,8 +31,8 @@ import torch.nn as nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
-from backbone import (CheckpointError, LossDiverged, UserError, atomic_torch_save, atomic_write, prepare_run_dir,
-                      read_checkpoint, remove_torn, require_device, run_lifecycle)
+from backbone import (CheckpointError, LossDiverged, UserError, atomic_torch_save, atomic_write, finished_run_kept,
+                      prepare_run_dir, read_checkpoint, remove_torn, require_device, run_lifecycle)
 
 from .config import ConfigError, TrainConfig, config_dict
 from .data import DataError, ImageFiles, PretrainBatches, ResumableSampler
@@ -283,6 +283,11 @@ def _schedule(job: Job, config: TrainConfig, rt: Runtime) -> _Schedule:
                      round(config.warmup_epochs * steps_per_epoch))
 
 
+def run_inputs(config: TrainConfig, config_file: str | Path | None) -> list:
+    """What a run reads from the user's files (its output folder may not be or contain any of them)."""
+    return [config_file, config.data_path, getattr(config, "val_path", None), getattr(config, "checkpoint", None)]
+
+
 def fit(job: Job, config: TrainConfig, rt: Runtime, out_dir: str | Path,
         resume: bool | str | Path | None = None, config_file: str | Path | None = None) -> FitResult:
     """Train ``job`` as ``config`` says, writing checkpoints and logs under ``out_dir``; see the module doc.
@@ -296,11 +301,12 @@ def fit(job: Job, config: TrainConfig, rt: Runtime, out_dir: str | Path,
     schedule = _schedule(job, config, rt)
     resumed = (start_from, read_checkpoint(start_from)) if start_from is not None else None
     if rt.is_main:
-        prepare_run_dir(out_dir, resume=bool(resume))
+        prepare_run_dir(out_dir, command=job.task, resume=bool(resume), inputs=run_inputs(config, config_file))
         ckpts.folder.mkdir(parents=True, exist_ok=True)
         remove_torn(ckpts.folder)
-    with run_lifecycle(out_dir, task=job.task, dataset=job.dataset, arch=job.arch, init=job.init,
-                       enabled=rt.is_main, config=str(config_file) if config_file else None) as record:
+    with finished_run_kept(out_dir, enabled=rt.is_main and bool(resume)), \
+            run_lifecycle(out_dir, task=job.task, dataset=job.dataset, arch=job.arch, init=job.init,
+                          enabled=rt.is_main, config=str(config_file) if config_file else None) as record:
         with ExitStack() as cleanup:  # the logs close also when training fails: no error glued to the progress bar
             result = _fit(job, config, rt, out_dir, ckpts, schedule, resumed, cleanup)
         record.metrics = result.metrics

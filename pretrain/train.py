@@ -12,9 +12,11 @@ from typing import Any, Iterable, Mapping
 import torch
 from timm.optim import param_groups_weight_decay
 
+from backbone import prepare_run_dir
+
 from .config import PretrainConfig, as_config
 from .data import DecodedImages, ImageFiles, PretrainBatches, list_images, pretrain_transform
-from .engine import Job, Runtime, fit, resume_path, runtime, seed_everything
+from .engine import Job, Runtime, fit, resume_path, run_inputs, runtime, seed_everything
 from .models_mae import build_mae
 
 DECODED_DIR = "decoded"   # the decoded images, in the run folder
@@ -35,8 +37,10 @@ def train_mae(config: PretrainConfig | str | Path, out_dir: str | Path, *, resum
         model = build_mae(cfg.model, **cfg.model_kwargs())
         if not resume:
             resume_path(Path(out_dir), None)  # refuse a folder with checkpoints before decoding anything
-        train_set = pretrain_set(cfg, rt, Path(out_dir), noise_tokens=model.num_patches)
         config_file = None if isinstance(config, PretrainConfig) else config
+        if rt.is_main:  # the output folder claimed (or refused) before anything is decoded into it
+            prepare_run_dir(out_dir, command="pretrain", resume=bool(resume), inputs=run_inputs(cfg, config_file))
+        train_set = pretrain_set(cfg, rt, Path(out_dir), noise_tokens=model.num_patches)
         return fit(mae_job(cfg, model, train_set), cfg, rt, out_dir, resume, config_file).checkpoint
 
 

@@ -22,6 +22,7 @@ from mmengine.config import Config
 from mmengine.runner import Runner
 
 from backbone import UserError, arch_name, config_syntax_named
+from pretrain.config import read_mmengine_config
 
 DATALOADERS = ("train_dataloader", "val_dataloader", "test_dataloader")
 NEW_KEY = "+"
@@ -46,7 +47,7 @@ def load_config(config: str | Path, work_dir: str | Path, cfg_options: Mapping[s
         raise SegmentationError(f"--launcher {launcher} needs GPUs (mmengine's launchers pin one CUDA device per "
                                 "process); on CPU run a single process without --launcher")
     with config_syntax_named(config, SegmentationError):
-        cfg = Config.fromfile(str(config))
+        cfg = read_mmengine_config(config)
     declared = pretrained_path(cfg)
     declared_iters = (cfg.get("train_cfg") or {}).get("max_iters")
     apply_overrides(cfg, cfg_options or {}, config)

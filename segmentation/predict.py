@@ -26,11 +26,11 @@ from mmengine.registry import init_default_scope
 from PIL import Image
 from tqdm import tqdm
 
-from backbone import atomic_write
+from backbone import atomic_write, prepare_run_dir
 from backbone.images import MAX_PIXELS, as_rgb, expand_inputs, image_info, read_rgb
 
 from .checkpoints import load_segmentor_weights
-from .config import SegmentationError, apply_overrides
+from .config import SegmentationError, apply_overrides, read_mmengine_config
 
 
 class Predictor:
@@ -59,7 +59,7 @@ class Predictor:
             raise SegmentationError(f"{config}: no such config file")
         if not Path(checkpoint).is_file():
             raise SegmentationError(f"{checkpoint}: no such checkpoint file")
-        cfg = Config.fromfile(str(config))
+        cfg = read_mmengine_config(config)
         apply_overrides(cfg, cfg_options or {}, config)
         self.model = init_model(cfg, checkpoint=None, device="cpu")  # built, weights below
         meta = load_segmentor_weights(checkpoint, self.model, config)
@@ -123,13 +123,6 @@ def predict(config: str | Path, checkpoint: str | Path, inputs: list[str | Path]
     (overlay, label map) pairs."""
     from mmseg.visualization import SegLocalVisualizer
 
-    out_dir = Path(out_dir)
-    for folder in (out_dir, out_dir / "vis", out_dir / "pred"):
-        if folder.is_symlink():
-            raise SegmentationError(f"output folder {folder} is a symlink; outputs are never written through "
-                                    "symlinks: give the real folder")
-        if folder.exists() and not folder.is_dir():
-            raise SegmentationError(f"output folder {folder} exists and is not a folder")
     if label_offset < 0:
         raise SegmentationError(f"--label-offset {label_offset}: label values start at 0 or above")
     images = expand_inputs(inputs)
@@ -141,6 +134,8 @@ def predict(config: str | Path, checkpoint: str | Path, inputs: list[str | Path]
         if other != path:
             raise SegmentationError(f"{other} and {path} would write the same outputs ({path.stem}.png); "
                                     "predict them into different folders")
+    out_dir = prepare_run_dir(out_dir, command="segment predict", resume=True,
+                              inputs=[config, checkpoint, *inputs, *images])
     predictor = Predictor(config, checkpoint, device=device, cfg_options=cfg_options, max_pixels=max_pixels)
     visualizer = SegLocalVisualizer(name=f"predict-{uuid.uuid4().hex[:8]}", alpha=opacity)
     visualizer.dataset_meta = dict(classes=predictor.classes, palette=predictor.palette)

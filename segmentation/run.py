@@ -23,7 +23,8 @@ from mmengine.registry import init_default_scope
 from mmengine.runner import Runner
 from mmseg.registry import DATASETS, HOOKS
 
-from backbone import LossDiverged, prepare_run_dir, read_run_record, read_state_dict, resolve_weights, run_lifecycle
+from backbone import (LossDiverged, finished_run_kept, prepare_run_dir, read_run_record, read_state_dict,
+                      resolve_weights, run_lifecycle)
 from backbone.run_record import RECORD_NAME, is_whole, recorded_init
 
 from .checkpoints import load_segmentor_weights, resume_checkpoint, use_safe_checkpoint_hook
@@ -64,7 +65,8 @@ def train(config: str | Path, work_dir: str | Path, cfg_options: dict | None = N
     if resume not in (True, False) and not (Path(resume).is_file() and is_whole(Path(resume))):
         why = "torn (incomplete file)" if Path(resume).is_file() else "no such checkpoint file"
         raise SegmentationError(f"--resume {resume}: {why}")
-    work_dir = prepare_run_dir(work_dir, resume=bool(resume))
+    work_dir = prepare_run_dir(work_dir, command="segment train", resume=bool(resume),
+                               inputs=[config, data_root, pretrained])
     if resume is True:
         resume, notes = resume_checkpoint(work_dir)
         for note in notes:
@@ -75,7 +77,8 @@ def train(config: str | Path, work_dir: str | Path, cfg_options: dict | None = N
     cfg.custom_hooks = [*cfg.get("custom_hooks", []), dict(type="FiniteLossHook")]
     runner = Runner.from_cfg(cfg)  # sets up the process group: is_main_process() is right from here
     check_data(cfg, DATALOADERS)
-    with run_lifecycle(work_dir, task="segmentation", enabled=is_main_process(), **cfg.run_record) as record:
+    with finished_run_kept(work_dir, enabled=bool(resume) and is_main_process()), \
+            run_lifecycle(work_dir, task="segmentation", enabled=is_main_process(), **cfg.run_record) as record:
         runner.train()
         record.metrics = _metrics(runner.test())
         last = work_dir / "last_checkpoint"  # written by mmengine's CheckpointHook
@@ -98,7 +101,7 @@ def test(config: str | Path, checkpoint: str | Path, work_dir: str | Path, cfg_o
     if finished and not Path(work_dir).is_symlink():
         raise SegmentationError(f"output folder {work_dir} holds a finished run ({record_file}); test into another "
                                 "folder (--out)")
-    work_dir = prepare_run_dir(work_dir)
+    work_dir = prepare_run_dir(work_dir, command="segment test", inputs=[config, data_root, checkpoint])
     cfg.load_from, cfg.resume = None, False
     runner = Runner.from_cfg(cfg)
     load_segmentor_weights(checkpoint, runner.model, config)

@@ -124,14 +124,14 @@ def test_prepare_run_dir_refuses_a_symlink_and_a_finished_run(tmp_path):
     real.mkdir()
     (tmp_path / "link").symlink_to(real)
     with pytest.raises(UserError, match="symlink"):
-        prepare_run_dir(tmp_path / "link")
+        prepare_run_dir(tmp_path / "link", command="detect train")
     write_run_record(real, task="detection", status="finished", dataset="d", arch="a", init="mae")
     before = (real / "run_record.json").read_text()
     with pytest.raises(UserError, match="holds a finished run.*--resume"):
-        prepare_run_dir(real)
+        prepare_run_dir(real, command="detect train")
     assert (real / "run_record.json").read_text() == before
-    assert prepare_run_dir(real, resume=True) == real
-    assert prepare_run_dir(tmp_path / "new" / "run").is_dir()
+    assert prepare_run_dir(real, command="detect train", resume=True) == real
+    assert prepare_run_dir(tmp_path / "new" / "run", command="detect train").is_dir()
 
 
 def test_run_command_reports_user_errors_in_one_line_with_exit_2(capsys):

@@ -10,6 +10,7 @@ import torch
 
 import detection
 from backbone import CheckpointError, read_run_record
+from backbone.output_dir import MARKER
 from detection import DetectionInputError
 from detection.cli import main as detect
 
@@ -50,7 +51,8 @@ def test_annotations_without_masks(coco, tiny, tmp_path):
     with pytest.raises(DetectionInputError, match=r"1 annotations in .*instances_edited.json have no \(valid\) "
                                                   r"'segmentation'.*Mask R-CNN needs a mask"):
         detection.train(DEMO, tmp_path / "run", list(tiny), **edited_copy(coco, tmp_path, drop_a_mask))
-    assert list((tmp_path / "run").iterdir()) == []  # the folder is made, nothing is written in it
+    # the folder is made and marked as the run's (backbone.output_dir), nothing else is written in it
+    assert [p.name for p in (tmp_path / "run").iterdir()] == [MARKER]
 
 
 def test_missing_image_files(coco, tiny, tmp_path):

@@ -13,6 +13,7 @@ from PIL import Image
 import detection
 from backbone import read_run_record
 from backbone.images import read_rgb
+from backbone.output_dir import MARKER
 from detection.cli import main as detect
 from detection.data import CheckedMapper, DetectionInputError, check_image_file
 from tests.backbone.test_images import READER_KINDS, reader_sample
@@ -99,7 +100,8 @@ def test_a_training_set_without_usable_annotations_names_the_set(coco, tiny, tmp
     with pytest.raises(DetectionInputError, match=r"dataset 'instances_crowd': none of the 8 images in "
                                                   r".*instances_crowd.json has a usable \(non-crowd\) annotation"):
         detection.train(DEMO, tmp_path / "run", list(tiny), **dict(coco, train_json=train_json))
-    assert list((tmp_path / "run").iterdir()) == []  # the folder is made, nothing is written in it
+    # the folder is made and marked as the run's (backbone.output_dir), nothing else is written in it
+    assert [p.name for p in (tmp_path / "run").iterdir()] == [MARKER]
 
 
 def test_evaluating_on_a_json_without_annotations_is_an_error_not_empty_metrics(coco, tiny, tmp_path, mae_file,

@@ -11,7 +11,7 @@ import pytest
 from detectron2.config import LazyConfig
 
 import detection
-from backbone import UserError, write_run_record
+from backbone import UserError, prepare_run_dir, write_run_record
 from detection import DetectionInputError
 from detection.cli import main as detect
 from detection.engine import apply_override
@@ -44,8 +44,8 @@ def test_a_pickle_payload_is_refused_on_every_loading_path_and_never_runs(path, 
         argv = ["train", "--init-checkpoint", str(payload), *data_args(coco)]
     elif path == "eval-weights":
         argv = ["eval", "--weights", str(payload), *data_args(coco, train=False)]
-    else:  # a run folder whose last_checkpoint names the payload
-        out.mkdir()
+    else:  # a run folder (made by an earlier run) whose last_checkpoint names the payload
+        prepare_run_dir(out, command="detect train")
         (out / "last_checkpoint").write_text(payload.name)
         payload = payload.rename(out / payload.name)
         argv = ["train", "--resume", *data_args(coco)]
@@ -109,7 +109,7 @@ def test_no_output_is_written_through_a_symlink_planted_in_the_run_folder(name, 
     elsewhere.mkdir()
     (elsewhere / "victim.txt").write_text("keep")
     (out / name).symlink_to(elsewhere if name == "inference" else elsewhere / "victim.txt")
-    with pytest.raises(DetectionInputError, match=f"{out / name} is a symlink .*outputs are never written through"):
+    with pytest.raises(UserError, match=f"{out / name} is a symlink .*outputs are never written through"):
         detection.train(DEMO, out, list(tiny), **coco)
     assert [p.name for p in elsewhere.iterdir()] == ["victim.txt"] and (elsewhere / "victim.txt").read_text() == "keep"
     assert not (out / "run_record.json").exists()

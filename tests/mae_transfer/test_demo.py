@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from backbone import UserError
+from backbone.output_dir import MARKER
 from mae_transfer import cli, demo
 from tests.conftest import CONFIGS
 
@@ -155,7 +156,7 @@ def test_fresh_removes_only_a_folder_the_demo_made(tmp_path, capsys):
     foreign.mkdir()
     (foreign / "thesis.tex").write_text("precious")
     assert cli.main(["demo", "--quick", "--fresh", "--out", str(foreign)]) == 2
-    assert "holds files the demo did not make" in capsys.readouterr().err
+    assert "holds files that mae-transfer demo did not write" in capsys.readouterr().err
     assert (foreign / "thesis.tex").read_text() == "precious"
 
     (tmp_path / "real").mkdir()
@@ -168,7 +169,7 @@ def test_fresh_removes_only_a_folder_the_demo_made(tmp_path, capsys):
     demo.check_plan(ours, demo.PLANS["quick"])
     (ours / "pretrain").mkdir()
     demo.claim_output(ours, fresh=True)
-    assert ours.is_dir() and not any(ours.iterdir())
+    assert [p.name for p in ours.iterdir()] == [MARKER]  # emptied, and marked as the demo's again
 
 
 @pytest.mark.slow

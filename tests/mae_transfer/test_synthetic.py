@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from backbone.output_dir import write_marker
 from mae_transfer import synthetic
 from mae_transfer.synthetic import (SEMANTIC_CLASSES, SEMANTIC_PALETTE, STUFF_CLASSES, THING_CLASSES,
                                     SyntheticSpec, generate)
@@ -214,10 +215,9 @@ def test_a_partial_folder_is_deleted_only_when_a_killed_generation_left_it(tmp_p
 
     leftover = tmp_path / ".other.partial"  # what a kill -9 in the middle of writing leaves
     (leftover / "pretrain").mkdir(parents=True)
-    (leftover / synthetic.PARTIAL_MARKER).touch()
+    write_marker(leftover, synthetic.COMMAND)
     paths = generate(tmp_path / "other", TINY)
     assert not leftover.exists() and paths["manifest"].is_file()
-    assert not (tmp_path / "other" / synthetic.PARTIAL_MARKER).exists()
 
 
 @pytest.mark.parametrize("field, value", [("image_size", 16), ("num_coco_val", 0), ("max_objects", -1),

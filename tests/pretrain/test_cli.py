@@ -19,7 +19,7 @@ def test_export_refuses_to_write_over_the_checkpoint_it_reads(tmp_path, mae_rele
     elif link == "hard link":
         os.link(checkpoint, out)
     assert export([str(checkpoint), "--out", str(out)]) == 2
-    assert capsys.readouterr().err == (f"mae-transfer export: error: --out {out} is the checkpoint being exported "
-                                       f"({checkpoint}); write the encoder to another file\n")
+    assert capsys.readouterr().err == (f"mae-transfer export: error: --out {out} is the input {checkpoint}; outputs "
+                                       "never replace an input: give another path\n")
     assert checkpoint.read_bytes() == before
     assert export([str(checkpoint), "--out", str(tmp_path / "encoder.pth")]) == 0  # another file is fine

@@ -510,7 +510,7 @@ def render_markdown(comparison: Comparison, layout: str = "long") -> str:
 
 
 def write_markdown(comparison: Comparison, path: str | Path, layout: str = "long") -> Path:
-    text = render_markdown(comparison, layout)
+    text = render_markdown(comparison, layout) + "\n"  # as printed
     return atomic_write(path, lambda tmp: tmp.write_text(text))
 
 

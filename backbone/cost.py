@@ -41,10 +41,10 @@ CUDA_PEAK, RSS_PEAK = "cuda_max_allocated", "cpu_rss_peak"
 
 
 def parameter_counts(model: nn.Module, backbone: nn.Module) -> dict[str, int]:
-    return {"params": _count(model), "params_backbone": _count(backbone)}
+    return {"params": count_params(model), "params_backbone": count_params(backbone)}
 
 
-def _count(module: nn.Module) -> int:
+def count_params(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 

@@ -2,15 +2,32 @@
 
 Every run writes a run record (``run_record.json``, see backbone/run_record.py). This reads the records found in or
 under the given folders and builds one table per (task, data set): a row per setting (arch, init), ordered by
-arch then init (MAE, supervised, random, others by name); its metrics; the difference to the supervised setting of
-the same arch; and the published number for the same arch and init (mae_transfer/published.py) with its source.
-Runs that are unfinished, failed, unreadable or not selected are listed under the tables with the reason.
+arch then init (MAE, supervised, random, others by name); its metrics (detection: APbox, APmask and COCO's AP50,
+AP75, APs, APm, APl of each as ``APbox_50`` ... ``APmask_l``; segmentation: mIoU, mAcc, aAcc); what the run cost
+(the record's ``"cost"``, measured by the run itself, backbone/cost.py: parameters, GFLOPs of one forward, train
+s/iter, peak train memory, inference s/image, device-hours); the difference to the supervised setting of the same
+arch (headline metrics); and the published number for the same arch and init (mae_transfer/published.py) with its
+source. A column no run has is left out. Runs that are unfinished, failed, unreadable or not selected are listed
+under the tables with the reason.
 
 Several runs of one setting (the same task, data set, arch and init: typically seeds, each in its own folder) are
 one row: the mean ± sample standard deviation and n. A Δ is then taken between means, and marked "within noise"
 when it is smaller than twice the pooled standard deviation of the two settings; where either side is a single
 run there is no standard deviation and no mark. A setting with one run reads as a plain run row. The CSV keeps
 one row per run (with its seed where the record has one).
+
+Layouts: ``long`` (the above) and ``paper``, the MAE paper's Tables 4 and 5: a row per init, a column group per
+arch with the headline metrics (APbox and APmask; mIoU) and the published numbers, the sources last. Both print as
+markdown and write as LaTeX (``--latex``: one booktabs ``tabular`` per table, numbers in math mode with ``\\pm``
+and true minus signs, column groups as ``\\multicolumn`` over ``\\cmidrule``, text escaped, the notes as comments).
+
+The tables are built here, not with pandas or tabulate. The work is grouping runs into settings, mean ± std,
+pooled-std noise marks, Δ to a baseline and the published column with its notes; neither library does that part,
+and what they would take over is the rendering (about 60 lines here for markdown and LaTeX). pandas'
+``Styler.to_latex`` does column groups, but pandas is no dependency of this project and the environment does not
+have it; tabulate is installed (through fvcore and detectron2; 0.1 s to import, measured with ``python -X
+importtime``), but its ``latex_booktabs`` format has no column groups and escapes either every cell or none, while
+these cells mix math and text.
 """
 from __future__ import annotations
 
@@ -41,8 +58,8 @@ METRICS = {
     "linprobe": ("top1",),
     "pretrain": ("loss",),
 }
-# The metrics with a Δ column and in the paper layout (MAE paper Tables 4 and 5: APbox and APmask; mIoU); every
-# metric where a task is not listed.
+# The metrics of the paper layout (MAE paper Tables 4 and 5: APbox and APmask; mIoU); every metric where a task
+# is not listed.
 HEADLINE = {"detection": ("APbox", "APmask"), "segmentation": ("mIoU",)}
 # The metrics with a Δ column, and that a run must have as a number (a NaN AP means no result; a NaN APl, no large
 # object in the data): every metric where a task is not listed.

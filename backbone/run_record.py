@@ -7,8 +7,9 @@ A run record (``run_record.json`` in a run's output folder) says what ran and ho
      "status": "finished" | "running" | "failed", "metrics": {"APbox": 51.2, "APmask": 45.5} | {"mIoU": ...},
      "error": "<why it failed>", "config": "<config file>", "updated": "<UTC time>", ...extra fields}
 
-Metric names: detection ``APbox``, ``APmask`` (COCO AP in percent); segmentation ``mIoU``, ``mAcc``, ``aAcc``
-(percent); classification ``top1``; pretraining ``loss``.
+Metric names: detection ``APbox``, ``APmask`` (COCO AP in percent) and their AP50, AP75, APs, APm, APl as
+``APbox_50`` ... ``APmask_l``; segmentation ``mIoU``, ``mAcc``, ``aAcc`` (percent); classification ``top1``;
+pretraining ``loss``. What the run cost is under ``"cost"`` (backbone/cost.py).
 """
 from __future__ import annotations
 

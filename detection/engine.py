@@ -39,7 +39,6 @@ from backbone.cost import FirstBatch, RunCost
 from backbone.run_record import RECORD_NAME
 
 from .cost import iteration_times, model_cost, timing_callbacks
-
 from .data import CheckedMapper, DetectionInputError, check_datasets, preload, register_coco_json
 from .weights import Checkpointer, load_initial_weights
 

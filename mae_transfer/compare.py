@@ -473,9 +473,7 @@ def paper_grid(table: Table) -> Grid:
     (mean ± std over seeds) and the published numbers, then the sources of those."""
     metrics = [m for m in _headline(table.task) if m in table.metrics]
     archs = list(dict.fromkeys(row.run.arch for row in table.rows))
-    inits = sorted(dict.fromkeys(row.run.init for row in table.rows),
-                   key=lambda init: (INIT_ORDER.index(_key(init)) if _key(init) in INIT_ORDER else len(INIT_ORDER),
-                                     _key(init)))
+    inits = sorted(dict.fromkeys(row.run.init for row in table.rows), key=_init_order)
     cell = {(row.run.arch, row.run.init): row for row in table.rows}
     where = "" if table.on_paper_dataset else f" ({paper_dataset(table.task)})"
     groups, columns = [("", 1)], ["init"]
@@ -500,9 +498,7 @@ def paper_grid(table: Table) -> Grid:
             if row and row.paper:
                 sources.append(_source(next(iter(row.paper.values()))))
         body.append(cells + (["; ".join(dict.fromkeys(sources))] if sourced else []))
-    # the run notes without their first line, which explains the Δ of the long layout
-    notes = table.paper_notes + (_aggregation_notes(table.rows, False)[:1] + table.run_notes[1:] if table.aggregated
-                                 else [])
+    notes = table.paper_notes + _aggregation_notes(table.rows, with_deltas=False)
     return Grid(f"{table.task} · {table.dataset}", groups, columns, body, notes)
 
 
@@ -745,9 +741,14 @@ def _group_label(labels: list[str], others: list[str]) -> str:
 
 def _row_order(row: Row) -> tuple:
     archs = list(VIT_SIZES)
-    arch, init = _key(row.run.arch), _key(row.run.init)
-    return (archs.index(arch) if arch in archs else len(archs), arch,
-            INIT_ORDER.index(init) if init in INIT_ORDER else len(INIT_ORDER), init, row.label)
+    arch = _key(row.run.arch)
+    return (archs.index(arch) if arch in archs else len(archs), arch, *_init_order(row.run.init), row.label)
+
+
+def _init_order(init: str) -> tuple:
+    """MAE, supervised, random, then the others by name."""
+    key = _key(init)
+    return (INIT_ORDER.index(key) if key in INIT_ORDER else len(INIT_ORDER), key)
 
 
 def _root(folders: list[Path]) -> Path:

@@ -14,8 +14,9 @@ from backbone.cost import RunCost, count_flops, parameter_counts, shape_text
 
 class CostHook(Hook):
     """Fills a ``RunCost`` as the runner trains and tests. Each test iteration is timed from after its batch is
-    loaded to after the metric has taken its result (mmengine calls no hook between the model and the metric);
-    the first test iterations are left out as warm-up (``InferenceTimer``)."""
+    loaded (this hook's ``before_test_iter`` runs last) to after the metric and the other hooks have taken its
+    result (mmengine calls no hook between the model and the metric); the first test iterations are left out as
+    warm-up (``InferenceTimer``)."""
 
     priority = "VERY_LOW"
 

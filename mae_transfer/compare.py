@@ -273,8 +273,8 @@ def load_run(record_path: Path) -> Run | Skipped:
             del wanted[name]  # e.g. APl where the data has no large object: an empty cell
         elif not math.isfinite(value):  # e.g. COCO AP of a model that made no detection
             return Skipped(folder, f'metric "{name}" is {value} (no result to compare)')
-    if not wanted:
-        return Skipped(folder, f"finished, but has none of the {task} metrics ({', '.join(METRICS[task])})")
+    if not any(m in wanted for m in _main(task)):
+        return Skipped(folder, f"finished, but has none of the {task} metrics ({', '.join(_main(task))})")
     seed = record.get("seed")
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
         return Skipped(folder, f'"seed" is not an integer: {seed!r}')

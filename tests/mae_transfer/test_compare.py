@@ -389,3 +389,15 @@ def test_latex_typesets_groups_pm_minus_and_escapes(demo_like, tmp_path):
     assert r"\cmidrule(lr){2-5} \cmidrule(lr){6-9}" in paper
     assert r"init & AP\textsuperscript{box} & AP\textsuperscript{mask} & paper AP\textsuperscript{box}" in paper
     assert r"MAE & $50.50 \pm 0.71$" in paper
+
+
+def test_a_breakdown_without_its_ap_is_listed_and_a_nan_breakdown_is_an_empty_cell(tmp_path):
+    write_run_record(tmp_path / "only50", task="detection", status="finished", dataset="coco_2017_val",
+                     arch="vit_base", init="mae", metrics={"APbox_50": 70.0})
+    write_run_record(tmp_path / "nolarge", task="detection", status="finished", dataset="coco_2017_val",
+                     arch="vit_base", init="mae", metrics={"APbox": 50.0, "APbox_l": float("nan")})
+    comparison = compare_runs([tmp_path])
+    assert [(s.path.name, s.reason) for s in comparison.skipped] == [
+        ("only50", "finished, but has none of the detection metrics (APbox, APmask)")]
+    coco = table(comparison, "detection", "coco_2017_val")
+    assert coco.metrics == ["APbox"] and coco.cells()[0][3] == "50.00"

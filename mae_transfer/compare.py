@@ -684,8 +684,8 @@ def write_png(comparison: Comparison, path: str | Path) -> Path:
 
 def _bar_groups(table: Table) -> list[tuple[str, str]]:
     archs = dict.fromkeys(row.run.arch for row in table.rows)
-    return [(arch, m) for arch in archs for m in table.metrics
-            if any(row.run.arch == arch and m in row.metrics for row in table.rows)]
+    return [(arch, m) for arch in archs for m in table.metrics if m in _main(table.task)  # not the AP breakdown
+            and any(row.run.arch == arch and m in row.metrics for row in table.rows)]
 
 
 def _bar_series(table: Table) -> dict[str, list[Row]]:

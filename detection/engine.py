@@ -4,7 +4,8 @@ The loop is detectron2's own (``SimpleTrainer`` / ``AMPTrainer``, its hooks, ``C
 ``inference_on_dataset``); what this module adds is the project's habits around it: initial weights by their
 own loader (``detection.weights``), overrides of the config's keys and types only, datasets checked before
 the first iteration (``detection.data``), and a run record (``backbone.run_lifecycle``: "running" with the
-latest evaluation, then "finished" or "failed") that ``mae-transfer compare`` reads.
+latest evaluation, then "finished" or "failed") that ``mae-transfer compare`` reads, with the run's cost
+(``backbone.cost``: parameters, FLOPs, time per iteration and per image, peak memory, device-hours).
 
 Output folder: ``config.yaml``, ``log.txt``, ``run_record.json``, detectron2's ``metrics.json`` (per-iteration
 events; on resume only the events before the resumed iteration are kept) and TensorBoard events,
@@ -38,9 +39,11 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from backbone import (LossDiverged, UserError, arch_name, atomic_write, config_syntax_named, finished_run_kept,
                       prepare_run_dir, read_run_record, remove_torn, run_lifecycle)
+from backbone.cost import FirstBatch, RunCost
 from backbone.run_record import RECORD_NAME, newest_whole_checkpoint, recorded_init
 from backbone.safe_yaml import is_yaml, load_yaml
 
+from .cost import iteration_times, model_cost, timing_callbacks
 from .data import CheckedMapper, DetectionInputError, check_datasets, has_rle_masks, preload, register_coco_json
 from .weights import Checkpointer, load_initial_weights
 
@@ -203,11 +206,22 @@ def _checkpoint_step(name: str) -> float | None:
     return int(match.group(1)) if match else None
 
 
+COCO_TASKS = {"bbox": "APbox", "segm": "APmask"}
+COCO_BREAKDOWN = {"AP50": "_50", "AP75": "_75", "APs": "_s", "APm": "_m", "APl": "_l"}  # name suffixes as mmdet's
+
+
 def coco_metrics(results: dict | None) -> dict[str, float]:
-    """APbox / APmask (percent) of detectron2's COCO results."""
+    """APbox / APmask and their AP50, AP75, APs, APm, APl as APbox_50 ... APmask_l (percent) of detectron2's
+    COCO results. A breakdown that is NaN (no object of that size in the data) is left out."""
     results = results or {}
-    names = {"bbox": "APbox", "segm": "APmask"}
-    return {names[task]: results[task]["AP"] for task in names if "AP" in results.get(task, {})}
+    metrics = {}
+    for task, name in COCO_TASKS.items():
+        task_results = results.get(task, {})
+        if "AP" in task_results:
+            metrics[name] = task_results["AP"]
+        metrics.update({name + suffix: task_results[key] for key, suffix in COCO_BREAKDOWN.items()
+                        if key in task_results and math.isfinite(task_results[key])})
+    return metrics
 
 
 def use_bitmasks_for_rle(loader_cfg) -> None:
@@ -232,10 +246,15 @@ def build_loader(loader_cfg):
         mapper=CheckedMapper(instantiate(loader_cfg.mapper)), **parts)
 
 
-def do_test(cfg, model) -> dict:
-    results = inference_on_dataset(model, build_loader(cfg.dataloader.test), instantiate(cfg.dataloader.evaluator))
+def do_test(cfg, model, cost: RunCost | None = None) -> dict:
+    """Evaluate; with ``cost``, time the model calls and count the FLOPs at the first test batch."""
+    loader = FirstBatch(build_loader(cfg.dataloader.test))
+    callbacks = timing_callbacks(cost.inference) if cost else None
+    results = inference_on_dataset(model, loader, instantiate(cfg.dataloader.evaluator), callbacks=callbacks)
     if comm.is_main_process():
         print_csv_format(results)
+        if cost and loader.first is not None and "flops" not in cost.fields:  # once, at the first evaluation
+            cost.fields.update(model_cost(model, loader.first))
     return results
 
 
@@ -255,7 +274,7 @@ def keep_metrics_before(output_dir: str | Path, start_iter: int) -> None:
     atomic_write(path, lambda tmp: tmp.write_text("".join(line + "\n" for line in kept)))
 
 
-def do_train(cfg, resume_from: Path | None, on_eval) -> dict:
+def do_train(cfg, resume_from: Path | None, on_eval, cost: RunCost | None = None) -> dict:
     """detectron2's lazyconfig training loop (continuing from the checkpoint ``resume_from`` if given); returns
     the last evaluation's results."""
     model = instantiate(cfg.model)
@@ -271,7 +290,7 @@ def do_train(cfg, resume_from: Path | None, on_eval) -> dict:
     last = {}
 
     def evaluate():
-        last["results"] = do_test(cfg, ddp_model)
+        last["results"] = do_test(cfg, ddp_model, cost)
         # iterations done: trainer.iter is the step's index inside the loop, and max_iter once it has ended
         on_eval(min(trainer.iter + 1, trainer.max_iter), last["results"])
         return last["results"]
@@ -294,18 +313,21 @@ def do_train(cfg, resume_from: Path | None, on_eval) -> dict:
         keep_metrics_before(cfg.train.output_dir, start_iter)
         trainer.register_hooks([hooks.PeriodicWriter(default_writers(cfg.train.output_dir, cfg.train.max_iter),
                                                      period=cfg.train.log_period)])
+    cost = cost or RunCost()
+    cost.training_started(cfg.train.device)
     try:
         trainer.train(start_iter, cfg.train.max_iter)
     except FloatingPointError as exc:  # detectron2's check of the loss, and of the boxes at evaluation
         raise LossDiverged(f"{exc} (a learning rate too high for this batch and model? lower optimizer.lr)") from None
+    cost.training_ended(iteration_times(trainer), warmup=0)  # IterationTimer leaves out its warm-up
     return last.get("results", {})
 
 
-def evaluate_checkpoint(cfg) -> dict:
+def evaluate_checkpoint(cfg, cost: RunCost | None = None) -> dict:
     model = instantiate(cfg.model)
     model.to(cfg.train.device)
     load_initial_weights(model, cfg.train.init_checkpoint, detector_only=True)
-    return do_test(cfg, create_ddp_model(model))
+    return do_test(cfg, create_ddp_model(model), cost)
 
 
 @contextmanager
@@ -382,12 +404,15 @@ def run(options: RunOptions) -> dict[str, float]:
             record.metrics = coco_metrics(results)
             record.write("running", iteration=iteration)
 
-        results = evaluate_checkpoint(cfg) if options.eval_only else do_train(cfg, resume_from, on_eval)
+        cost = RunCost(devices=comm.get_world_size())
+        results = (evaluate_checkpoint(cfg, cost) if options.eval_only
+                   else do_train(cfg, resume_from, on_eval, cost))
         record.metrics = coco_metrics(results)
         if not record.metrics:
             raise DetectionInputError(f"the evaluation on {'+'.join(_names(cfg.dataloader.test.dataset.names))} "
                                       "gave no COCO AP (no box or mask results)")
         record.fields["results"] = results
+        record.fields["cost"] = cost.as_record()
         logger.info(f"finished: {record.metrics} written to {out / RECORD_NAME}")
     return record.metrics
 

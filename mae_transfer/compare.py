@@ -2,15 +2,32 @@
 
 Every run writes a run record (``run_record.json``, see backbone/run_record.py). This reads the records found in or
 under the given folders and builds one table per (task, data set): a row per setting (arch, init), ordered by
-arch then init (MAE, supervised, random, others by name); its metrics; the difference to the supervised setting of
-the same arch; and the published number for the same arch and init (mae_transfer/published.py) with its source.
-Runs that are unfinished, failed, unreadable or not selected are listed under the tables with the reason.
+arch then init (MAE, supervised, random, others by name); its metrics (detection: APbox, APmask and COCO's AP50,
+AP75, APs, APm, APl of each as ``APbox_50`` ... ``APmask_l``; segmentation: mIoU, mAcc, aAcc); what the run cost
+(the record's ``"cost"``, measured by the run itself, backbone/cost.py: parameters, GFLOPs of one forward, train
+s/iter, peak train memory, inference s/image, device-hours); the difference to the supervised setting of the same
+arch (headline metrics); and the published number for the same arch and init (mae_transfer/published.py) with its
+source. A column no run has is left out. Runs that are unfinished, failed, unreadable or not selected are listed
+under the tables with the reason.
 
 Several runs of one setting (the same task, data set, arch and init: typically seeds, each in its own folder) are
 one row: the mean ± sample standard deviation and n. A Δ is then taken between means, and marked "within noise"
 when it is smaller than twice the pooled standard deviation of the two settings; where either side is a single
 run there is no standard deviation and no mark. A setting with one run reads as a plain run row. The CSV keeps
 one row per run (with its seed where the record has one).
+
+Layouts: ``long`` (the above) and ``paper``, the MAE paper's Tables 4 and 5: a row per init, a column group per
+arch with the headline metrics (APbox and APmask; mIoU) and the published numbers, the sources last. Both print as
+markdown and write as LaTeX (``--latex``: one booktabs ``tabular`` per table, numbers in math mode with ``\\pm``
+and true minus signs, column groups as ``\\multicolumn`` over ``\\cmidrule``, text escaped, the notes as comments).
+
+The tables are built here, not with pandas or tabulate. The work is grouping runs into settings, mean ± std,
+pooled-std noise marks, Δ to a baseline and the published column with its notes; neither library does that part,
+and what they would take over is the rendering (about 60 lines here for markdown and LaTeX). pandas'
+``Styler.to_latex`` does column groups, but pandas is no dependency of this project and the environment does not
+have it; tabulate is installed (through fvcore and detectron2; 0.1 s to import, measured with ``python -X
+importtime``), but its ``latex_booktabs`` format has no column groups and escapes either every cell or none, while
+these cells mix math and text.
 """
 from __future__ import annotations
 
@@ -19,6 +36,7 @@ import csv
 import io
 import math
 import os
+import re
 import statistics
 import sys
 from collections import Counter
@@ -31,14 +49,37 @@ from backbone.run_record import RECORD_NAME, STATUSES, atomic_write
 
 from .published import PUBLISHED, Published, is_paper_dataset, paper_column, paper_dataset, published
 
+COCO_BREAKDOWN = ("_50", "_75", "_s", "_m", "_l")   # AP50, AP75, APs, APm, APl (detection/engine.py)
 # The metrics each task's table shows, in column order (run-record metric names).
 METRICS = {
-    "detection": ("APbox", "APmask"),
+    "detection": ("APbox", "APmask", *(f"APbox{b}" for b in COCO_BREAKDOWN), *(f"APmask{b}" for b in COCO_BREAKDOWN)),
     "segmentation": ("mIoU", "mAcc", "aAcc"),
     "finetune": ("top1",),
     "linprobe": ("top1",),
     "pretrain": ("loss",),
 }
+# The metrics of the paper layout (MAE paper Tables 4 and 5: APbox and APmask; mIoU); every metric where a task
+# is not listed.
+HEADLINE = {"detection": ("APbox", "APmask"), "segmentation": ("mIoU",)}
+# The metrics with a Δ column, and that a run must have as a number (a NaN AP means no result; a NaN APl, no large
+# object in the data): every metric where a task is not listed.
+MAIN = {"detection": ("APbox", "APmask")}
+# What a run cost (the run record's "cost", backbone/cost.py): record key, column, factor to the column's unit.
+# Peak memory is a column of its own per kind: CUDA max allocated and a CPU process's RSS are not comparable.
+COSTS = (
+    ("params", "params (M)", 1e-6),
+    ("params_backbone", "ViT params (M)", 1e-6),
+    ("flops", "GFLOPs", 1e-9),
+    ("train_s_per_iter", "train s/iter", 1.0),
+    ("train_mem_gb", "train mem (GB)", 1.0),
+    ("infer_s_per_image", "inference s/im", 1.0),
+    ("device_hours", "device-hours", 1.0),
+)
+MEMORY_COLUMNS = {"cuda_max_allocated": "train mem (GB)", "cpu_rss_peak": "train RSS peak (GB)"}
+COST_COLUMNS = tuple(dict.fromkeys(
+    c for key, column, _ in COSTS for c in (MEMORY_COLUMNS.values() if key == "train_mem_gb" else (column,))))
+COST_DIGITS = 3                         # significant digits of a cost cell
+LAYOUTS = ("long", "paper")
 BASELINE = "supervised"                 # deltas are taken against this init
 INIT_ORDER = ("mae", BASELINE, "random")
 NO_DELTA = ("pretrain",)                # a pretraining loss has no supervised counterpart
@@ -56,8 +97,9 @@ class Run:
     dataset: str
     arch: str
     init: str
-    metrics: dict[str, float]
+    metrics: dict[str, float]             # the task's metrics, then the cost columns (COST_COLUMNS), in their units
     seed: int | None = None
+    flops_input: str | None = None        # the input shape FLOPs were counted at
 
 
 @dataclass(frozen=True)
@@ -107,7 +149,16 @@ class Table:
     delta_metrics: list[str]     # metrics with a Δ column: some row has a supervised run to differ from
     paper_metrics: list[str]     # metrics with a paper column: some row has a published number
     rows: list[Row]
-    notes: list[str]
+    costs: list[str] = field(default_factory=list)   # cost columns some run has (COST_COLUMNS)
+    # Notes under the table: why a Δ is missing; the published numbers; which runs a row holds; how costs were measured
+    delta_notes: list[str] = field(default_factory=list)
+    paper_notes: list[str] = field(default_factory=list)
+    run_notes: list[str] = field(default_factory=list)
+    cost_notes: list[str] = field(default_factory=list)
+
+    @property
+    def notes(self) -> list[str]:
+        return self.delta_notes + self.paper_notes + self.run_notes + self.cost_notes
 
     @property
     def on_paper_dataset(self) -> bool:
@@ -119,7 +170,7 @@ class Table:
         return any(len(row.runs) > 1 for row in self.rows)
 
     def header(self) -> list[str]:
-        header = ["run", "arch", "init", *(["n"] if self.aggregated else []), *self.metrics]
+        header = ["run", "arch", "init", *(["n"] if self.aggregated else []), *self.metrics, *self.costs]
         header += [f"Δ {m} vs {BASELINE}" for m in self.delta_metrics]
         if self.paper_metrics:
             where = "" if self.on_paper_dataset else f" ({paper_dataset(self.task)}, not this dataset)"
@@ -132,7 +183,7 @@ class Table:
         for row in self.rows:
             cells = [row.label, row.run.arch, row.run.init] + ([str(len(row.runs))] if self.aggregated else [])
             means = row.metrics
-            cells += [_mean_text(means[m], row.std(m), m) if m in means else "" for m in self.metrics]
+            cells += [_mean_text(means[m], row.std(m), m) if m in means else "" for m in self.metrics + self.costs]
             cells += [_delta_text(row, m) for m in self.delta_metrics]
             body.append(cells + self._paper_cells(row))
         return body
@@ -148,7 +199,8 @@ class Table:
         for row in self.rows:
             for run, label in zip(row.runs, row.run_labels):
                 cells = [label, run.arch, run.init] + ([_seed_text(run.seed)] if seeds else [])
-                cells += [f"{run.metrics[m]:.{_decimals(m)}f}" if m in run.metrics else "" for m in self.metrics]
+                cells += [f"{run.metrics[m]:.{_decimals(m, run.metrics[m])}f}" if m in run.metrics else ""
+                          for m in self.metrics + self.costs]
                 cells += [f"{run.metrics[m] - row.baseline[m]:+.{_decimals(m)}f}"
                           if m in row.deltas and m in run.metrics else "" for m in self.delta_metrics]
                 body.append(cells + self._paper_cells(row))
@@ -214,20 +266,36 @@ def load_run(record_path: Path) -> Run | Skipped:
     if not isinstance(metrics, dict):
         return Skipped(folder, f'"metrics" is not a mapping: {metrics!r}')
     wanted = {m: metrics[m] for m in METRICS[task] if m in metrics}
-    for name, value in wanted.items():
-        if value is None:  # run records write a NaN metric (COCO AP without a detection) as null
-            return Skipped(folder, f'metric "{name}" is null (no result to compare)')
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
+    for name, value in list(wanted.items()):
+        missing = value is None or (isinstance(value, float) and not math.isfinite(value))  # strict JSON: null
+        if missing and name not in _main(task):
+            del wanted[name]  # e.g. APl where the data has no large object: an empty cell
+        elif missing:  # e.g. COCO AP of a model that made no detection
+            return Skipped(folder, f'metric "{name}" is {"null" if value is None else value} (no result to compare)')
+        elif isinstance(value, bool) or not isinstance(value, (int, float)):
             return Skipped(folder, f'metric "{name}" is not a number: {value!r}')
-        if not math.isfinite(value):  # e.g. COCO AP of a model that made no detection
-            return Skipped(folder, f'metric "{name}" is {value} (no result to compare)')
-    if not wanted:
-        return Skipped(folder, f"finished, but has none of the {task} metrics ({', '.join(METRICS[task])})")
+    if not any(m in wanted for m in _main(task)):
+        return Skipped(folder, f"finished, but has none of the {task} metrics ({', '.join(_main(task))})")
     seed = record.get("seed")
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
         return Skipped(folder, f'"seed" is not an integer: {seed!r}')
+    cost = record.get("cost") if isinstance(record.get("cost"), dict) else {}
     return Run(folder, task, record["dataset"], record["arch"], record["init"],
-               {m: float(v) for m, v in wanted.items()}, seed)
+               {**{m: float(v) for m, v in wanted.items()}, **cost_columns(cost)}, seed,
+               cost.get("flops_input") if isinstance(cost.get("flops_input"), str) else None)
+
+
+def cost_columns(cost: dict) -> dict[str, float]:
+    """A run record's ``"cost"`` as COST_COLUMNS values in their units; a value that is not a finite number, or
+    memory of an unknown kind, is left out (an empty cell)."""
+    columns = {}
+    for key, column, factor in COSTS:
+        value = cost.get(key)
+        if key == "train_mem_gb":
+            column = MEMORY_COLUMNS.get(cost.get("train_mem_kind"))
+        if column and isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+            columns[column] = value * factor
+    return columns
 
 
 def compare_runs(paths: Sequence[str | Path], datasets: Sequence[str] | None = None) -> Comparison:
@@ -267,15 +335,16 @@ def build_table(task: str, dataset: str, runs: list[Run], labels: dict[Path, str
         rows.append(Row(same, _group_label(run_labels, others), run_labels))
     rows.sort(key=_row_order)
     metrics = [m for m in METRICS[task] if any(m in run.metrics for run in runs)]
-    notes = _fill_deltas(rows, metrics) if task not in NO_DELTA else []
+    costs = [c for c in COST_COLUMNS if any(c in run.metrics for run in runs)]
+    delta_notes = _fill_deltas(rows, [m for m in metrics if m in _main(task)]) if task not in NO_DELTA else []
     delta_metrics = [m for m in metrics if any(m in row.deltas for row in rows)]
     for row in rows:
         row.paper = {m: p for m, p in paper_column(task, _key(row.run.arch), _key(row.run.init)).items()
                      if m in metrics}
     paper_metrics = [m for m in metrics if any(m in row.paper for row in rows)]
-    notes += _paper_notes(task, dataset, rows, paper_metrics)
-    notes += _aggregation_notes(rows, task not in NO_DELTA)
-    return Table(task, dataset, metrics, delta_metrics, paper_metrics, rows, notes)
+    return Table(task, dataset, metrics, delta_metrics, paper_metrics, rows, costs, delta_notes,
+                 _paper_notes(task, dataset, rows, paper_metrics), _aggregation_notes(rows, task not in NO_DELTA),
+                 _cost_notes(runs, costs))
 
 
 def _fill_deltas(rows: list[Row], metrics: list[str]) -> list[str]:
@@ -320,7 +389,7 @@ def _aggregation_notes(rows: list[Row], with_deltas: bool) -> list[str]:
     grouped = [row for row in rows if len(row.runs) > 1]
     if not grouped:
         return []
-    notes = [f"Rows of several runs show mean ± sample std over n runs"
+    notes = [f"Cells of several runs show mean ± sample std over n runs"
              + (f"; Δ is between means, and \"{NOISE_MARK.strip()}\" marks |Δ| < {NOISE_STDS:g} × the pooled "
                 f"std of the two settings. A side with one run has no std, so its Δ has no noise mark."
                 if with_deltas else ".")]
@@ -332,6 +401,23 @@ def _aggregation_notes(rows: list[Row], with_deltas: bool) -> list[str]:
         if repeated:
             notes.append(f"{row.run.arch} {row.run.init}: seed {', '.join(map(str, repeated))} appears more than "
                          "once: these are repeats, not independent seeds.")
+    return notes
+
+
+def _cost_notes(runs: list[Run], costs: list[str]) -> list[str]:
+    """How the cost columns were measured (backbone/cost.py)."""
+    notes = []
+    if "GFLOPs" in costs:
+        inputs = ", ".join(sorted({run.flops_input for run in runs if run.flops_input})) or "the test input"
+        notes.append(f"GFLOPs: one forward at {inputs}, fvcore's count (a fused multiply-add is one FLOP; "
+                     "element-wise operators are not counted), as detectron2's tools/analyze_model.py.")
+    if {"train s/iter", "inference s/im"} & set(costs):
+        notes.append("train s/iter: mean training iteration as the framework's timer logs it, after its warm-up "
+                     "iterations; inference s/im: model time per image over the evaluation, after up to 5 warm-up "
+                     "calls; device-hours: wall-clock time of the whole run × devices.")
+    if MEMORY_COLUMNS["cpu_rss_peak"] in costs:
+        notes.append(f"{MEMORY_COLUMNS['cpu_rss_peak']}: peak resident memory of the CPU process while training "
+                     "(all it holds, not only tensors); not comparable with CUDA max allocated memory.")
     return notes
 
 
@@ -361,18 +447,159 @@ def _paper_notes(task: str, dataset: str, rows: list[Row], paper_metrics: list[s
 
 # ---------------------------------------------------------------------------------------------- output
 
-def render_markdown(comparison: Comparison) -> str:
+@dataclass
+class Grid:
+    """One table as text, in either layout: the column groups over ``columns`` (label and width; "" for no group),
+    the body (one list of cells per row, "" for no value) and the notes under it."""
+    title: str
+    groups: list[tuple[str, int]]
+    columns: list[str]
+    body: list[list[str]]
+    notes: list[str]
+
+    def flat_columns(self) -> list[str]:
+        """Each column's header with its group's label before it (markdown and CSV have one header row)."""
+        labels = [label for label, width in self.groups for _ in range(width)]
+        return [f"{label} {column}" if label else column for label, column in zip(labels, self.columns)]
+
+
+def long_grid(table: Table) -> Grid:
+    """A row per setting (arch, init): metrics, costs, Δ and the published numbers."""
+    header = table.header()
+    return Grid(f"{table.task} · {table.dataset}", [("", len(header))], header, table.cells(), table.notes)
+
+
+def paper_grid(table: Table) -> Grid:
+    """The MAE paper's Tables 4 and 5: a row per init, a column group per arch holding the headline metrics
+    (mean ± std over seeds) and the published numbers, then the sources of those."""
+    metrics = [m for m in _headline(table.task) if m in table.metrics]
+    archs = list(dict.fromkeys(row.run.arch for row in table.rows))
+    inits = sorted(dict.fromkeys(row.run.init for row in table.rows), key=_init_order)
+    cell = {(row.run.arch, row.run.init): row for row in table.rows}
+    where = "" if table.on_paper_dataset else f" ({paper_dataset(table.task)})"
+    groups, columns = [("", 1)], ["init"]
+    paper_by_arch = {}
+    for arch in archs:
+        paper_by_arch[arch] = [m for m in metrics if any(m in row.paper for row in table.rows if row.run.arch == arch)]
+        arch_columns = metrics + [f"paper {m}{where}" for m in paper_by_arch[arch]]
+        groups.append((arch, len(arch_columns)))
+        columns += arch_columns
+    sourced = any(row.paper for row in table.rows)
+    if sourced:
+        groups.append(("", 1))
+        columns.append("paper source")
+    body = []
+    for init in inits:
+        cells, sources = [init], []
+        for arch in archs:
+            row = cell.get((arch, init))
+            means = row.metrics if row else {}
+            cells += [_mean_text(means[m], row.std(m), m) if m in means else "" for m in metrics]
+            cells += [row.paper[m].text if row and m in row.paper else "" for m in paper_by_arch[arch]]
+            if row and row.paper:
+                sources.append(_source(next(iter(row.paper.values()))))
+        body.append(cells + (["; ".join(dict.fromkeys(sources))] if sourced else []))
+    notes = table.paper_notes + _aggregation_notes(table.rows, with_deltas=False)
+    return Grid(f"{table.task} · {table.dataset}", groups, columns, body, notes)
+
+
+def grids(comparison: Comparison, layout: str = "long") -> list[Grid]:
+    if layout not in LAYOUTS:
+        raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
+    return [(paper_grid if layout == "paper" else long_grid)(table) for table in comparison.tables]
+
+
+def render_markdown(comparison: Comparison, layout: str = "long") -> str:
     out = [f"Runs under `{comparison.root}`.", ""]
-    for table in comparison.tables:
-        out += [f"## {table.task} · {table.dataset}", ""]
-        out += markdown_table(table.header(), table.cells())
-        out += [""] + [f"- {note}" for note in table.notes] + ([""] if table.notes else [])
+    for grid in grids(comparison, layout):
+        out += [f"## {grid.title}", ""]
+        out += markdown_table(grid.flat_columns(), grid.body)
+        out += [""] + [f"- {note}" for note in grid.notes] + ([""] if grid.notes else [])
     if comparison.skipped:
         out += ["## Not in the tables", ""]
         out += markdown_table(["run", "reason"],
                                [[comparison.label(s.path), s.reason] for s in comparison.skipped])
         out.append("")
     return "\n".join(out)
+
+
+def write_markdown(comparison: Comparison, path: str | Path, layout: str = "long") -> Path:
+    text = render_markdown(comparison, layout) + "\n"  # as printed
+    return atomic_write(path, lambda tmp: tmp.write_text(text))
+
+
+# ---------------------------------------------------------------------------------------------- LaTeX
+
+LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+                 "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+LATEX_NAMES = {"vit_base": "ViT-B", "vit_large": "ViT-L", "vit_huge": "ViT-H", "mae": "MAE"}
+_NUMBER = r"[+-]?\d+(?:\.\d+)?"
+_NUMBER_CELL = re.compile(rf"({_NUMBER})(?: ± ({_NUMBER}))?({re.escape(NOISE_MARK)})?")
+_AP_NAME = re.compile(r"AP(box|mask)(?:_(50|75|s|m|l))?")
+
+
+def latex_escape(text: str) -> str:
+    return "".join(LATEX_SPECIAL.get(c, c) for c in text)
+
+
+def latex_cell(text: str) -> str:
+    """A cell: numbers in math mode (a true minus sign, ``\\pm``; a Δ within noise marked with a dagger, explained
+    in the notes under the table), known names as papers print them, other text escaped."""
+    number = _NUMBER_CELL.fullmatch(text)
+    if not number:
+        return LATEX_NAMES.get(text) or latex_escape(text)
+    mean, std, noise = number.groups()
+    return f"${mean}" + (rf" \pm {std}" if std else "") + (r"^{\dagger}" if noise else "") + "$"
+
+
+def latex_header(text: str) -> str:
+    """A column header: AP\\textsuperscript{box}\\textsubscript{50} for APbox_50, $\\Delta$ for Δ, the rest escaped."""
+    parts = re.split(r"(Δ|AP(?:box|mask)(?:_(?:50|75|s|m|l))?)", text)
+    out = []
+    for part in parts:
+        ap = _AP_NAME.fullmatch(part)
+        if part == "Δ":
+            out.append(r"$\Delta$")
+        elif ap:
+            task, sub = ap.groups()
+            out.append(rf"AP\textsuperscript{{{task}}}" + (rf"\textsubscript{{{sub.upper() if sub.isalpha() else sub}}}"
+                                                           if sub else ""))
+        else:
+            out.append(latex_escape(part))
+    return "".join(out)
+
+
+def latex_tabular(grid: Grid) -> list[str]:
+    """One booktabs ``tabular`` (needs ``\\usepackage{booktabs}``): a row of column groups with rules under them
+    where the layout has groups, then the columns, the body, and the notes as comments."""
+    lines = [f"% {grid.title}", rf"\begin{{tabular}}{{l{'c' * (len(grid.columns) - 1)}}}", r"\toprule"]
+    if any(label for label, _ in grid.groups):
+        cells, rules, start = [], [], 1
+        for label, width in grid.groups:
+            if label:
+                cells.append(rf"\multicolumn{{{width}}}{{c}}{{{latex_cell(label)}}}")
+                rules.append(rf"\cmidrule(lr){{{start}-{start + width - 1}}}")
+            else:
+                cells += [""] * width
+            start += width
+        lines += [" & ".join(cells) + r" \\", " ".join(rules)]
+    lines += [" & ".join(map(latex_header, grid.columns)) + r" \\", r"\midrule"]
+    lines += [" & ".join(map(latex_cell, cells)) + r" \\" for cells in grid.body]
+    lines += [r"\bottomrule", r"\end{tabular}"]
+    notes = grid.notes + ([f"A dagger marks a Δ{NOISE_MARK}."] if any(NOISE_MARK in c for r in grid.body for c in r)
+                          else [])
+    return lines + [f"% {line}" for note in notes for line in note.splitlines()]
+
+
+def render_latex(comparison: Comparison, layout: str = "long") -> str:
+    blocks = ["\n".join(latex_tabular(grid)) for grid in grids(comparison, layout)]
+    return "% mae-transfer compare: one booktabs tabular per task and data set (\\usepackage{booktabs})\n\n" \
+        + "\n\n".join(blocks) + "\n"
+
+
+def write_latex(comparison: Comparison, path: str | Path, layout: str = "long") -> Path:
+    text = render_latex(comparison, layout)
+    return atomic_write(path, lambda tmp: tmp.write_text(text))
 
 
 def csv_rows(comparison: Comparison) -> tuple[list[str], list[dict[str, str]]]:
@@ -458,8 +685,8 @@ def write_png(comparison: Comparison, path: str | Path) -> Path:
 
 def _bar_groups(table: Table) -> list[tuple[str, str]]:
     archs = dict.fromkeys(row.run.arch for row in table.rows)
-    return [(arch, m) for arch in archs for m in table.metrics
-            if any(row.run.arch == arch and m in row.metrics for row in table.rows)]
+    return [(arch, m) for arch in archs for m in table.metrics if m in _main(table.task)  # not the AP breakdown
+            and any(row.run.arch == arch and m in row.metrics for row in table.rows)]
 
 
 def _bar_series(table: Table) -> dict[str, list[Row]]:
@@ -475,12 +702,20 @@ def _bar_series(table: Table) -> dict[str, list[Row]]:
 
 # ---------------------------------------------------------------------------------------------- helpers
 
+def _main(task: str) -> tuple[str, ...]:
+    return MAIN.get(task, METRICS[task])
+
+
+def _headline(task: str) -> tuple[str, ...]:
+    return HEADLINE.get(task, METRICS[task])
+
+
 def _key(name: str) -> str:
     return name.lower()
 
 
 def _mean_text(mean: float, std: float | None, metric: str) -> str:
-    decimals = _decimals(metric)
+    decimals = _decimals(metric, mean)
     return f"{mean:.{decimals}f}" if std is None else f"{mean:.{decimals}f} ± {std:.{decimals}f}"
 
 
@@ -507,9 +742,14 @@ def _group_label(labels: list[str], others: list[str]) -> str:
 
 def _row_order(row: Row) -> tuple:
     archs = list(VIT_SIZES)
-    arch, init = _key(row.run.arch), _key(row.run.init)
-    return (archs.index(arch) if arch in archs else len(archs), arch,
-            INIT_ORDER.index(init) if init in INIT_ORDER else len(INIT_ORDER), init, row.label)
+    arch = _key(row.run.arch)
+    return (archs.index(arch) if arch in archs else len(archs), arch, *_init_order(row.run.init), row.label)
+
+
+def _init_order(init: str) -> tuple:
+    """MAE, supervised, random, then the others by name."""
+    key = _key(init)
+    return (INIT_ORDER.index(key) if key in INIT_ORDER else len(INIT_ORDER), key)
 
 
 def _root(folders: list[Path]) -> Path:
@@ -523,7 +763,10 @@ def _label(path: Path, root: Path) -> str:
     return os.path.relpath(Path(path).resolve(), root)
 
 
-def _decimals(metric: str) -> int:
+def _decimals(metric: str, value: float = 0.0) -> int:
+    """Decimals of a metric; of a cost, as many as give its value COST_DIGITS significant digits."""
+    if metric in COST_COLUMNS:
+        return max(0, COST_DIGITS - 1 - math.floor(math.log10(abs(value)))) if value else COST_DIGITS - 1
     return DECIMALS.get(metric, 2)
 
 
@@ -552,17 +795,26 @@ def main(argv: list[str]) -> int:
                         help="a run folder, a folder searched recursively for run_record.json, or a run_record.json file")
     parser.add_argument("--dataset", action="append", metavar="NAME",
                         help="only runs on this data set (repeatable); the others are listed as not selected")
-    parser.add_argument("--csv", type=Path, metavar="PATH", help="also write the tables' rows as CSV")
+    parser.add_argument("--layout", choices=LAYOUTS, default="long",
+                        help="long: a row per setting (arch, init) with every metric, cost, Δ and published number "
+                             "(default); paper: the MAE paper's Tables 4/5, a row per init and a column group per arch")
+    parser.add_argument("--md", type=Path, metavar="PATH", help="also write the markdown printed to a file")
+    parser.add_argument("--latex", type=Path, metavar="PATH",
+                        help="also write the tables as LaTeX (booktabs tabulars, in the --layout)")
+    parser.add_argument("--csv", type=Path, metavar="PATH", help="also write the tables' rows as CSV (a row per run)")
     parser.add_argument("--png", type=Path, metavar="PATH", help="also write a grouped bar chart")
     args = parser.parse_args(argv)
-
 
     def body():
         comparison = compare_runs(args.run_dirs, datasets=args.dataset)
         if not comparison.tables:
             skipped = "".join(f"\n  {s.path}: {s.reason}" for s in comparison.skipped)
             raise UserError(f"no finished run with metrics in {', '.join(args.run_dirs)}{skipped}")
-        print(render_markdown(comparison))
+        print(render_markdown(comparison, args.layout))
+        if args.md:
+            print(f"wrote {write_markdown(comparison, args.md, args.layout)}", file=sys.stderr)
+        if args.latex:
+            print(f"wrote {write_latex(comparison, args.latex, args.layout)}", file=sys.stderr)
         if args.csv:
             print(f"wrote {write_csv(comparison, args.csv)}", file=sys.stderr)
         if args.png:

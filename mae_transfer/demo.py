@@ -6,7 +6,7 @@
 3. train the same ViT supervised on the same images with their labels (the IN-1K supervised baseline);
 4. Mask R-CNN (detectron2) and 5. UperNet (mmseg) from each of MAE / supervised / random init, one run per seed,
    with the same config machinery as the real COCO / ADE20K runs (configs/*/demo_tiny*.py);
-6. the compare table, a reconstruction figure and the loss curves.
+6. the compare table (with each run's cost; the paper layout in LaTeX), a reconstruction figure and the loss curves.
 
 Every stage writes into one output folder. A stage that already finished there is reused (``--fresh`` starts
 over); the numbers printed are whatever the runs measured, at toy scale, not the papers' numbers.
@@ -328,13 +328,15 @@ def run_demo(out: Path, plan: Plan, fresh: bool = False, jobs: int = 1) -> dict[
                                   after=(pretraining[init],) if init in pretraining else ()))
     stages.run_parallel(work)  # random-init runs need no pretraining: they fill the cores while it runs
 
-    results = {"table": out / "comparison.md", "csv": out / "comparison.csv", "chart": out / "comparison.png",
-               "reconstructions": out / "reconstructions.png", "loss_curves": out / "loss_curves.png"}
+    results = {"table": out / "comparison.md", "latex": out / "comparison.tex", "csv": out / "comparison.csv",
+               "chart": out / "comparison.png", "reconstructions": out / "reconstructions.png",
+               "loss_curves": out / "loss_curves.png"}
 
-    def compare():
-        from mae_transfer.compare import compare_runs, render_markdown, write_csv, write_png
+    def compare():  # what `mae-transfer compare` prints, and the paper layout in LaTeX
+        from mae_transfer.compare import compare_runs, write_csv, write_latex, write_markdown, write_png
         comparison = compare_runs([out / "detection", out / "segmentation"])
-        results["table"].write_text(render_markdown(comparison))
+        write_markdown(comparison, results["table"])
+        write_latex(comparison, results["latex"], layout="paper")
         write_csv(comparison, results["csv"])
         write_png(comparison, results["chart"])
 

@@ -5,8 +5,9 @@ strict load of a trained checkpoint, then Runner.test(). Before either starts, t
 output folder, the checkpoints and every image and label map are checked; a problem there is one
 ``UserError`` and leaves the folder's run record as it was. Then ``backbone.run_lifecycle`` writes
 ``work_dir/run_record.json``: "running", then "finished" with mIoU / mAcc / aAcc (percent, from mmseg's
-IoUMetric) or "failed" with the error (``LossDiverged`` when the loss becomes inf or NaN). Only rank 0 writes
-it. A resumed run keeps the init label of the run it continues.
+IoUMetric) and the run's cost (``backbone.cost``: parameters, FLOPs, time per iteration and per image, peak
+memory, device-hours), or "failed" with the error (``LossDiverged`` when the loss becomes inf or NaN). Only rank 0
+writes it. A resumed run keeps the init label of the run it continues.
 """
 from __future__ import annotations
 
@@ -25,10 +26,12 @@ from mmseg.registry import DATASETS, HOOKS
 
 from backbone import (LossDiverged, finished_run_kept, prepare_run_dir, read_run_record, read_state_dict,
                       resolve_weights, run_lifecycle)
+from backbone.cost import RunCost
 from backbone.run_record import RECORD_NAME, is_whole, recorded_init
 
 from .checkpoints import load_segmentor_weights, resume_checkpoint, use_safe_checkpoint_hook
 from .config import DATALOADERS, SegmentationError, load_config, pretrained_path
+from .cost import CostHook, model_cost
 
 METRICS = ("mIoU", "mAcc", "aAcc")
 
@@ -79,10 +82,12 @@ def train(config: str | Path, work_dir: str | Path, cfg_options: dict | None = N
     check_data(cfg, DATALOADERS)
     with finished_run_kept(work_dir, enabled=bool(resume) and is_main_process()), \
             run_lifecycle(work_dir, task="segmentation", enabled=is_main_process(), **cfg.run_record) as record:
+        cost = measure_cost(runner)
         runner.train()
         record.metrics = _metrics(runner.test())
         last = work_dir / "last_checkpoint"  # written by mmengine's CheckpointHook
         record.fields["checkpoint"] = last.read_text().strip() if last.is_file() else None
+        record.fields["cost"] = _cost_record(cost, runner, cfg)
     return record.metrics
 
 
@@ -108,7 +113,9 @@ def test(config: str | Path, checkpoint: str | Path, work_dir: str | Path, cfg_o
     check_data(cfg, ("test_dataloader",))
     with run_lifecycle(work_dir, task="segmentation", enabled=is_main_process(), checkpoint=str(checkpoint),
                        **cfg.run_record) as record:
+        cost = measure_cost(runner)
         record.metrics = _metrics(runner.test())
+        record.fields["cost"] = _cost_record(cost, runner, cfg)
     return record.metrics
 
 
@@ -138,6 +145,19 @@ class FiniteLossHook(Hook):
         if not math.isfinite(value):
             raise LossDiverged(f"loss is {value} at iteration {runner.iter + 1}; stopping (a learning rate "
                                "too high for this batch and model? lower optim_wrapper.optimizer.lr)")
+
+
+def measure_cost(runner: Runner) -> RunCost:
+    """A ``RunCost`` the runner fills as it trains and tests (``segmentation.cost.CostHook``)."""
+    cost = RunCost(devices=get_world_size())
+    runner.register_hook(CostHook(cost))
+    return cost
+
+
+def _cost_record(cost: RunCost, runner: Runner, cfg: Config) -> dict:
+    if is_main_process():
+        cost.fields.update(model_cost(runner.model, cfg.model.get("test_cfg", {})))
+    return cost.as_record()
 
 
 def check_data(cfg: Config, loaders) -> None:

@@ -50,7 +50,7 @@ def test_train_writes_a_finished_run_record_with_ap(run, coco):
     assert (record["task"], record["status"], record["init"], record["arch"]) == (
         "detection", "finished", "mae", "vit_w32_d2")
     assert record["dataset"] == "synthetic_coco_val"
-    assert set(metrics) == {"APbox", "APmask"} and record["metrics"] == pytest.approx(metrics)
+    assert {"APbox", "APmask", "APbox_50", "APmask_50"} <= set(metrics) and record["metrics"] == pytest.approx(metrics)
     assert all(0 <= value <= 100 for value in metrics.values())
     assert (out / "model_final.pth").is_file() and (out / "config.yaml").is_file()
     assert max(trained_iterations(out)) == 2  # detectron2's event log: iterations 0..2
@@ -94,7 +94,10 @@ def test_coco_evaluator_agrees_with_pycocotools_on_the_saved_predictions(coco, t
         direct = pycocotools_stats(coco["val_json"], predictions, iou_type)
         assert 0 < direct["AP"] < 100
         assert {k: results[iou_type][k] for k in COCO_STATS} == pytest.approx(direct, abs=1e-9, nan_ok=True)
-    assert coco_metrics(results) == {"APbox": results["bbox"]["AP"], "APmask": results["segm"]["AP"]}
+    suffixes = {"AP": "", "AP50": "_50", "AP75": "_75", "APs": "_s", "APm": "_m", "APl": "_l"}
+    assert coco_metrics(results) == {f"AP{name}{suffixes[stat]}": results[task][stat]
+                                     for task, name in (("bbox", "box"), ("segm", "mask")) for stat in COCO_STATS
+                                     if not math.isnan(results[task][stat])}
 
 
 def test_the_run_evaluated_its_own_saved_predictions(run, coco):

@@ -318,3 +318,86 @@ def test_a_nan_metric_is_listed_not_tabled(tmp_path):
     comparison = compare_runs([tmp_path])
     assert not comparison.tables
     assert 'metric "APbox" is null (no result to compare)' == comparison.skipped[0].reason  # strict JSON: null
+
+
+@pytest.fixture
+def demo_like(tmp_path):
+    """Three inits x two archs x two seeds of detection and segmentation on the paper data sets, with costs."""
+    root = tmp_path / "grid"
+    for arch, shift in (("vit_base", 0.0), ("vit_large", 3.0)):
+        for init, box in (("random", 48.0), ("mae", 50.0), ("supervised", 47.0)):
+            for seed in (0, 1):
+                run = f"{arch}/{init}/seed{seed}"
+                write_run_record(root / "det" / run, task="detection", status="finished", dataset="coco_2017_val",
+                                 arch=arch, init=init, seed=seed,
+                                 metrics={"APbox": box + shift + seed, "APmask": box + shift - 5, "APbox_50": 70.0},
+                                 cost={"params": 111e6, "flops": 8.0e11, "train_mem_gb": 10.9,
+                                       "train_mem_kind": "cuda_max_allocated", "train_s_per_iter": 0.314})
+                write_run_record(root / "seg" / run, task="segmentation", status="finished", dataset="ade20k",
+                                 arch=arch, init=init, seed=seed, metrics={"mIoU": box + shift - 2, "mAcc": 60.0})
+    return root
+
+
+def test_paper_layout_is_a_row_per_init_and_a_column_group_per_arch(demo_like, capsys):
+    assert main([str(demo_like), "--layout", "paper"]) == 0
+    printed = markdown_tables(capsys.readouterr().out)
+    header, rows = printed["detection · coco_2017_val"]
+    assert header == ["init", "vit_base APbox", "vit_base APmask", "vit_base paper APbox", "vit_base paper APmask",
+                      "vit_large APbox", "vit_large APmask", "vit_large paper APbox", "vit_large paper APmask",
+                      "paper source"]
+    assert [row[0] for row in rows] == ["mae", "supervised", "random"]
+    mae = dict(zip(header, rows[0]))
+    assert mae["vit_base APbox"] == f"50.50 ± {0.5 ** 0.5:.2f}" and mae["vit_large APmask"] == "48.00 ± 0.00"
+    assert (mae["vit_base paper APbox"], mae["vit_large paper APbox"]) == ("51.2", "54.6")   # ViTDet paper T4
+    assert mae["paper source"] == "ViTDet paper T4, no rel-pos"
+    header, rows = printed["segmentation · ade20k"]
+    assert header == ["init", "vit_base mIoU", "vit_base paper mIoU", "vit_large mIoU", "vit_large paper mIoU",
+                      "paper source"]
+    assert dict(zip(header, rows[1]))["vit_large paper mIoU"] == "49.9"                        # MAE paper T5
+
+
+def test_long_layout_shows_cost_columns_and_leaves_out_those_no_run_has(demo_like, capsys):
+    assert main([str(demo_like)]) == 0
+    printed = markdown_tables(capsys.readouterr().out)
+    header, rows = printed["detection · coco_2017_val"]
+    assert header[4:10] == ["APbox", "APmask", "APbox_50", "params (M)", "GFLOPs", "train s/iter"]
+    assert "train mem (GB)" in header and "train RSS peak (GB)" not in header and "APmask_50" not in header
+    assert "Δ APbox_50 vs supervised" not in header                       # a Δ for the headline metrics only
+    row = dict(zip(header, rows[0]))
+    assert (row["params (M)"], row["GFLOPs"], row["train mem (GB)"]) == ("111 ± 0", "800 ± 0", "10.9 ± 0.0")
+    header, _ = printed["segmentation · ade20k"]
+    assert not {"params (M)", "GFLOPs", "aAcc"} & set(header)
+
+
+def test_latex_typesets_groups_pm_minus_and_escapes(demo_like, tmp_path):
+    seg(tmp_path / "noisy", "a_sup", "supervised", 30.0, arch="vit_base")
+    seg(tmp_path / "noisy", "b_sup", "supervised", 32.0, arch="vit_base")
+    seg(tmp_path / "noisy", "a_mae", "mae", 29.0, arch="vit_base")
+    seg(tmp_path / "noisy", "b_mae", "mae", 31.5, arch="vit_base")
+    seg(tmp_path / "noisy", "rand_100%", "random", 20.0, arch="vit_base")
+    long_tex, paper_tex = tmp_path / "long.tex", tmp_path / "paper.tex"
+    assert main([str(tmp_path / "noisy"), "--latex", str(long_tex)]) == 0
+    latex = long_tex.read_text()
+    assert r"\begin{tabular}{lccccccc}" in latex and r"\toprule" in latex and r"\bottomrule" in latex
+    assert r"rand\_100\% & ViT-B & random" in latex
+    assert r"$30.25 \pm 1.77$" in latex                                   # mean ± sample std of 29 and 31.5
+    assert r"$-0.75^{\dagger}$" in latex and "dagger marks a Δ (within noise)" in latex
+    assert r"$\Delta$ mIoU vs supervised" in latex and "$-11.00$" in latex
+    assert main([str(demo_like), "--layout", "paper", "--latex", str(paper_tex)]) == 0
+    paper = paper_tex.read_text()
+    assert r" & \multicolumn{4}{c}{ViT-B} & \multicolumn{4}{c}{ViT-L} &  \\" in paper
+    assert r"\cmidrule(lr){2-5} \cmidrule(lr){6-9}" in paper
+    assert r"init & AP\textsuperscript{box} & AP\textsuperscript{mask} & paper AP\textsuperscript{box}" in paper
+    assert r"MAE & $50.50 \pm 0.71$" in paper
+
+
+def test_a_breakdown_without_its_ap_is_listed_and_a_nan_breakdown_is_an_empty_cell(tmp_path):
+    write_run_record(tmp_path / "only50", task="detection", status="finished", dataset="coco_2017_val",
+                     arch="vit_base", init="mae", metrics={"APbox_50": 70.0})
+    write_run_record(tmp_path / "nolarge", task="detection", status="finished", dataset="coco_2017_val",
+                     arch="vit_base", init="mae", metrics={"APbox": 50.0, "APbox_l": float("nan")})
+    comparison = compare_runs([tmp_path])
+    assert [(s.path.name, s.reason) for s in comparison.skipped] == [
+        ("only50", "finished, but has none of the detection metrics (APbox, APmask)")]
+    coco = table(comparison, "detection", "coco_2017_val")
+    assert coco.metrics == ["APbox"] and coco.cells()[0][3] == "50.00"

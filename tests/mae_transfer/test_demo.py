@@ -188,6 +188,9 @@ def test_quick_demo_runs_every_stage_and_reuses_them(tmp_path, capsys):
     for figure in ("comparison.png", "reconstructions.png", "loss_curves.png"):
         assert (out / figure).stat().st_size > 10_000, figure
     assert "| detection/mae/seed0 |" in first and "| segmentation/random/seed0 |" in first
+    assert "GFLOPs" in first and "train s/iter" in first                      # every run recorded its cost
+    paper = (out / "comparison.tex").read_text()                            # a row per init, as MAE Tables 4/5
+    assert all(f"\n{init} & $" in paper for init in ("MAE", "supervised", "random"))
     assert (out / "pretrain" / "mae_encoder.pth").is_file()
     records = [json.loads(p.read_text()) for p in out.glob("*/*/seed0/run_record.json")]
     assert len(records) == 6 and all(r["seed"] == 0 for r in records)

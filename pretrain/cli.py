@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Callable
 
-from backbone import refuse_inputs_in, run_command
+from backbone import UserError, refuse_inputs_in, run_command
 from backbone.run_record import RECORD_NAME
 
 

@@ -59,7 +59,7 @@ def rle_run(tmp_path_factory, tiny, mae_file, rle_coco) -> Path:
 
 def test_rle_masks_train_and_evaluate(rle_run, tiny):
     record = read_run_record(rle_run)
-    assert record["status"] == "finished" and set(record["metrics"]) == {"APbox", "APmask"}
+    assert record["status"] == "finished" and {"APbox", "APmask"} <= set(record["metrics"])
     assert "instance_mask_format: bitmask" in (rle_run / "config.yaml").read_text()
     assert record["iteration"] == record["max_iter"] == 3  # iterations trained, not one past them
 

@@ -125,7 +125,7 @@ CASES = [
          {"status": "failed", "error": "LossDiverged"}),
     # --- data
     Case("segment 16-bit image", lambda w: w.segment(data_root=w.ade_with_16_bit_image()[0]),
-         "pixels (16-bit or float); segmentation reads 8-bit images", None),
+         "I;16 pixels (16-bit or float); images are read as 8-bit", None),
     Case("pretrain non-UTF-8 data_path", lambda w: w.pretrain(f"data_path={w.non_utf8_folder()}"),
          "data_path = ", None),
     # --- output folders the file system refuses

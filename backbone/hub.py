@@ -11,7 +11,9 @@ References ``resolve_weights`` understands:
   ``model.safetensors``, else ``pytorch_model.bin`` (e.g. ``hf:facebook/vit-mae-base``);
 - ``http://`` / ``https://`` URLs: downloaded once into torch.hub's cache (``$TORCH_HOME/hub/checkpoints``), the
   cache timm's URL weights use too;
-- ``file://`` URLs and plain paths: the file itself.
+- ``file://`` URLs and plain paths: the file itself;
+- ``zoo:NAME``: an encoder of this project's own zoo (``zoo/`` at the repository root, ``backbone/zoo.py``), e.g.
+  ``zoo:demo-mae``, checked against its sha256.
 
 Without a network (or with ``HF_HUB_OFFLINE=1``) a file not yet cached is one ``CheckpointError`` naming the URL to
 fetch and the path to save it at.
@@ -25,15 +27,16 @@ from urllib.parse import unquote, urlparse
 import torch
 
 from .checkpoint import CheckpointError
+from .zoo import ZOO_PREFIX, zoo_file
 
 HF_PREFIXES = ("hf:", "hf-hub:")
 TIMM_PREFIX = "timm:"
 HF_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")  # the names transformers and timm look for, in order
-_SCHEMES = (TIMM_PREFIX, *HF_PREFIXES, "http://", "https://", "file://")
+_SCHEMES = (TIMM_PREFIX, *HF_PREFIXES, ZOO_PREFIX, "http://", "https://", "file://")
 
 
 def is_reference(path: str | Path) -> bool:
-    """True for a weights reference that is not a plain path (``timm:``, ``hf:``, ``hf-hub:``, a URL).
+    """True for a weights reference that is not a plain path (``timm:``, ``hf:``, ``hf-hub:``, ``zoo:``, a URL).
     (``Path`` keeps ``timm:`` / ``hf:`` intact but turns ``https://`` into ``https:/``: pass URLs as strings.)"""
     return str(path).startswith(_SCHEMES)
 
@@ -48,6 +51,8 @@ def resolve_weights(reference: str | Path) -> str:
     reference = str(reference)
     if reference.startswith(TIMM_PREFIX):
         return _timm_file(reference)
+    if reference.startswith(ZOO_PREFIX):
+        return zoo_file(reference)
     if reference.startswith(HF_PREFIXES):
         repo, filename = _split_hf(reference)
         return _hf_file(reference, repo, (filename,) if filename else HF_WEIGHT_FILES)

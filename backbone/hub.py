@@ -15,6 +15,8 @@ References ``resolve_weights`` understands:
   resolves it (``detectron2/utils/file_io.py``): ``https://dl.fbaipublicfiles.com/detectron2/PATH``, cached where
   detectron2's ``PathManager`` caches it (``$FVCORE_CACHE``, default ``~/.torch/iopath_cache``, then the URL's
   path), so a file detectron2 fetched before is reused;
+- ``zoo:NAME``: an encoder of this project's own zoo (``zoo/`` at the repository root, ``backbone/zoo.py``), e.g.
+  ``zoo:demo-mae``, checked against its sha256;
 - ``file://`` URLs and plain paths: the file itself; a folder saved by transformers' ``save_pretrained``, timm's
   ``save_for_hf`` or ``mae-transfer export --format hf|timm``: its ``model.safetensors``, else ``pytorch_model.bin``.
 
@@ -32,6 +34,7 @@ from urllib.parse import unquote, urlparse
 import torch
 
 from .checkpoint import CheckpointError
+from .zoo import ZOO_PREFIX, zoo_file
 
 HF_PREFIXES = ("hf:", "hf-hub:")
 TIMM_PREFIX = "timm:"
@@ -39,12 +42,12 @@ DETECTRON2_PREFIX = "detectron2://"
 DETECTRON2_URL = "https://dl.fbaipublicfiles.com/detectron2/"  # detectron2's Detectron2Handler.S3_DETECTRON2_PREFIX
 HF_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")  # the names transformers and timm look for, in order
 HUB_PROBE_TIMEOUT = 1.5  # seconds for the one request that tells whether the Hugging Face Hub answers
-_SCHEMES = (TIMM_PREFIX, *HF_PREFIXES, DETECTRON2_PREFIX, "http://", "https://", "file://")
+_SCHEMES = (TIMM_PREFIX, *HF_PREFIXES, DETECTRON2_PREFIX, ZOO_PREFIX, "http://", "https://", "file://")
 
 
 def is_reference(path: str | Path) -> bool:
-    """True for a weights reference that is not a plain path (``timm:``, ``hf:``, ``hf-hub:``, ``detectron2://``, a
-    URL).
+    """True for a weights reference that is not a plain path (``timm:``, ``hf:``, ``hf-hub:``, ``detectron2://``,
+    ``zoo:``, a URL).
     (``Path`` keeps ``timm:`` / ``hf:`` intact but turns ``https://`` into ``https:/``: pass URLs as strings.)"""
     return str(path).startswith(_SCHEMES)
 
@@ -60,6 +63,8 @@ def resolve_weights(reference: str | Path) -> str:
     reference = str(reference)
     if reference.startswith(TIMM_PREFIX):
         return _timm_file(reference)
+    if reference.startswith(ZOO_PREFIX):
+        return zoo_file(reference)
     if reference.startswith(HF_PREFIXES):
         repo, filename = _split_hf(reference)
         return _hf_file(reference, repo, (filename,) if filename else HF_WEIGHT_FILES)

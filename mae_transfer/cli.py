@@ -22,6 +22,7 @@ COMMANDS = {
     "plot":       ("mae_transfer.plot",      "main",      "training loss and evaluation metrics of runs over iterations, one PNG"),
     "demo":       ("mae_transfer.demo",      "main",      "the whole toolkit end to end on generated data, on CPU"),
     "generate-data": ("mae_transfer.synthetic", "main",   "write the generated data sets (pretrain, classify, COCO, ADE20K)"),
+    "zoo":        ("mae_transfer.zoo",       "main",      "make the demo zoo: pretrain its encoders (build), write files and model cards (publish)"),
 }
 
 

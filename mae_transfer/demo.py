@@ -250,11 +250,13 @@ def claim_output(out: Path, fresh: bool) -> None:
     prepare_run_dir(out, command=COMMAND, resume=True)
 
 
-def check_plan(out: Path, plan: Plan) -> None:
-    """Record the plan in ``out``; an ``out`` holding another plan's stages is an error (they would be reused).
-    The number of seeds may change: more seeds add runs next to the finished ones."""
+def check_plan(out: Path, plan: Plan, zoo: bool = False) -> None:
+    """Record the plan (and where the encoders come from) in ``out``; an ``out`` holding another plan's stages is
+    an error (they would be reused). The number of seeds may change: more seeds add runs next to the finished ones."""
     path = out / PLAN_FILE
     wanted = json.loads(json.dumps({k: v for k, v in asdict(plan).items() if k not in ("seeds", "about")}))
+    if zoo:
+        wanted["encoders"] = "zoo"
     stored = json.loads(path.read_text()) if path.is_file() else wanted
     if {key: stored.get(key) for key in wanted} != wanted:
         raise UserError(f"{out} holds a run of another plan ({path}); give another --out or add --fresh to start "
@@ -296,15 +298,24 @@ def train_segmentation(data: dict, plan: Plan, run_dir: Path, init: str, checkpo
                        init_checkpoint=checkpoint, init=init, data_root=data["ade_root"])
 
 
-def run_demo(out: Path, plan: Plan, fresh: bool = False, jobs: int = 1) -> dict[str, Path]:
-    """Run every stage into ``out`` and return the paths of the results. Independent stages (the two
-    pretrainings; all transfer runs) run ``jobs`` at a time, each with one torch thread."""
-    import pretrain  # heavy imports only once the demo starts
+ZOO_ENCODERS = {"mae": "zoo:demo-mae", "supervised": "zoo:demo-supervised"}
+ZOO_RECONSTRUCTION = "zoo:demo-mae-full"
 
+
+def run_demo(out: Path, plan: Plan, fresh: bool = False, jobs: int = 1, zoo: bool = False) -> dict[str, Path]:
+    """Run every stage into ``out`` and return the paths of the results. Independent stages (the two
+    pretrainings; all transfer runs) run ``jobs`` at a time, each with one torch thread. With ``zoo`` the MAE and
+    supervised encoders are the zoo's released ones (``mae-transfer zoo``) instead of pretrained here."""
+    import pretrain  # heavy imports only once the demo starts
+    from backbone import resolve_weights
+
+    if zoo:
+        for reference in (*ZOO_ENCODERS.values(), ZOO_RECONSTRUCTION):
+            resolve_weights(reference)  # a zoo without the demo's entries fails here, before anything is written
     claim_output(out, fresh)
-    check_plan(out, plan)
+    check_plan(out, plan, zoo)
     seeds = range(plan.seeds)
-    stages = Stages(total=6 + 2 * len(INITS) * len(seeds), jobs=jobs)
+    stages = Stages(total=(4 if zoo else 6) + 2 * len(INITS) * len(seeds), jobs=jobs)
     data: dict[str, Path] = {}
     stages.run("generate data", lambda: False, lambda: data.update(generate(out / "data", plan.data)))
 
@@ -312,11 +323,14 @@ def run_demo(out: Path, plan: Plan, fresh: bool = False, jobs: int = 1) -> dict[
     sup_dir, sup_encoder = out / "supervised", out / "supervised" / "supervised_vit.pth"
     pretraining = {"mae": "MAE pretraining (images only)",
                    "supervised": "supervised training (same images, with labels)"}
-    work = [Stage(pretraining["mae"], lambda: finished_run(mae_dir) and mae_encoder.is_file(),
-                  partial(pretrain_mae, data, plan, mae_dir, mae_encoder), out / "logs" / "pretrain.log"),
-            Stage(pretraining["supervised"], lambda: finished_run(sup_dir) and sup_encoder.is_file(),
-                  partial(train_supervised, data, plan, sup_dir, sup_encoder), out / "logs" / "supervised.log")]
-    checkpoints = {"mae": mae_encoder, "supervised": sup_encoder, "random": None}
+    if zoo:
+        work, checkpoints, pretraining = [], {**ZOO_ENCODERS, "random": None}, {}
+    else:
+        work = [Stage(pretraining["mae"], lambda: finished_run(mae_dir) and mae_encoder.is_file(),
+                      partial(pretrain_mae, data, plan, mae_dir, mae_encoder), out / "logs" / "pretrain.log"),
+                Stage(pretraining["supervised"], lambda: finished_run(sup_dir) and sup_encoder.is_file(),
+                      partial(train_supervised, data, plan, sup_dir, sup_encoder), out / "logs" / "supervised.log")]
+        checkpoints = {"mae": mae_encoder, "supervised": sup_encoder, "random": None}
     for task, name, train in (("detection", "Mask R-CNN", train_detection),
                               ("segmentation", "UperNet", train_segmentation)):
         for seed in seeds:
@@ -342,7 +356,8 @@ def run_demo(out: Path, plan: Plan, fresh: bool = False, jobs: int = 1) -> dict[
 
     stages.run("compare", lambda: False, compare)
     stages.run("reconstruction figure", lambda: False, lambda: pretrain.visualize(
-        latest_checkpoint(mae_dir), data["coco_val_images"], results["reconstructions"], num_images=4, seed=0))
+        ZOO_RECONSTRUCTION if zoo else latest_checkpoint(mae_dir), data["coco_val_images"], results["reconstructions"],
+        num_images=4, seed=0))
     stages.run("loss curves", lambda: False, lambda: plot_runs([out], results["loss_curves"]))
     return results
 
@@ -365,6 +380,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--seeds", type=int, help="transfer runs per init and task, seeds 0..N-1 (default: the plan's)")
     parser.add_argument("--out", type=Path, help="output folder (default output/demo, output/demo-PLAN for other plans)")
     parser.add_argument("--fresh", action="store_true", help="start over instead of reusing finished stages")
+    parser.add_argument("--zoo", action="store_true",
+                        help="transfer from the zoo's released encoders (zoo:demo-mae, zoo:demo-supervised; "
+                             "mae-transfer zoo makes them) instead of pretraining both here")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
                         help="independent runs at a time, one torch thread each (default: the number of cores, "
                              "%(default)s here); the numbers do not depend on it")
@@ -383,7 +401,7 @@ def main(argv: list[str]) -> int:
     started = time.monotonic()
 
     def body():
-        results = run_demo(out, plan, fresh=args.fresh, jobs=args.jobs)
+        results = run_demo(out, plan, fresh=args.fresh, jobs=args.jobs, zoo=args.zoo)
         print("\n" + results["table"].read_text())
         print(f"finished in {time.monotonic() - started:.0f} s ({cpu_seconds():.0f} s of CPU); outputs in {out}:")
         for key, path in results.items():

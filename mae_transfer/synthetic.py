@@ -34,11 +34,13 @@ from __future__ import annotations
 import argparse
 import colorsys
 import json
+import multiprocessing
 import shutil
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, fields
-from functools import lru_cache
+from functools import lru_cache, partial
 from pathlib import Path
 
 import cv2
@@ -342,11 +344,21 @@ _LAYOUT = {"pretrain": "pretrain", "classify_train": "classify/train", "classify
            "ade_root": "ade/ADEChallengeData2016", "manifest": "manifest.json"}
 
 
-def _write_all(root: Path, spec: SyntheticSpec) -> None:
-    for i in range(spec.num_pretrain):
+def _write_pretrain(root: Path, spec: SyntheticSpec, indices: range) -> None:
+    for i in indices:
         thing = i % len(THING_CLASSES)
         image, _, _ = _render_scene(_rng(spec, "pretrain", i, thing), spec.image_size, 1, thing=thing)
         _save(image, root / "pretrain" / THING_CLASSES[thing] / f"{i:06d}.png")
+
+
+def _write_all(root: Path, spec: SyntheticSpec, workers: int = 1) -> None:
+    workers = max(1, min(workers, spec.num_pretrain // 256))  # a process pays off from a few hundred images
+    if workers == 1:
+        _write_pretrain(root, spec, range(spec.num_pretrain))
+    else:  # every image has its own generator, so any split draws the same images
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            list(pool.map(partial(_write_pretrain, root, spec),
+                          [range(k, spec.num_pretrain, workers) for k in range(workers)]))
     counts = {"pretrain": spec.num_pretrain, **_write_classify(root, spec),
               **_write_scenes(root, spec, "train", spec.num_coco_train, spec.num_ade_train),
               **_write_scenes(root, spec, "val", spec.num_coco_val, spec.num_ade_val)}
@@ -367,8 +379,10 @@ def _read_manifest(out: Path) -> dict | None:
         return None
 
 
-def generate(out_dir, spec: SyntheticSpec = SyntheticSpec(), *, overwrite: bool = False) -> dict[str, Path]:
-    """Write all four datasets under ``out_dir`` (layout in the module docstring).
+def generate(out_dir, spec: SyntheticSpec = SyntheticSpec(), *, overwrite: bool = False,
+             workers: int = 1) -> dict[str, Path]:
+    """Write all four datasets under ``out_dir`` (layout in the module docstring); the pretraining images in
+    ``workers`` processes (the same images for any number).
 
     A folder that already holds this exact generation is reused as is. Anything else
     non-empty raises ``UserError``, unless ``overwrite`` and it is another generation
@@ -399,7 +413,7 @@ def generate(out_dir, spec: SyntheticSpec = SyntheticSpec(), *, overwrite: bool 
     tmp.mkdir(parents=True)
     write_marker(tmp, COMMAND)
     try:
-        _write_all(tmp, spec)
+        _write_all(tmp, spec, workers)
         shutil.rmtree(out, ignore_errors=True)
         tmp.rename(out)
     except BaseException:

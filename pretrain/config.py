@@ -136,6 +136,10 @@ class PretrainConfig(TrainConfig):
     # long side larger images are stored downscaled to; None: 2 x input_size, so that even a whole-image crop of a
     # 4:3 image keeps 1.5x the input's pixels per side before it is resized to the input
     decode_max_side: int | None = None
+    # where a batch's crops, flips and normalisation are computed from the decoded images: "device" keeps every
+    # decoded image on the training device and augments there (DeviceImages; for GPUs, where host-side crops would
+    # hold back a small model); "host" in the data loader; "auto": "device" on a GPU, "host" on CPU
+    augment_on: str = "auto"
 
     @property
     def stored_max_side(self) -> int:
@@ -159,6 +163,10 @@ class PretrainConfig(TrainConfig):
         if not 0 < lo <= hi <= 1:
             out.append(f"crop_scale = {self.crop_scale!r}: must satisfy 0 < min <= max <= 1")
         out += _beta_problems(self.betas)
+        if self.augment_on not in ("auto", "host", "device"):
+            out.append(f"augment_on = {self.augment_on!r}: must be one of 'auto', 'host', 'device'")
+        elif self.augment_on == "device" and not self.decode_once:
+            out.append("augment_on = 'device': needs decode_once = True (the decoded images are what is moved)")
         if self.decode_max_side is not None and self.decode_max_side < self.input_size:
             out.append(f"decode_max_side = {self.decode_max_side!r}: must be at least input_size = {self.input_size} "
                        "(smaller would make every crop an upsampling)")

@@ -348,15 +348,21 @@ class PretrainBatches(Dataset):
     ``noise_tokens`` > 0, ``noise``; pass ``collate_fn`` to the DataLoader, which then leaves it as it is. Each
     sample draws its crop, flip and noise from its own generator seeded by (seed, epoch, index), in the order
     ``ImageFiles`` with ``pretrain_transform`` draws them, so both give every sample the same box, flip and mask.
+
+    With ``pixels="device"`` the batch carries the draws instead of the pixels: ``source`` (the stored image),
+    ``box`` (top, left, height, width) and ``flip``; ``DeviceImages.augment`` makes the pixels where the model runs.
     """
 
     def __init__(self, decoded: DecodedImages, input_size: int, crop_scale: tuple[float, float], seed: int = 0,
-                 noise_tokens: int = 0):
+                 noise_tokens: int = 0, pixels: str = "host"):
+        if pixels not in ("host", "device"):
+            raise ValueError(f"pixels must be 'host' or 'device', got {pixels!r}")
         self.decoded = decoded
         self.input_size = input_size
         self.crop_scale = tuple(crop_scale)
         self.seed = seed
         self.noise_tokens = noise_tokens
+        self.pixels = pixels
         self.epoch = 0
         self._source = decoded.source.tolist()                        # Python ints: numpy scalars are slower
         self._sizes = [tuple(hw) for hw in decoded.sizes.tolist()]    # in the per-sample arithmetic
@@ -373,31 +379,74 @@ class PretrainBatches(Dataset):
     def __getitem__(self, index: int) -> dict:
         return {k: v[0] for k, v in self.__getitems__([index]).items()}
 
-    def __getitems__(self, indices: Sequence[int]) -> dict:
-        size, images = self.input_size, self.decoded.images
-        out = torch.empty(len(indices), 3, size, size, dtype=torch.uint8)
+    def draws(self, indices: Sequence[int]) -> dict:
+        """Per sample: the stored image it reads, its crop box, its flip and its masking noise."""
+        boxes = torch.empty(len(indices), 4, dtype=torch.long)
+        flips = torch.empty(len(indices), dtype=torch.bool)
         noise = torch.empty(len(indices), self.noise_tokens)
         for k, index in enumerate(indices):
             generator = torch.Generator().manual_seed(sample_seed(self.seed, self.epoch, index))
             used = self._source[index]
-            top, left, h, w = resized_crop_box(*self._sizes[used], self.crop_scale, RESIZED_CROP_RATIO, generator)
+            boxes[k] = torch.tensor(resized_crop_box(*self._sizes[used], self.crop_scale, RESIZED_CROP_RATIO,
+                                                     generator))
+            flips[k] = bool(torch.rand(1, generator=generator) < 0.5)
+            if self.noise_tokens:
+                torch.rand(self.noise_tokens, generator=generator, out=noise[k])
+        out = {"source": torch.as_tensor([self._source[i] for i in indices], dtype=torch.long), "box": boxes,
+               "flip": flips, "label": torch.full((len(indices),), -1, dtype=torch.long),
+               "skipped": torch.as_tensor(self.decoded.skipped[list(indices)], dtype=torch.long)}
+        if self.noise_tokens:
+            out["noise"] = noise
+        return out
+
+    def __getitems__(self, indices: Sequence[int]) -> dict:
+        batch = self.draws(indices)
+        if self.pixels == "device":
+            return batch
+        size, images = self.input_size, self.decoded.images
+        out = torch.empty(len(indices), 3, size, size, dtype=torch.uint8)
+        for k, (used, (top, left, h, w), flip) in enumerate(zip(batch.pop("source").tolist(), batch.pop("box").tolist(),
+                                                               batch.pop("flip").tolist())):
             crop = torch.from_numpy(images[used, top:top + h, left:left + w].copy())  # the map is read-only
             # H x W x 3 seen as 1 x 3 x H x W in channels-last memory: torch's fast uint8 antialiased path
             resized = F.interpolate(crop.permute(2, 0, 1)[None], size=(size, size), mode="bicubic",
                                     antialias=True, align_corners=False)[0]
-            out[k] = resized.flip(-1) if torch.rand(1, generator=generator) < 0.5 else resized
-            if self.noise_tokens:
-                torch.rand(self.noise_tokens, generator=generator, out=noise[k])
-        batch = {"image": out.float().mul_(self._scale).add_(self._shift),
-                 "label": torch.full((len(indices),), -1, dtype=torch.long),
-                 "skipped": torch.as_tensor(self.decoded.skipped[list(indices)], dtype=torch.long)}
-        if self.noise_tokens:
-            batch["noise"] = noise
+            out[k] = resized.flip(-1) if flip else resized
+        batch["image"] = out.float().mul_(self._scale).add_(self._shift)
         return batch
 
     @staticmethod
     def collate_fn(batch: dict) -> dict:
         return batch  # already one batch
+
+
+class DeviceImages:
+    """The decoded images held on the training device, and the crops of ``PretrainBatches(pixels="device")`` made
+    there: one ``roi_align`` for the whole batch (bilinear, averaging ceil(box / output) samples per output pixel
+    in each direction, so a shrinking crop is antialiased as a box filter), flips, normalisation. The boxes, flips
+    and noise are the host path's; the pixels differ from its antialiased bicubic by resampling only."""
+
+    def __init__(self, decoded: DecodedImages, input_size: int, device: torch.device):
+        stored = decoded.images  # N x H x W x 3 uint8, memory-mapped: copied over a slice at a time
+        self.images = torch.empty(stored.shape, dtype=torch.uint8, device=device)
+        for start in range(0, len(stored), 1024):
+            self.images[start:start + 1024] = torch.from_numpy(np.array(stored[start:start + 1024]))
+        self.input_size = input_size
+        std = torch.tensor(IMAGENET_STD, device=device).view(1, 3, 1, 1)
+        self._scale = 1 / (255 * std)
+        self._shift = -torch.tensor(IMAGENET_MEAN, device=device).view(1, 3, 1, 1) / std
+
+    def augment(self, batch: dict) -> torch.Tensor:
+        """B x 3 x S x S normalised crops of a batch of draws (on this object's device)."""
+        from torchvision.ops import roi_align
+
+        images = self.images[batch["source"]].permute(0, 3, 1, 2).float()
+        top, left, h, w = batch["box"].to(images.dtype).unbind(1)
+        rois = torch.stack([torch.arange(len(images), device=images.device, dtype=images.dtype),
+                            left, top, left + w, top + h], 1)
+        crops = roi_align(images, rois, output_size=self.input_size, sampling_ratio=-1, aligned=True)
+        crops = torch.where(batch["flip"].view(-1, 1, 1, 1), crops.flip(-1), crops)
+        return crops.mul_(self._scale).add_(self._shift)
 
 
 def shard(n: int, rank: int, world_size: int) -> list[int]:

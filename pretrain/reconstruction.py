@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 from torchvision import transforms
 
-from backbone import CheckpointError, atomic_write, read_checkpoint, read_state_dict
+from backbone import CheckpointError, atomic_write, read_checkpoint, read_state_dict, resolve_weights
 from backbone.images import read_rgb
 
 from .config import ConfigError, PretrainConfig, make_config
@@ -21,8 +21,8 @@ def load_mae(checkpoint: str | Path, model_name: str | None = None, input_size: 
              norm_pix_loss: bool | None = None) -> tuple[MaskedAutoencoderViT, str]:
     """An MAE with its decoder from one of our training checkpoints (the model is rebuilt from the config it
     holds) or from an official ``*_full.pth`` (name the model; 224 px and norm-pix unless told otherwise).
-    Returns the model in eval mode and its name."""
-    checkpoint = Path(checkpoint)
+    Returns the model in eval mode and its name. ``checkpoint`` may be a weights reference (``zoo:``, ``hf:``, ...)."""
+    checkpoint = Path(resolve_weights(checkpoint))
     raw = read_checkpoint(checkpoint)
     if isinstance(raw, dict) and isinstance(raw.get("config"), dict) and "model" in raw:
         cfg = make_config(PretrainConfig, raw["config"], f"{checkpoint} config: ")

@@ -15,7 +15,7 @@ from timm.optim import param_groups_weight_decay
 from backbone import prepare_run_dir
 
 from .config import PretrainConfig, as_config
-from .data import DecodedImages, ImageFiles, PretrainBatches, list_images, pretrain_transform
+from .data import DecodedImages, DeviceImages, ImageFiles, PretrainBatches, list_images, pretrain_transform
 from .engine import Job, Runtime, fit, resume_path, run_inputs, runtime, seed_everything
 from .models_mae import build_mae
 
@@ -41,13 +41,23 @@ def train_mae(config: PretrainConfig | str | Path, out_dir: str | Path, *, resum
         if rt.is_main:  # the output folder claimed (or refused) before anything is decoded into it
             prepare_run_dir(out_dir, command="pretrain", resume=bool(resume), inputs=run_inputs(cfg, config_file))
         train_set = pretrain_set(cfg, rt, Path(out_dir), noise_tokens=model.num_patches)
-        return fit(mae_job(cfg, model, train_set), cfg, rt, out_dir, resume, config_file).checkpoint
+        on_device = DeviceImages(train_set.decoded, cfg.input_size, rt.device) \
+            if getattr(train_set, "pixels", None) == "device" else None
+        return fit(mae_job(cfg, model, train_set, on_device), cfg, rt, out_dir, resume, config_file).checkpoint
 
 
-def mae_job(cfg: PretrainConfig, model, train_set) -> Job:
+def augment_on(cfg: PretrainConfig, rt: Runtime) -> str:
+    """Where the batches' pixels are made: "host" or "device" (``augment_on = "auto"``: the device on GPUs)."""
+    if cfg.augment_on == "auto":
+        return "device" if rt.device.type == "cuda" and cfg.decode_once else "host"
+    return cfg.augment_on
+
+
+def mae_job(cfg: PretrainConfig, model, train_set, on_device: DeviceImages | None = None) -> Job:
     """What an MAE pretraining run trains: the masked-patch loss under AdamW, decay on matrices only."""
     def loss(model, batch):
-        return model(batch["image"], cfg.mask_ratio, noise=batch["noise"])[0]
+        images = on_device.augment(batch) if on_device is not None else batch["image"]
+        return model(images, cfg.mask_ratio, noise=batch["noise"])[0]
 
     return Job(task="pretrain", model=model,
                param_groups=param_groups_weight_decay(model, cfg.weight_decay),  # no decay on 1-D params
@@ -69,7 +79,8 @@ def pretrain_set(cfg: PretrainConfig, rt: Runtime, out_dir: Path, noise_tokens: 
         torch.distributed.barrier()
     if rt.local_rank != 0:
         decoded = DecodedImages.open(files, cache, cfg.stored_max_side)
-    return PretrainBatches(decoded, cfg.input_size, cfg.crop_scale, seed=cfg.seed, noise_tokens=noise_tokens)
+    return PretrainBatches(decoded, cfg.input_size, cfg.crop_scale, seed=cfg.seed, noise_tokens=noise_tokens,
+                           pixels=augment_on(cfg, rt))
 
 
 if __name__ == "__main__":

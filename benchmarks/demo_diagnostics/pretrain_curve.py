@@ -1,5 +1,5 @@
 """MAE pretraining of the demo, checkpoint by checkpoint: the loss curve, a reconstruction figure and the probes of
-``probe.py`` at every kept checkpoint, next to a random encoder (and any other encoder given).
+``mae_transfer/probe.py`` at every kept checkpoint, next to a random encoder (and any other encoder given).
 
     PYTHONPATH=. python -m benchmarks.demo_diagnostics.pretrain_curve RUN_DIR --data DATA --out FOLDER \
         [--encoder supervised=PATH ...]
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from benchmarks.demo_diagnostics.probe import probe
+from mae_transfer.probe import probe
 
 
 def loss_curve(run_dir: Path, path: Path, marks: list[int]) -> None:

@@ -175,6 +175,13 @@ def test_same_seed_same_bytes_other_seed_differs(tmp_path):
     assert not list(tmp_path.glob(".*")), "no temporary folder is left behind"
 
 
+def test_pretraining_images_drawn_in_several_processes_are_the_same(tmp_path):
+    spec = dataclasses.replace(TINY, image_size=32, num_pretrain=512)  # 256 images a process at least
+    one = generate(tmp_path / "one", spec)["manifest"].parent
+    two = generate(tmp_path / "two", spec, workers=2)["manifest"].parent
+    assert len(list((two / "pretrain").rglob("*.png"))) == 512 and _hashes(one) == _hashes(two)
+
+
 def test_finished_folder_is_reused_and_foreign_folder_refused(tmp_path):
     paths = generate(tmp_path / "data", TINY)
     stamps = {p: p.stat().st_mtime_ns for p in (tmp_path / "data").rglob("*")}

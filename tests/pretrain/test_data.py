@@ -10,7 +10,7 @@ from PIL import Image
 from torchvision import transforms
 
 from pretrain import ConfigError, load_config, train_mae
-from pretrain.data import (IMAGENET_STD, RESIZED_CROP_RATIO, DataError, DecodedImages, ImageFiles,
+from pretrain.data import (IMAGENET_STD, RESIZED_CROP_RATIO, DataError, DecodedImages, DeviceImages, ImageFiles,
                            PretrainBatches, ResumableSampler, list_classified_images, list_images,
                            pretrain_transform, resized_crop_box)
 
@@ -218,3 +218,42 @@ def test_both_pipelines_train_the_same_run(image_folder, tmp_path, tiny_model):
     assert curves[True].keys() == curves[False].keys()
     for step, loss in curves[True].items():
         assert loss == pytest.approx(curves[False][step], rel=2e-3)
+
+
+def test_device_augmentation_makes_the_host_paths_crops_from_the_same_draws(image_folder, tmp_path):
+    """pixels="device" carries the host path's boxes, flips and noise; DeviceImages resamples them (roi_align
+    against antialiased bicubic) to within a few levels on average, never another crop or flip."""
+    files = list_images(image_folder)
+    host = decoded_batches(files, tmp_path, seed=5, noise_tokens=16)
+    device = decoded_batches(files, tmp_path, seed=5, noise_tokens=16, pixels="device")
+    on_device = DeviceImages(device.decoded, 32, torch.device("cpu"))
+    for epoch in (0, 3):
+        host.set_epoch(epoch)
+        device.set_epoch(epoch)
+        expected, draws = host.__getitems__(list(range(48))), device.__getitems__(list(range(48)))
+        assert "image" not in draws and draws["box"].shape == (48, 4) and torch.equal(draws["noise"], expected["noise"])
+        made = on_device.augment(draws)
+        assert made.shape == expected["image"].shape
+        diff = levels(made, expected["image"])
+        assert diff.mean() < 4, diff.mean()
+        flipped = on_device.augment({**draws, "flip": ~draws["flip"]})
+        assert levels(flipped, expected["image"]).mean() > 2 * diff.mean()  # a wrong flip would show
+
+
+def test_device_augmentation_trains_like_the_host_path(image_folder, tmp_path, tiny_model):
+    curves = {}
+    for where in ("host", "device"):
+        cfg = load_config("pretrain", CONFIGS / "pretrain/mae_pretrain.py", data_path=str(image_folder),
+                          batch_size=8, epochs=1, warmup_epochs=0, blr=3e-2, num_workers=0, tensorboard=False,
+                          augment_on=where, **tiny_model)
+        train_mae(cfg, tmp_path / where)
+        curves[where] = losses(tmp_path / where)
+    assert curves["host"].keys() == curves["device"].keys()
+    for step, loss in curves["host"].items():
+        assert loss == pytest.approx(curves["device"][step], rel=0.05)
+
+
+def test_device_augmentation_needs_decoded_images(image_folder):
+    with pytest.raises(ConfigError, match="augment_on = 'device': needs decode_once = True"):
+        load_config("pretrain", CONFIGS / "pretrain/mae_pretrain.py", data_path=str(image_folder),
+                    model="mae_vit_tiny_patch16", augment_on="device", decode_once=False)

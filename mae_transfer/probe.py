@@ -1,7 +1,7 @@
 """What a frozen demo encoder knows: k-NN and linear-probe accuracy on the generated classification set, and a
 linear probe of its patch features for the semantic classes of the ADE20K-format scenes.
 
-    PYTHONPATH=. python -m benchmarks.demo_diagnostics.probe --data output/demo/data \
+    python -m mae_transfer.probe --data output/demo/data \
         --encoder mae=output/demo/pretrain/mae_encoder.pth --encoder supervised=output/demo/supervised/supervised_vit.pth \
         --encoder random=random [--encoder mae@276=/path/to/an_export.pth ...] [--json out.json]
 

@@ -32,13 +32,15 @@ from pathlib import Path
 
 import torch
 
-from backbone import UserError, atomic_torch_save, atomic_write_json, read_run_record, run_command
+from backbone import UserError, atomic_torch_save, atomic_write_json, prepare_run_dir, read_run_record, run_command
+from backbone.output_dir import made_by
 from backbone.run_record import atomic_write
 from backbone.zoo import INDEX_NAME, default_zoo, read_index, sha256_of
 from mae_transfer.synthetic import SyntheticSpec, generate
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "pretrain"
-MARKER = ".mae-transfer-zoo.json"   # the build folder's own mark: its content names the command and the plan
+COMMAND = "zoo build"
+STATE = "zoo_build.json"   # the plan a build folder holds and the wall time of its stages
 ENCODER_SHAPE = "ViT 192 wide, 4 blocks, 3 heads, patch 16, 128 px (the demo_tiny encoder)"
 
 
@@ -76,26 +78,17 @@ def pretrain_data(num_pretrain: int) -> SyntheticSpec:
 
 # ---------------------------------------------------------------------------------------------- build
 def claim(out: Path, plan: ZooPlan) -> dict:
-    """``out`` as this command's folder: new, empty, or one it made for the same plan (its marker says so)."""
-    if out.is_symlink():
-        raise UserError(f"--out {out} is a symlink; give the real folder")
-    marker = out / MARKER
-    if out.exists():
-        if not out.is_dir():
-            raise UserError(f"--out {out} exists and is not a folder")
-        if marker.is_file():
-            state = json.loads(marker.read_text())
-            if state.get("command") != "mae-transfer zoo build":
-                raise UserError(f"{marker} was not written by mae-transfer zoo build; give a new or empty folder")
-            if state.get("plan") != _plain(plan):
-                raise UserError(f"--out {out} holds a zoo build of plan {state['plan'].get('name')!r}, "
-                                f"not {plan.name!r}")
-            return state
-        if any(out.iterdir()):
-            raise UserError(f"--out {out} holds files that mae-transfer zoo build did not make (no {MARKER}); "
-                            "give a new or empty folder")
-    state = {"command": "mae-transfer zoo build", "plan": _plain(plan), "seconds": {}}
-    atomic_write_json(state, marker)
+    """``out`` as this command's folder (``backbone.output_dir``: new, empty, or one it marked) and its state: the
+    plan it builds (another plan's folder is refused) and the wall time of each stage so far."""
+    prepare_run_dir(out, command=COMMAND, resume=True)
+    state_file = out / STATE
+    if state_file.is_file():
+        state = json.loads(state_file.read_text())
+        if state.get("plan") != _plain(plan):
+            raise UserError(f"--out {out} holds a zoo build of plan {state['plan'].get('name')!r}, not {plan.name!r}")
+        return state
+    state = {"plan": _plain(plan), "seconds": {}}
+    atomic_write_json(state, state_file)
     return state
 
 
@@ -119,7 +112,7 @@ def _stage(out: Path, state: dict, name: str, work) -> None:
         work()
     finally:
         state["seconds"][name] = round(state["seconds"].get(name, 0.0) + time.monotonic() - start, 1)
-        atomic_write_json(state, out / MARKER)
+        atomic_write_json(state, out / STATE)
     print(f"zoo build: {name} done ({state['seconds'][name]:.0f} s in all)", flush=True)
 
 
@@ -174,10 +167,9 @@ def publish(build_dir: Path, zoo_dir: Path | None = None, command: str = "") -> 
     from mae_transfer.probe import probe
 
     zoo_dir = Path(zoo_dir or default_zoo())
-    marker = build_dir / MARKER
-    if not marker.is_file():
-        raise UserError(f"{build_dir}: not a zoo build folder (no {MARKER})")
-    state = json.loads(marker.read_text())
+    if not made_by(build_dir, COMMAND) or not (build_dir / STATE).is_file():
+        raise UserError(f"{build_dir}: not a folder of mae-transfer zoo build")
+    state = json.loads((build_dir / STATE).read_text())
     plan = state["plan"]
     mae_ckpt, sup_ckpt = _latest(build_dir / "mae"), _latest(build_dir / "supervised")
     mae_state = read_checkpoint(mae_ckpt)

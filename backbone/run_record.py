@@ -5,7 +5,8 @@ A run record (``run_record.json`` in a run's output folder) says what ran and ho
     {"schema": "mae-transfer/run-v1", "task": "detection" | "segmentation" | "pretrain" | "linprobe" | "finetune",
      "dataset": "coco_2017_val", "arch": "vit_base", "init": "mae" | "supervised" | "random" | <checkpoint>,
      "status": "finished" | "running" | "failed", "metrics": {"APbox": 51.2, "APmask": 45.5} | {"mIoU": ...},
-     "error": "<why it failed>", "config": "<config file>", "updated": "<UTC time>", ...extra fields}
+     "error": "<why it failed>", "config": "<config file>", "updated": "<UTC time>",
+     "executor": "slurm" | "local", "job_id": "<SLURM job id, JOBID or JOBID_TASK>" | null, ...extra fields}
 
 Metric names: detection ``APbox``, ``APmask`` (COCO AP in percent); segmentation ``mIoU``, ``mAcc``, ``aAcc``
 (percent); classification ``top1``; pretraining ``loss``.
@@ -18,7 +19,7 @@ import tempfile
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Mapping
 
 import torch
 
@@ -75,6 +76,15 @@ def remove_torn(folder: str | Path) -> list[Path]:
     return torn
 
 
+def executor_fields(environ: Mapping[str, str] = os.environ) -> dict[str, str | None]:
+    """Where the run runs: ``"slurm"`` with its job id (``JOBID``, or ``JOBID_TASK`` for an array task, as
+    ``squeue`` and ``scancel`` name it) inside a SLURM job, else ``"local"``."""
+    if "SLURM_JOB_ID" not in environ:
+        return {"executor": "local", "job_id": None}
+    array, task = environ.get("SLURM_ARRAY_JOB_ID"), environ.get("SLURM_ARRAY_TASK_ID")
+    return {"executor": "slurm", "job_id": f"{array}_{task}" if array and task else environ["SLURM_JOB_ID"]}
+
+
 def write_run_record(out_dir: str | Path, *, task: str, status: str, dataset: str, arch: str, init: str,
                      metrics: dict[str, float] | None = None, error: str | None = None, **extra) -> Path:
     """Write ``out_dir/run_record.json`` atomically and return its path."""
@@ -84,7 +94,7 @@ def write_run_record(out_dir: str | Path, *, task: str, status: str, dataset: st
         raise ValueError(f"run record: status must be one of {STATUSES}, got {status!r}")
     record = dict(schema=SCHEMA, task=task, status=status, dataset=dataset, arch=arch, init=init,
                   metrics={k: float(v) for k, v in (metrics or {}).items()},
-                  updated=datetime.now(timezone.utc).isoformat(timespec="seconds"), **extra)
+                  updated=datetime.now(timezone.utc).isoformat(timespec="seconds"), **{**executor_fields(), **extra})
     if error is not None:
         record["error"] = error
     return atomic_write_json(record, Path(out_dir) / RECORD_NAME)

@@ -132,3 +132,16 @@ def test_run_command_reports_user_errors_in_one_line_with_exit_2(capsys):
     assert run_command("pretrain", lambda: None) == 0
     with pytest.raises(KeyError):  # a bug keeps its traceback
         run_command("pretrain", lambda: {}["x"])
+
+
+def test_record_names_its_executor_and_slurm_job(tmp_path, monkeypatch):
+    from backbone.run_record import executor_fields
+    for name in ("SLURM_JOB_ID", "SLURM_ARRAY_JOB_ID", "SLURM_ARRAY_TASK_ID"):
+        monkeypatch.delenv(name, raising=False)
+    write_run_record(tmp_path, task="detection", status="finished", dataset="d", arch="a", init="mae")
+    assert {k: read_run_record(tmp_path)[k] for k in ("executor", "job_id")} == {"executor": "local", "job_id": None}
+    monkeypatch.setenv("SLURM_JOB_ID", "41")
+    write_run_record(tmp_path, task="detection", status="finished", dataset="d", arch="a", init="mae")
+    assert read_run_record(tmp_path)["job_id"] == "41" and read_run_record(tmp_path)["executor"] == "slurm"
+    array = {"SLURM_JOB_ID": "43", "SLURM_ARRAY_JOB_ID": "40", "SLURM_ARRAY_TASK_ID": "3"}
+    assert executor_fields(array) == {"executor": "slurm", "job_id": "40_3"}

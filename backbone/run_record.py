@@ -78,9 +78,10 @@ def remove_torn(folder: str | Path) -> list[Path]:
 
 def executor_fields(environ: Mapping[str, str] = os.environ) -> dict[str, str | None]:
     """Where the run runs: ``"slurm"`` with its job id (``JOBID``, or ``JOBID_TASK`` for an array task, as
-    ``squeue`` and ``scancel`` name it) inside a SLURM job, else ``"local"``."""
+    ``squeue`` and ``scancel`` name it) inside a SLURM job, else ``"local"`` (with the job id of a submitit local
+    job, its process id)."""
     if "SLURM_JOB_ID" not in environ:
-        return {"executor": "local", "job_id": None}
+        return {"executor": "local", "job_id": environ.get("SUBMITIT_LOCAL_JOB_ID")}
     array, task = environ.get("SLURM_ARRAY_JOB_ID"), environ.get("SLURM_ARRAY_TASK_ID")
     return {"executor": "slurm", "job_id": f"{array}_{task}" if array and task else environ["SLURM_JOB_ID"]}
 

@@ -64,10 +64,6 @@ class Resources:
     qos: str | None = None
     constraint: str | None = None
 
-    def text(self) -> str:
-        gpus = f"{self.nodes}x{self.gpus_per_node} GPU" if self.gpus_per_node else f"{self.nodes} node, no GPU"
-        mem = f", {self.mem_gb:g} GB" if self.mem_gb else ""
-        return f"{gpus}, {self.cpus_per_task} CPU/proc{mem}, {self.timeout_min / 60:g} h"
 
 
 @dataclass(frozen=True)
@@ -169,13 +165,22 @@ def _expand(path: Path, index: int, entry: object, out: Path, defaults: Resource
     if isinstance(entry.get("after"), str):
         common["after"] = (fill(entry["after"]),)
     if common.get("config"):
-        common["config"] = str(Path(common["config"]).resolve())
+        common["config"] = str(_config_path(path, common["config"]))
     seeds = entry.get("seeds")
     if seeds is None:
         return [Run(name=entry["name"], folder=out / entry["name"], seed=entry.get("seed"), resources=resources,
                     **common)]
     return [Run(name=f"{entry['name']}/seed{seed}", folder=out / entry["name"] / f"seed{seed}", seed=seed,
                 resources=resources, **common) for seed in seeds]
+
+
+def _config_path(grid: Path, config: str) -> Path:
+    """A relative config path from the current folder, or from the repository the grid file lies in
+    (``configs/grid/x.py`` -> ``configs/detection/...``)."""
+    for base in (Path.cwd(), grid.resolve().parents[2]):
+        if (base / config).exists():
+            return (base / config).resolve()
+    return Path(config).resolve()
 
 
 # ------------------------------------------------------------------------------------------ what a run executes
@@ -501,17 +506,19 @@ def write_comparison(runs: list[Run], out: Path) -> Path | None:
 
 
 def dry_run_text(runs: list[Run], executor: str) -> str:
-    """One line per run: name, what it runs, resources, what it waits for."""
-    lines = [f"{len(runs)} runs, {executor} executor"]
-    width = max(len(run.name) for run in runs)
+    """A table of the runs: what each runs, its resources and the runs it waits for."""
+    header = ["run", "command", "init", "seed", "nodes x GPUs", "CPUs/proc", "mem GB", "hours", "partition", "after"]
+    rows = []
     for run in runs:
-        what = run.kind if run.kind == "command" else f"{run.kind} {Path(run.config).name}"
-        if run.init:
-            what += f" init={run.init}"
-        if run.seed is not None:
-            what += f" seed={run.seed}"
-        after = f"  after: {', '.join(run.after)}" if run.after else ""
-        lines.append(f"  {run.name:<{width}}  {what:<52}  {run.resources.text()}{after}")
+        r = run.resources
+        what = " ".join(commands(run, resume=False)[0][:1]) if run.kind == "command" else \
+            f"{run.kind} {Path(run.config).name}"
+        rows.append([run.name, what, run.init or "", "" if run.seed is None else str(run.seed),
+                     f"{r.nodes} x {r.gpus_per_node}", str(r.cpus_per_task), f"{r.mem_gb:g}" if r.mem_gb else "",
+                     f"{r.timeout_min / 60:g}", r.partition or "", ", ".join(run.after)])
+    widths = [max(len(row[i]) for row in [header] + rows) for i in range(len(header))]
+    lines = [f"{len(runs)} runs, {executor} executor"]
+    lines += ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in [header] + rows]
     return "\n".join(lines)
 
 
@@ -553,7 +560,9 @@ def main(argv: list[str]) -> int:
         executor = (SlurmExecutor if args.executor == "slurm" else LocalExecutor)(out)
         started_at = time.monotonic()
         progress = launch(runs, out, state, executor, jobs=args.jobs)
-        if progress.failed:
+        if len(progress.failed) == 1:
+            raise UserError(next(iter(progress.failed.values())))
+        if progress.failed:  # one line per run
             raise UserError(f"{len(progress.failed)} of {len(runs)} runs did not finish:\n  "
                             + "\n  ".join(progress.failed.values()))
         table = write_comparison(runs, out)

@@ -136,7 +136,7 @@ def test_run_command_reports_user_errors_in_one_line_with_exit_2(capsys):
 
 def test_record_names_its_executor_and_slurm_job(tmp_path, monkeypatch):
     from backbone.run_record import executor_fields
-    for name in ("SLURM_JOB_ID", "SLURM_ARRAY_JOB_ID", "SLURM_ARRAY_TASK_ID"):
+    for name in ("SLURM_JOB_ID", "SLURM_ARRAY_JOB_ID", "SLURM_ARRAY_TASK_ID", "SUBMITIT_LOCAL_JOB_ID"):
         monkeypatch.delenv(name, raising=False)
     write_run_record(tmp_path, task="detection", status="finished", dataset="d", arch="a", init="mae")
     assert {k: read_run_record(tmp_path)[k] for k in ("executor", "job_id")} == {"executor": "local", "job_id": None}

@@ -260,10 +260,22 @@ class GridJob:
             code = cli.main(argv)
             if code:
                 raise RuntimeError(f"mae-transfer {' '.join(argv[:2])} exited with code {code}")
-        if self.run.export:
-            code = cli.main(["export", str(last_checkpoint(self.run.folder)), "--out", self.run.export])
-            if code:
-                raise RuntimeError(f"mae-transfer export exited with code {code}")
+        if self.run.export and int(os.environ.get("RANK", 0)) == 0:
+            export_encoder(self.run)
+
+
+def export_encoder(run: Run) -> None:
+    """The encoder of a pretraining run in the MAE release format (``mae-transfer export``); the whole network of
+    a supervised run in the timm file layout, as the demo writes it (its global-pooling head has no final norm,
+    which ``export`` takes for a sign of an MAE encoder)."""
+    from mae_transfer import cli
+
+    checkpoint = last_checkpoint(run.folder)
+    if run.kind == "finetune":
+        from backbone import atomic_torch_save, read_state_dict
+        atomic_torch_save({"model": read_state_dict(checkpoint)}, run.export)
+    elif cli.main(["export", str(checkpoint), "--out", run.export]):
+        raise RuntimeError(f"mae-transfer export of {checkpoint} failed")
 
     def checkpoint(self, *args, **kwargs):
         import submitit
@@ -482,12 +494,21 @@ def launch(runs: list[Run], out: Path, state: dict, executor: Executor, jobs: in
             else:
                 p.failed[name] = p.failure(run, job_id)
                 print(p.failed[name], flush=True)
-                for other, other_job in list(p.running.items()):  # SLURM: waiting on afterok forever
-                    if name in by_name[other].after:
-                        executor.cancel(other_job)
+                _cancel_dependents(p, by_name, name)
         if pending or p.running:
             time.sleep(poll_s)
     return p
+
+
+def _cancel_dependents(p: Progress, by_name: dict[str, Run], failed: str) -> None:
+    """SLURM: jobs submitted with ``afterok`` on a failed run would wait forever; cancel them, and theirs."""
+    for other, job_id in list(p.running.items()):
+        if failed in by_name[other].after:
+            p.executor.cancel(job_id)
+            del p.running[other]
+            p.failed[other] = f"{other} not run: {failed} failed"
+            print(p.failed[other], flush=True)
+            _cancel_dependents(p, by_name, other)
 
 
 def write_comparison(runs: list[Run], out: Path) -> Path | None:

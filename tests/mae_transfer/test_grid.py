@@ -5,6 +5,7 @@ import os
 import shutil
 import subprocess
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
@@ -48,6 +49,33 @@ def test_dry_run_shows_dependencies_and_command_line_resources(tmp_path, capsys)
     assert rows["segmentation/random/seed0"].endswith("  data")
     hours = header.index("hours")
     assert all(row[hours:].split()[0] == "0.5" for row in rows.values())  # --timeout-min 30 over the file's 60
+
+
+@pytest.mark.parametrize("plan, path", [("quick", "demo_quick.py"), ("default", "demo.py")])
+def test_demo_grids_are_the_demo_plans(plan, path):
+    from mae_transfer import demo
+    plan, runs = demo.PLANS[plan], {run.name: run for run in grid.load_grid(CONFIGS / "grid" / path, Path("/o"))}
+    data = runs["data"].command
+    sizes = {key: value for key, value in asdict(plan.data).items() if key != "seed"}
+    assert {key: int(data[data.index("--" + key.replace("_", "-")) + 1]) for key in sizes} == sizes
+    for name, config, kind, epochs in (("pretrain/mae", "demo_tiny.py", "pretrain", plan.pretrain_epochs),
+                                       ("pretrain/supervised", "demo_tiny_finetune.py", "finetune",
+                                        plan.supervised_epochs)):
+        schedule = demo._epochs(CONFIGS / "pretrain" / config, kind, epochs)
+        assert {f"epochs={schedule['epochs']}", f"warmup_epochs={schedule['warmup_epochs']:g}"} <= \
+            set(runs[name].overrides)
+    for init, config in demo.DETECTION_CONFIGS.items():
+        run = runs[f"detection/{init}/seed0"]
+        assert Path(run.config) == CONFIGS / "detection" / config
+        assert grid.commands(run, resume=False)[0][-5:] == demo._detection_overrides(
+            CONFIGS / "detection" / config, plan.detection_iters, 0)
+    options = demo._segmentation_options(CONFIGS / "segmentation" / "demo_tiny.py", plan.segmentation_iters, 0)
+    warmup, poly = options.pop("param_scheduler")
+    options.update({"param_scheduler.0.end": warmup["end"], "param_scheduler.1.begin": poly["begin"],
+                    "param_scheduler.1.end": poly["end"]})
+    argv = grid.commands(runs["segmentation/mae/seed0"], resume=False)[0]
+    given = dict(item.split("=") for item in argv[argv.index("--cfg-options") + 1:])
+    assert given == {key: str(value) for key, value in options.items()}
 
 
 @pytest.mark.parametrize("text, message", [
@@ -159,7 +187,7 @@ def test_local_executor_runs_the_grid_then_submits_nothing(tmp_path, capsys):
     assert code == 0, err
     check_finished_grid(out, "local")
     code, text, err = run_grid(capsys, TINY, "--out", out, "--executor", "local")
-    assert code == 0 and "submitted" not in text.replace("0 submitted", "") and "4 runs, 0 submitted" in text
+    assert code == 0 and ": submitted" not in text and "4 runs, 0 submitted" in text
 
 
 def slurm_cluster() -> None:
@@ -179,7 +207,7 @@ def test_slurm_executor_runs_the_grid_as_slurm_jobs_then_submits_nothing(tmp_pat
     assert code == 0, err
     check_finished_grid(out, "slurm")
     code, text, err = run_grid(capsys, TINY, "--out", out, "--executor", "slurm")
-    assert code == 0 and "4 runs, 0 submitted" in text
+    assert code == 0 and ": submitted" not in text and "4 runs, 0 submitted" in text
 
 
 @pytest.mark.slow

@@ -94,8 +94,10 @@ class Run:
 
 
 # ----------------------------------------------------------------------------------------------- the grid file
-def load_grid(path: str | Path, out: Path, cli_resources: Mapping[str, object] = {}) -> list[Run]:
-    """The runs of a grid file, ``{out}`` filled in and the command line's resources over the file's."""
+def load_grid(path: str | Path, out: Path, cli_resources: Mapping[str, object] = {},
+              seeds: int | None = None) -> list[Run]:
+    """The runs of a grid file, ``{out}`` filled in and the command line's resources over the file's; ``seeds``
+    replaces every entry's list of seeds by 0..seeds-1."""
     from mmengine.config import Config
 
     path = Path(path)
@@ -110,6 +112,8 @@ def load_grid(path: str | Path, out: Path, cli_resources: Mapping[str, object] =
     defaults = _resources(path, "resources", cfg.get("resources", {}), Resources())
     runs: list[Run] = []
     for index, entry in enumerate(cfg["runs"]):
+        if seeds is not None and isinstance(entry, dict) and "seeds" in entry:
+            entry = dict(entry, seeds=list(range(seeds)))
         runs += _expand(path, index, entry, out, defaults, cli_resources)
     names = [run.name for run in runs]
     for run in runs:
@@ -131,7 +135,7 @@ def _resources(path: Path, where: str, values: object, base: Resources,
     for key in values:
         if key not in known:
             raise UserError(f"{path}: {where}: unknown key {key!r} (known: {', '.join(sorted(known))})")
-    return replace(base, **values, **{k: v for k, v in cli.items() if v is not None})
+    return replace(base, **{**values, **{k: v for k, v in cli.items() if v is not None}})
 
 
 def _expand(path: Path, index: int, entry: object, out: Path, defaults: Resources,
@@ -263,11 +267,14 @@ class GridJob:
         if self.run.export and int(os.environ.get("RANK", 0)) == 0:
             export_encoder(self.run)
 
+    def checkpoint(self, *args, **kwargs):
+        import submitit
+        return submitit.helpers.DelayedSubmission(GridJob(self.run, resume=True))
+
 
 def export_encoder(run: Run) -> None:
     """The encoder of a pretraining run in the MAE release format (``mae-transfer export``); the whole network of
-    a supervised run in the timm file layout, as the demo writes it (its global-pooling head has no final norm,
-    which ``export`` takes for a sign of an MAE encoder)."""
+    a supervised run in the timm file layout (``export`` refuses it: a global-pooling head has no final norm)."""
     from mae_transfer import cli
 
     checkpoint = last_checkpoint(run.folder)
@@ -276,10 +283,6 @@ def export_encoder(run: Run) -> None:
         atomic_torch_save({"model": read_state_dict(checkpoint)}, run.export)
     elif cli.main(["export", str(checkpoint), "--out", run.export]):
         raise RuntimeError(f"mae-transfer export of {checkpoint} failed")
-
-    def checkpoint(self, *args, **kwargs):
-        import submitit
-        return submitit.helpers.DelayedSubmission(GridJob(self.run, resume=True))
 
 
 def last_checkpoint(folder: Path) -> Path:
@@ -305,8 +308,9 @@ def started(run: Run) -> bool:
 
 
 # -------------------------------------------------------------------------------------------- the output folder
-def claim(out: Path, grid: Path) -> dict:
-    """The grid's state in ``out`` (made new), refusing a folder that holds anything the grid did not make."""
+def claim(out: Path, grid: Path, owned: bool = False) -> dict:
+    """The grid's state in ``out`` (made new), refusing a folder that holds anything the grid did not make unless
+    the caller ``owned`` it already (the demo's folder, marked by the demo)."""
     state_path = out / STATE_NAME
     if out.is_symlink():
         raise UserError(f"--out {out} is a symlink; give the real folder")
@@ -319,7 +323,7 @@ def claim(out: Path, grid: Path) -> dict:
             raise UserError(f"{state_path}: not valid JSON ({exc})") from None
         if isinstance(state, dict) and state.get("schema") == SCHEMA:
             return state
-    if out.exists() and any(out.iterdir()):
+    if not owned and out.exists() and any(out.iterdir()):
         raise UserError(f"--out {out} holds files the grid did not make (no {STATE_NAME} of schema {SCHEMA}); "
                         "give a new or empty folder")
     out.mkdir(parents=True, exist_ok=True)
@@ -511,6 +515,23 @@ def _cancel_dependents(p: Progress, by_name: dict[str, Run], failed: str) -> Non
             _cancel_dependents(p, by_name, other)
 
 
+def execute(runs: list[Run], out: Path, grid_file: Path, executor: Executor, jobs: int = 1,
+            owned: bool = False) -> Path | None:
+    """Run the grid into ``out`` and write its comparison; every run that did not finish is one line of the
+    ``UserError``."""
+    started_at = time.monotonic()
+    progress = launch(runs, out, claim(out, grid_file, owned), executor, jobs=jobs)
+    if len(progress.failed) == 1:
+        raise UserError(next(iter(progress.failed.values())))
+    if progress.failed:  # one line per run
+        raise UserError(f"{len(progress.failed)} of {len(runs)} runs did not finish:\n  "
+                        + "\n  ".join(progress.failed.values()))
+    table = write_comparison(runs, out)
+    print(f"grid finished: {len(runs)} runs, {progress.submitted} submitted, {time.monotonic() - started_at:.0f} s"
+          + (f"; table {table}" if table else ""), flush=True)
+    return table
+
+
 def write_comparison(runs: list[Run], out: Path) -> Path | None:
     """``out/comparison.md`` (+ csv, png) of the transfer runs, through ``mae-transfer compare``'s functions."""
     from mae_transfer.compare import compare_runs, render_markdown, write_csv, write_png
@@ -554,6 +575,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--executor", choices=EXECUTORS, default="local",
                         help="slurm: sbatch through submitit; local: processes on this machine (default)")
     parser.add_argument("--dry-run", action="store_true", help="print the runs, resources and dependencies")
+    parser.add_argument("--seeds", type=int, metavar="N",
+                        help="runs with seeds: seeds 0..N-1 instead of the grid file's list")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
                         help="local executor: runs at a time (default: the number of cores, %(default)s here)")
     slurm = parser.add_argument_group("SLURM (default: the grid file's resources)")
@@ -565,30 +588,21 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
-    if args.jobs < 1:
-        _parser().error(f"--jobs must be at least 1, got {args.jobs}")
+    for option in ("jobs", "seeds"):
+        if getattr(args, option) is not None and getattr(args, option) < 1:
+            _parser().error(f"--{option} must be at least 1, got {getattr(args, option)}")
     cli_resources = {f.name: getattr(args, f.name) for f in fields(Resources)}
 
     def body():
         out = args.out.resolve()
-        runs = load_grid(args.grid, out, cli_resources)
+        runs = load_grid(args.grid, out, cli_resources, seeds=args.seeds)
         if args.dry_run:
             print(dry_run_text(runs, args.executor))
             return
         if args.executor == "slurm" and subprocess.run(["sinfo", "-h"], capture_output=True).returncode != 0:
             raise UserError("--executor slurm: no SLURM cluster answers here (sinfo failed)")
-        state = claim(out, args.grid)
-        executor = (SlurmExecutor if args.executor == "slurm" else LocalExecutor)(out)
-        started_at = time.monotonic()
-        progress = launch(runs, out, state, executor, jobs=args.jobs)
-        if len(progress.failed) == 1:
-            raise UserError(next(iter(progress.failed.values())))
-        if progress.failed:  # one line per run
-            raise UserError(f"{len(progress.failed)} of {len(runs)} runs did not finish:\n  "
-                            + "\n  ".join(progress.failed.values()))
-        table = write_comparison(runs, out)
-        print(f"grid finished: {len(runs)} runs, {progress.submitted} submitted, "
-              f"{time.monotonic() - started_at:.0f} s" + (f"; table {table}" if table else ""))
+        execute(runs, out, args.grid, (SlurmExecutor if args.executor == "slurm" else LocalExecutor)(out),
+                jobs=args.jobs)
     return run_command("grid", body)
 
 

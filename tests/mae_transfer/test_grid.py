@@ -4,6 +4,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -51,7 +52,7 @@ def test_dry_run_shows_dependencies_and_command_line_resources(tmp_path, capsys)
     assert all(row[hours:].split()[0] == "0.5" for row in rows.values())  # --timeout-min 30 over the file's 60
 
 
-@pytest.mark.parametrize("plan, path", [("quick", "demo_quick.py"), ("default", "demo.py")])
+@pytest.mark.parametrize("plan, path", [("quick", "demo_quick.py"), ("default", "demo.py"), ("paper", "demo_paper.py")])
 def test_demo_grids_are_the_demo_plans(plan, path):
     from mae_transfer import demo
     plan, runs = demo.PLANS[plan], {run.name: run for run in grid.load_grid(CONFIGS / "grid" / path, Path("/o"))}
@@ -214,9 +215,8 @@ def test_slurm_executor_runs_the_grid_as_slurm_jobs_then_submits_nothing(tmp_pat
 def test_a_slurm_job_cancelled_mid_way_is_resubmitted_and_resumes(tmp_path):
     slurm_cluster()
     out = tmp_path / "grid"
-    command = ["python", "-m", "mae_transfer.cli", "grid", str(GRIDS / "pretrain_only.py"), "--out", str(out),
+    command = [sys.executable, "-m", "mae_transfer.cli", "grid", str(GRIDS / "pretrain_only.py"), "--out", str(out),
                "--executor", "slurm"]
-    command[0] = shutil.which("python") or "python"
     env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
     launcher = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 text=True)

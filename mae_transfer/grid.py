@@ -11,7 +11,9 @@ A grid file (``configs/grid/*.py``, read by mmengine's ``Config`` as the pretrai
 train``), ``pretrain`` and ``finetune`` (then ``export`` of the last checkpoint to ``export`` when given), or
 ``command`` (any ``mae-transfer`` argument list, finished once the path ``creates`` exists). ``seeds`` makes one
 run per seed, named ``NAME/seedN``; ``after`` names the runs whose outputs it needs; ``{out}`` in any string is the
-grid's output folder, and each run writes into ``OUT/NAME`` its usual ``run_record.json``.
+grid's output folder and ``{KEY}`` the value of ``params[KEY]`` (so that a file with ``_base_`` can change the
+numbers of its base's runs); each run writes into ``OUT/NAME`` its usual ``run_record.json``. A top-level
+``seeds = N`` (or ``--seeds N``) gives every run with seeds the seeds 0..N-1.
 
 Jobs are submitit jobs on both executors, so a run is the same pickled call with the same logs (``OUT/jobs/``)
 and the same requeue-with-``--resume`` hook (submitit's ``checkpoint``) on SLURM and here. ``slurm`` submits every
@@ -31,6 +33,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -46,6 +49,7 @@ STATE_NAME = "grid_state.json"  # the grid's mark on its output folder: a folder
 JOBS_DIR = "jobs"                # submitit's folder: pickled calls and one log per job
 KINDS = ("command", "pretrain", "finetune", "detect", "segment")
 TRANSFER_KINDS = ("detect", "segment")
+PLACEHOLDER = re.compile(r"\{[A-Za-z_]\w*\}")
 RUN_KEYS = ("name", "kind", "config", "init", "weights", "seeds", "seed", "after", "args", "overrides", "export",
             "creates", "command", "resources")
 EXECUTORS = ("local", "slurm")
@@ -96,8 +100,8 @@ class Run:
 # ----------------------------------------------------------------------------------------------- the grid file
 def load_grid(path: str | Path, out: Path, cli_resources: Mapping[str, object] = {},
               seeds: int | None = None) -> list[Run]:
-    """The runs of a grid file, ``{out}`` filled in and the command line's resources over the file's; ``seeds``
-    replaces every entry's list of seeds by 0..seeds-1."""
+    """The runs of a grid file, ``{out}`` and ``{KEY}`` of its ``params`` filled in and the command line's resources
+    over the file's; ``seeds`` (or the file's) replaces every entry's list of seeds by 0..seeds-1."""
     from mmengine.config import Config
 
     path = Path(path)
@@ -110,11 +114,15 @@ def load_grid(path: str | Path, out: Path, cli_resources: Mapping[str, object] =
     if not isinstance(cfg.get("runs"), list) or not cfg["runs"]:
         raise UserError(f"{path}: no runs (a grid file sets runs = [dict(name=..., kind=...), ...])")
     defaults = _resources(path, "resources", cfg.get("resources", {}), Resources())
+    params = cfg.get("params", {})
+    if not isinstance(params, dict):
+        raise UserError(f"{path}: params must be a dict of values for {{NAME}} in the runs' strings, got {params!r}")
+    seeds = seeds or cfg.get("seeds")
     runs: list[Run] = []
     for index, entry in enumerate(cfg["runs"]):
         if seeds is not None and isinstance(entry, dict) and "seeds" in entry:
             entry = dict(entry, seeds=list(range(seeds)))
-        runs += _expand(path, index, entry, out, defaults, cli_resources)
+        runs += _expand(path, index, entry, out, params, defaults, cli_resources)
     names = [run.name for run in runs]
     for run in runs:
         if names.count(run.name) > 1:
@@ -138,7 +146,7 @@ def _resources(path: Path, where: str, values: object, base: Resources,
     return replace(base, **{**values, **{k: v for k, v in cli.items() if v is not None}})
 
 
-def _expand(path: Path, index: int, entry: object, out: Path, defaults: Resources,
+def _expand(path: Path, index: int, entry: object, out: Path, params: Mapping[str, object], defaults: Resources,
             cli_resources: Mapping[str, object]) -> list[Run]:
     where = f"runs[{index}]"
     if not isinstance(entry, dict):
@@ -159,7 +167,13 @@ def _expand(path: Path, index: int, entry: object, out: Path, defaults: Resource
 
     def fill(value):
         if isinstance(value, str):
-            return value.replace("{out}", str(out))
+            for key, given in {**params, "out": out}.items():
+                value = value.replace("{" + key + "}", str(given))
+            unknown = PLACEHOLDER.search(value)
+            if unknown:
+                raise UserError(f"{path}: {where}: {unknown.group()} in {value!r} is neither {{out}} nor a key of "
+                                "params")
+            return value
         if isinstance(value, (list, tuple)):
             return tuple(fill(v) for v in value)
         return value

@@ -1,52 +1,13 @@
-"""The demo's default plan as a grid (``mae-transfer demo``; mae_transfer/demo.py PLANS["default"]).
-
-Generated data, MAE pretraining and the supervised baseline of the demo's ViT (ViT-Tiny width, 4 blocks, 128 px),
-then Mask R-CNN and UperNet from MAE / supervised / random init, one seed. Every run takes one CPU and no GPU:
+"""The demo's default plan as a grid (``make demo``; mae_transfer/demo.py PLANS["default"]): the runs of
+demo_quick.py, larger and longer, one seed.
 
     mae-transfer grid configs/grid/demo.py --out output/grid-demo --executor local
 """
-_data = "{out}/data"
-# One CPU and one torch thread per run: its numbers do not depend on how many runs share the machine.
-resources = dict(nodes=1, gpus_per_node=0, cpus_per_task=1, mem_gb=4, timeout_min=60)
+_base_ = "demo_quick.py"
 
-_detection = {"mae": "configs/detection/demo_tiny.py", "supervised": "configs/detection/demo_tiny_supervised.py",
-              "random": "configs/detection/demo_tiny_random.py"}
-_encoders = {"mae": "{out}/pretrain/mae/encoder.pth", "supervised": "{out}/pretrain/supervised/encoder.pth",
-             "random": None}
-_pretraining = {"mae": ["pretrain/mae"], "supervised": ["pretrain/supervised"], "random": []}
-
-#        iterations (detection, segmentation), schedule steps and warm-ups at the configs' fractions of the run
-_detection_schedule = ["train.max_iter=300", "lr_multiplier.scheduler.num_updates=300",
-                       "lr_multiplier.scheduler.milestones=[267, 289]", "train.checkpointer.period=300"]
-_segmentation_schedule = ["train_cfg.max_iters=400", "train_cfg.val_interval=400",
-                          "default_hooks.checkpoint.interval=400", "param_scheduler.0.end=20",
-                          "param_scheduler.1.begin=20", "param_scheduler.1.end=400"]
-_seeds = [0]
-
-runs = [
-    dict(name="data", kind="command", creates=_data + "/manifest.json",
-         command=["generate-data", _data, "--image-size", "128", "--num-pretrain", "768", "--num-classify-train",
-                  "0", "--num-classify-val", "10", "--classify-image-size", "128", "--num-coco-train", "96",
-                  "--num-coco-val", "24", "--num-ade-train", "96", "--num-ade-val", "24", "--max-objects", "4"]),
-    dict(name="pretrain/mae", kind="pretrain", config="configs/pretrain/demo_tiny.py", after=["data"],
-         export="{out}/pretrain/mae/encoder.pth",
-         overrides=["data_path=" + _data + "/pretrain", "dataset=synthetic_pretrain", "num_workers=0",
-                    "tensorboard=False", "epochs=24", "warmup_epochs=2.4"]),
-    dict(name="pretrain/supervised", kind="finetune", config="configs/pretrain/demo_tiny_finetune.py",
-         after=["data"], export="{out}/pretrain/supervised/encoder.pth",
-         overrides=["data_path=" + _data + "/pretrain", "val_path=" + _data + "/classify/val",
-                    "dataset=synthetic_pretrain", "num_workers=0", "tensorboard=False", "epochs=8",
-                    "warmup_epochs=0.8"]),
-] + [
-    dict(name=f"detection/{init}", kind="detect", config=_detection[init], init=init, weights=_encoders[init],
-         seeds=_seeds, after=["data"] + _pretraining[init], overrides=_detection_schedule,
-         args=["--train-json", _data + "/coco/annotations/instances_train.json", "--train-images",
-               _data + "/coco/train", "--val-json", _data + "/coco/annotations/instances_val.json",
-               "--val-images", _data + "/coco/val", "--dataset-name", "synthetic_coco"])
-    for init in ("mae", "supervised", "random")
-] + [
-    dict(name=f"segmentation/{init}", kind="segment", config="configs/segmentation/demo_tiny.py", init=init,
-         weights=_encoders[init], seeds=_seeds, after=["data"] + _pretraining[init],
-         overrides=_segmentation_schedule, args=["--data-root", _data + "/ade/ADEChallengeData2016"])
-    for init in ("mae", "supervised", "random")
-]
+seeds = 1
+params = dict(
+    num_pretrain=768, num_classify_val=10, num_scenes_train=96, num_scenes_val=24,
+    mae_epochs=24, mae_warmup=2.4, supervised_epochs=8, supervised_warmup=0.8,
+    detection_iters=300, detection_steps="[267, 289]", segmentation_iters=400, segmentation_warmup=20,
+)

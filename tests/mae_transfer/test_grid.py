@@ -85,6 +85,8 @@ def test_demo_grids_are_the_demo_plans(plan, path):
     ("runs = [dict(name='a', kind='detect', config='x.py', after=['b'])]", "run 'a': after 'b' names no run"),
     ("resources = dict(gpus=8)\nruns = [dict(name='a', kind='detect', config='x.py')]",
      "resources: unknown key 'gpus'"),
+    ("params = dict(iters=4)\nruns = [dict(name='a', kind='detect', config='x.py', overrides=['m={iter}'])]",
+     "run 'a': {iter} in 'm={iter}' is neither {out} nor a key of params"),
 ])
 def test_bad_grid_file_is_one_line_naming_file_and_key(tmp_path, capsys, text, message):
     path = tmp_path / "bad.py"

@@ -336,6 +336,9 @@ def claim(out: Path, grid: Path, owned: bool = False) -> dict:
         except json.JSONDecodeError as exc:
             raise UserError(f"{state_path}: not valid JSON ({exc})") from None
         if isinstance(state, dict) and state.get("schema") == SCHEMA:
+            if state.get("grid") != str(grid.resolve()):
+                raise UserError(f"--out {out} holds the runs of another grid ({state.get('grid')}); give another "
+                                "--out")
             return state
     if not owned and out.exists() and any(out.iterdir()):
         raise UserError(f"--out {out} holds files the grid did not make (no {STATE_NAME} of schema {SCHEMA}); "

@@ -96,11 +96,14 @@ def test_bad_grid_file_is_one_line_naming_file_and_key(tmp_path, capsys, text, m
     assert not (tmp_path / "out").exists()
 
 
-def test_a_folder_the_grid_did_not_make_is_refused(tmp_path, capsys):
+def test_a_folder_the_grid_did_not_make_or_of_another_grid_is_refused(tmp_path, capsys):
     (tmp_path / "notes.txt").write_text("mine")
     code, _, err = run_grid(capsys, TINY, "--out", tmp_path)
     assert code == 2 and "holds files the grid did not make" in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+    grid.claim(tmp_path / "other", GRIDS / "pretrain_only.py")
+    code, _, err = run_grid(capsys, TINY, "--out", tmp_path / "other")
+    assert code == 2 and "holds the runs of another grid" in err
 
 
 def table4_run(name: str) -> grid.Run:

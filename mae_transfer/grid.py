@@ -444,9 +444,6 @@ class Progress:
     out: Path
     state: dict
     executor: Executor
-    runs: list[Run]
-    jobs: int
-    poll_s: float
     done: set = field(default_factory=set)
     failed: dict = field(default_factory=dict)      # name -> one line
     running: dict = field(default_factory=dict)     # name -> job id
@@ -472,7 +469,7 @@ class Progress:
 def launch(runs: list[Run], out: Path, state: dict, executor: Executor, jobs: int = 1, poll_s: float = 2.0,
            ) -> Progress:
     """Submit what is not finished, wait for every run, and return how they ended."""
-    p = Progress(out, state, executor, runs, jobs, poll_s)
+    p = Progress(out, state, executor)
     by_name = {run.name: run for run in runs}
     pending = []
     for run in runs:
@@ -482,16 +479,24 @@ def launch(runs: list[Run], out: Path, state: dict, executor: Executor, jobs: in
             print(f"{run.name}: finished (not resubmitted)", flush=True)
         elif job.get("executor") == executor.name and executor.alive(job["job_id"]):
             p.running[run.name] = job["job_id"]
-            print(f"{run.name}: {executor.name} job {job['job_id']} still queued or running: waiting for it",
-                  flush=True)
         else:
             pending.append(run)
+    stale = True
+    while stale:  # a queued job waiting (afterok) on a run that failed earlier would wait forever: submit it again
+        stale = [name for name in p.running if any(a in {r.name for r in pending} for a in by_name[name].after)]
+        for name in stale:
+            executor.cancel(p.running.pop(name))
+            pending.append(by_name[name])
+    for name, job_id in p.running.items():
+        print(f"{name}: {executor.name} job {job_id} still queued or running: waiting for it", flush=True)
+    pending.sort(key=runs.index)
     while pending or p.running:
         for run in list(pending):
             blocked = [a for a in run.after if a in p.failed]
             if blocked:
                 pending.remove(run)
                 p.failed[run.name] = f"{run.name} not run: {blocked[0]} failed"
+                print(p.failed[run.name], flush=True)
                 continue
             if not all(a in p.done or (executor.name == "slurm" and a in p.running) for a in run.after):
                 continue

@@ -244,3 +244,42 @@ def test_a_slurm_job_cancelled_mid_way_is_resubmitted_and_resumes(tmp_path):
     log = (out / "jobs" / "pretrain" / "mae" / f"{second}_0_log.out").read_text()
     resumed_at = int(log.split(" steps ")[1].split(" -> ")[0])
     assert 0 < resumed_at < 40
+
+
+class FakeSlurm(grid.Executor):
+    """Jobs that finish at once (writing what their run ``creates``), and a queue given by the test."""
+    name = "slurm"
+
+    def __init__(self, out, queued=()):
+        super().__init__(out)
+        self.queued, self.submitted, self.cancelled = set(queued), [], []
+
+    def submit(self, run, resume, after_jobs):
+        self.submitted.append((run.name, after_jobs))
+        Path(run.creates).write_text("done")
+        return str(10 + len(self.submitted))
+
+    def alive(self, job_id):
+        return job_id in self.queued
+
+    def cancel(self, job_id):
+        self.cancelled.append(job_id)
+        self.queued.discard(job_id)
+
+
+def test_a_queued_job_waiting_on_a_failed_run_is_cancelled_and_submitted_again(tmp_path, capsys):
+    path = tmp_path / "two.py"
+    path.write_text("runs = [dict(name='a', kind='command', command=['x'], creates='{out}/a.txt'),\n"
+                    "        dict(name='b', kind='command', command=['x'], creates='{out}/b.txt', after=['a']),\n"
+                    "        dict(name='c', kind='command', command=['x'], creates='{out}/c.txt')]")
+    out = tmp_path / "out"
+    runs = grid.load_grid(path, out)
+    state = grid.claim(out, path)
+    (out / "c.txt").write_text("done")  # finished earlier: not submitted again
+    # a's job 1 failed (gone from the queue, nothing written); b's job 2 still waits for it (afterok)
+    state["jobs"] = {"a": {"executor": "slurm", "job_id": "1"}, "b": {"executor": "slurm", "job_id": "2"}}
+    executor = FakeSlurm(out, queued={"2"})
+    progress = grid.launch(runs, out, state, executor, poll_s=0)
+    assert executor.cancelled == ["2"] and executor.submitted == [("a", []), ("b", ["11"])]
+    assert progress.done == {"a", "b", "c"} and not progress.failed
+    assert json.loads((out / grid.STATE_NAME).read_text())["jobs"]["b"]["job_id"] == "12"

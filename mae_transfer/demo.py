@@ -32,7 +32,6 @@ from mae_transfer.plot import plot_runs
 from mae_transfer.synthetic import SyntheticSpec
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
-INITS = ("mae", "supervised", "random")
 GRIDS = {"quick": "demo_quick.py", "default": "demo.py", "paper": "demo_paper.py"}  # each plan as a grid file
 # The demo_tiny configs of pretrain/, detection/ and segmentation/ share one encoder: ViT-Tiny width (192, 3 heads),
 # 4 blocks, patch 16, 128 px images. The demo sets only data paths, data sizes, seeds and the number of epochs or

@@ -230,7 +230,7 @@ def test_a_slurm_job_cancelled_mid_way_is_resubmitted_and_resumes(tmp_path):
         assert launcher.poll() is None, launcher.stdout.read()
         time.sleep(0.2)
     first = json.loads((out / grid.STATE_NAME).read_text())["jobs"]["pretrain/mae"]["job_id"]
-    subprocess.run(["scancel", "--full", "--signal=KILL", first], check=True)  # no time to finish the run
+    subprocess.run(["scancel", first], check=True)  # SIGTERM (which submitit lets pass), SIGKILL 10 s later
     text = launcher.communicate()[0]
     assert launcher.returncode == 2 and "pretrain/mae failed" in text
     assert read_run_record(out / "pretrain" / "mae")["status"] == "running"  # killed: no chance to say more
@@ -243,7 +243,7 @@ def test_a_slurm_job_cancelled_mid_way_is_resubmitted_and_resumes(tmp_path):
     assert second != first and record["status"] == "finished" and record["job_id"] == second
     log = (out / "jobs" / "pretrain" / "mae" / f"{second}_0_log.out").read_text()
     resumed_at = int(log.split(" steps ")[1].split(" -> ")[0])
-    assert 0 < resumed_at < 80
+    assert 0 < resumed_at < 300
 
 
 class FakeSlurm(grid.Executor):

@@ -5,7 +5,8 @@ A run record (``run_record.json`` in a run's output folder) says what ran and ho
     {"schema": "mae-transfer/run-v1", "task": "detection" | "segmentation" | "pretrain" | "linprobe" | "finetune",
      "dataset": "coco_2017_val", "arch": "vit_base", "init": "mae" | "supervised" | "random" | <checkpoint>,
      "status": "finished" | "running" | "failed", "metrics": {"APbox": 51.2, "APmask": 45.5} | {"mIoU": ...},
-     "error": "<why it failed>", "config": "<config file>", "updated": "<UTC time>", ...extra fields}
+     "error": "<why it failed>", "config": "<config file>", "updated": "<UTC time>",
+     "executor": "slurm" | "local", "job_id": "<SLURM job id, JOBID or JOBID_TASK>" | null, ...extra fields}
 
 Metric names: detection ``APbox``, ``APmask`` (COCO AP in percent) and their AP50, AP75, APs, APm, APl as
 ``APbox_50`` ... ``APmask_l``; segmentation ``mIoU``, ``mAcc``, ``aAcc`` (percent); classification ``top1``;
@@ -22,7 +23,7 @@ import zipfile
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Mapping
 
 import torch
 
@@ -148,6 +149,16 @@ def recorded_init(out_dir: str | Path) -> str | None:
     return init if isinstance(init, str) and init else None
 
 
+def executor_fields(environ: Mapping[str, str] = os.environ) -> dict[str, str | None]:
+    """Where the run runs: ``"slurm"`` with its job id (``JOBID``, or ``JOBID_TASK`` for an array task, as
+    ``squeue`` and ``scancel`` name it) inside a SLURM job, else ``"local"`` (with the job id of a submitit local
+    job, its process id)."""
+    if "SLURM_JOB_ID" not in environ:
+        return {"executor": "local", "job_id": environ.get("SUBMITIT_LOCAL_JOB_ID")}
+    array, task = environ.get("SLURM_ARRAY_JOB_ID"), environ.get("SLURM_ARRAY_TASK_ID")
+    return {"executor": "slurm", "job_id": f"{array}_{task}" if array and task else environ["SLURM_JOB_ID"]}
+
+
 def write_run_record(out_dir: str | Path, *, task: str, status: str, dataset: str, arch: str, init: str,
                      metrics: dict[str, float] | None = None, error: str | None = None, **extra) -> Path:
     """Write ``out_dir/run_record.json`` atomically and return its path."""
@@ -157,7 +168,7 @@ def write_run_record(out_dir: str | Path, *, task: str, status: str, dataset: st
         raise ValueError(f"run record: status must be one of {STATUSES}, got {status!r}")
     record = dict(schema=SCHEMA, task=task, status=status, dataset=dataset, arch=arch, init=init,
                   metrics={k: float(v) for k, v in (metrics or {}).items()},
-                  updated=datetime.now(timezone.utc).isoformat(timespec="seconds"), **extra)
+                  updated=datetime.now(timezone.utc).isoformat(timespec="seconds"), **{**executor_fields(), **extra})
     if error is not None:
         record["error"] = error
     return atomic_write_json(record, Path(out_dir) / RECORD_NAME)

@@ -389,7 +389,7 @@ def _aggregation_notes(rows: list[Row], with_deltas: bool) -> list[str]:
     grouped = [row for row in rows if len(row.runs) > 1]
     if not grouped:
         return []
-    notes = [f"Cells of several runs show mean ± sample std over n runs"
+    notes = ["Cells of several runs show mean ± sample std over n runs"
              + (f"; Δ is between means, and \"{NOISE_MARK.strip()}\" marks |Δ| < {NOISE_STDS:g} × the pooled "
                 f"std of the two settings. A side with one run has no std, so its Δ has no noise mark."
                 if with_deltas else ".")]

@@ -8,34 +8,32 @@
    with the same config machinery as the real COCO / ADE20K runs (configs/*/demo_tiny*.py);
 6. the compare table (with each run's cost; the paper layout in LaTeX), a reconstruction figure and the loss curves.
 
-Every stage writes into one output folder. A stage that already finished there is reused (``--fresh`` starts
-over); the numbers printed are whatever the runs measured, at toy scale, not the papers' numbers.
+Stages 1-5 are the plan's grid file (``configs/grid/demo*.py``) run by ``mae-transfer grid``'s local executor,
+``--jobs`` runs at a time, each a process with one torch thread and its own log (OUT/jobs/). Every stage writes into
+one output folder. A run that already finished there is reused (``--fresh`` starts over); the numbers printed are
+whatever the runs measured, at toy scale, not the papers' numbers.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import logging
-import multiprocessing
 import os
 import resource
 import shutil
 import sys
 import time
-import traceback
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import asdict, dataclass, replace
-from functools import partial
 from pathlib import Path
 from typing import Callable
 
-from backbone import UserError, atomic_torch_save, prepare_run_dir, read_run_record, read_state_dict, run_command
+from backbone import UserError, prepare_run_dir, resolve_weights, run_command
 from backbone.output_dir import check_output_dir, made_by
 from mae_transfer.plot import plot_runs
-from mae_transfer.synthetic import SyntheticSpec, generate
+from mae_transfer.synthetic import SyntheticSpec
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
-INITS = ("mae", "supervised", "random")
+GRIDS = {"quick": "demo_quick.py", "default": "demo.py", "paper": "demo_paper.py"}  # each plan as a grid file
 # The demo_tiny configs of pretrain/, detection/ and segmentation/ share one encoder: ViT-Tiny width (192, 3 heads),
 # 4 blocks, patch 16, 128 px images. The demo sets only data paths, data sizes, seeds and the number of epochs or
 # iterations of each stage; learning rates, warm-ups and lr steps are the configs', as fractions of the run.
@@ -89,121 +87,29 @@ PLANS = {
 
 
 class Stages:
-    """Runs named stages in order, printing progress; a stage whose output is complete is reused."""
+    """Runs named stages in order in this process, printing progress."""
 
-    def __init__(self, total: int, jobs: int = 1):
-        self.total, self.index, self.started, self.jobs = total, 0, time.monotonic(), jobs
+    def __init__(self, total: int):
+        self.total, self.index, self.started = total, 0, time.monotonic()
 
     def _prefix(self, name: str) -> str:
         self.index += 1
         return f"[{self.index}/{self.total}] {name}"
 
-    def run(self, name: str, finished: Callable[[], bool], work: Callable[[], object]) -> None:
+    def run(self, name: str, work: Callable[[], object]) -> None:
         prefix = self._prefix(name)
-        if finished():
-            print(f"{prefix}: reused (finished in an earlier run)", flush=True)
-            return
         print(f"{prefix} ...", flush=True)
         start, cpu = time.monotonic(), cpu_seconds()
         work()
         print(f"{prefix}: done in {time.monotonic() - start:.0f} s, {cpu_seconds() - cpu:.0f} s of CPU "
               f"(total {time.monotonic() - self.started:.0f} s)", flush=True)
 
-    def run_parallel(self, stages: list[Stage]) -> None:
-        """Stages up to ``jobs`` at a time, each in its own process with one torch thread (so that a run's
-        numbers do not depend on how many run beside it, or on the machine's core count), each writing its
-        output to its log file instead of the console. A stage starts once the stages it comes ``after`` are
-        done; ready stages start in list order."""
-        prefixes, done, waiting = {}, set(), []
-        for stage in stages:
-            prefixes[stage.name] = self._prefix(stage.name)
-            if stage.finished():
-                print(f"{prefixes[stage.name]}: reused (finished in an earlier run)", flush=True)
-                done.add(stage.name)
-            else:
-                waiting.append(stage)
-        if not waiting:
-            return
-        context = multiprocessing.get_context("spawn")  # no forked copies of the parent's threads and loggers
-        with ProcessPoolExecutor(max_workers=min(self.jobs, len(waiting)), mp_context=context) as pool:
-            running: dict = {}
-
-            def start_ready():  # keeps at most ``jobs`` in flight, so that a stage starts when it is printed
-                for stage in [s for s in waiting if set(s.after) <= done][:self.jobs - len(running)]:
-                    waiting.remove(stage)
-                    stage.log.parent.mkdir(parents=True, exist_ok=True)
-                    running[pool.submit(_logged, stage.log, stage.work)] = stage
-                    print(f"{prefixes[stage.name]} ... (log: {stage.log})", flush=True)
-
-            start_ready()
-            while running:
-                finished_now, _ = wait(running, return_when=FIRST_COMPLETED)
-                for future in finished_now:
-                    stage = running.pop(future)
-                    try:
-                        seconds, cpu = future.result()
-                    except Exception as exc:
-                        for other in running:
-                            other.cancel()
-                        if isinstance(exc, UserError):
-                            raise UserError(f"{stage.name}: {exc} (log: {stage.log})") from exc
-                        raise RuntimeError(f"{stage.name} failed (log: {stage.log})") from exc
-                    done.add(stage.name)
-                    print(f"{prefixes[stage.name]}: done in {seconds:.0f} s, {cpu:.0f} s of CPU (total "
-                          f"{time.monotonic() - self.started:.0f} s)", flush=True)
-                start_ready()
-        if waiting:  # a programming error: ``after`` names a stage that is not in this call
-            raise RuntimeError(f"stages never ready: {[(s.name, s.after) for s in waiting]}")
-
-
-@dataclass(frozen=True)
-class Stage:
-    """A stage for ``Stages.run_parallel``: ``work`` must be picklable (a module-level function or a
-    ``functools.partial`` of one), as it runs in another process."""
-    name: str
-    finished: Callable[[], bool]
-    work: Callable[[], object]
-    log: Path
-    after: tuple[str, ...] = ()  # names of stages of the same run_parallel call that must finish first
-
-
-def _logged(log: Path, work: Callable[[], object]) -> tuple[float, float]:
-    """In a worker process: one torch thread, stdout and stderr (Python's and the C libraries') into ``log``,
-    then ``work()``; returns (seconds, CPU seconds)."""
-    import torch
-    torch.set_num_threads(1)
-    start, cpu = time.monotonic(), time.process_time()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    with open(log, "a") as f:
-        saved = os.dup(1), os.dup(2)
-        os.dup2(f.fileno(), 1)
-        os.dup2(f.fileno(), 2)
-        try:
-            work()
-        except BaseException:
-            traceback.print_exc()
-            raise
-        finally:
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os.dup2(saved[0], 1)
-            os.dup2(saved[1], 2)
-    return time.monotonic() - start, time.process_time() - cpu
-
 
 def cpu_seconds() -> float:
-    """CPU time of this process and its finished children (data-loader workers). With one thread per process it
+    """CPU time of this process and its finished children (the grid's local jobs, data-loader workers). With one thread per process it
     is about the wall time the same work takes on otherwise idle cores, whatever else shares them now."""
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
     return time.process_time() + children.ru_utime + children.ru_stime
-
-
-def finished_run(folder: Path) -> bool:
-    try:
-        return read_run_record(folder)["status"] == "finished"
-    except ValueError:
-        return False
 
 
 def _epochs(config: Path, kind: str, epochs: int) -> dict:
@@ -264,101 +170,44 @@ def check_plan(out: Path, plan: Plan, zoo: bool = False) -> None:
     path.write_text(json.dumps(wanted, indent=1))
 
 
-def pretrain_mae(data: dict, plan: Plan, run_dir: Path, encoder: Path) -> None:
-    import pretrain
-    config = CONFIGS / "pretrain" / "demo_tiny.py"
-    pretrain.export_encoder(pretrain.train_mae(config, run_dir, overrides=dict(
-        data_path=str(data["pretrain"]), dataset="synthetic_pretrain", num_workers=0, tensorboard=False,
-        **_epochs(config, "pretrain", plan.pretrain_epochs))), encoder)
-
-
-def train_supervised(data: dict, plan: Plan, run_dir: Path, encoder: Path) -> None:
-    import pretrain
-    config = CONFIGS / "pretrain" / "demo_tiny_finetune.py"
-    result = pretrain.finetune(config, run_dir, overrides=dict(
-        data_path=str(data["pretrain"]), val_path=str(data["classify_val"]), dataset="synthetic_pretrain",
-        num_workers=0, tensorboard=False, **_epochs(config, "finetune", plan.supervised_epochs)))
-    atomic_torch_save({"model": read_state_dict(result.checkpoint)}, encoder)  # timm file layout
-
-
-def train_detection(data: dict, plan: Plan, run_dir: Path, init: str, checkpoint: Path | None, seed: int) -> None:
-    import detection
-    config = CONFIGS / "detection" / DETECTION_CONFIGS[init]
-    detection.train(config, run_dir, _detection_overrides(config, plan.detection_iters, seed),
-                    init_checkpoint=checkpoint and str(checkpoint), init=init,
-                    train_json=data["coco_train_json"], train_images=data["coco_train_images"],
-                    val_json=data["coco_val_json"], val_images=data["coco_val_images"], dataset_name="synthetic_coco")
-
-
-def train_segmentation(data: dict, plan: Plan, run_dir: Path, init: str, checkpoint: Path | None,
-                       seed: int) -> None:
-    import segmentation
-    config = CONFIGS / "segmentation" / "demo_tiny.py"
-    segmentation.train(config, run_dir, _segmentation_options(config, plan.segmentation_iters, seed),
-                       init_checkpoint=checkpoint, init=init, data_root=data["ade_root"])
-
-
 ZOO_ENCODERS = {"mae": "zoo:demo-mae", "supervised": "zoo:demo-supervised"}
 ZOO_RECONSTRUCTION = "zoo:demo-mae-full"
 
 
-def run_demo(out: Path, plan: Plan, fresh: bool = False, jobs: int = 1, zoo: bool = False) -> dict[str, Path]:
-    """Run every stage into ``out`` and return the paths of the results. Independent stages (the two
-    pretrainings; all transfer runs) run ``jobs`` at a time, each with one torch thread. With ``zoo`` the MAE and
-    supervised encoders are the zoo's released ones (``mae-transfer zoo``) instead of pretrained here."""
-    import pretrain  # heavy imports only once the demo starts
-    from backbone import resolve_weights
+def from_zoo(runs: list) -> list:
+    """The plan's runs less its pretraining: each init's transfer runs start from the zoo's released encoder."""
+    return [replace(run, weights=ZOO_ENCODERS.get(run.init, run.weights),
+                    after=tuple(name for name in run.after if not name.startswith("pretrain/")))
+            for run in runs if not run.name.startswith("pretrain/")]
 
+
+def run_demo(out: Path, name: str, seeds: int | None = None, fresh: bool = False, jobs: int = 1,
+             zoo: bool = False) -> dict[str, Path]:
+    """Run every stage of plan ``name`` into ``out`` and return the paths of the results: the plan's grid file on
+    the grid's local executor (``jobs`` runs at a time; a transfer run starts once the encoder it needs is
+    exported, random-init runs fill the cores meanwhile), then the figures. With ``zoo`` the MAE and supervised
+    encoders are the zoo's released ones (``mae-transfer zoo``) instead of pretrained here."""
+    import pretrain  # heavy imports only once the demo starts
+    from mae_transfer import grid
+
+    plan = PLANS[name] if seeds is None else replace(PLANS[name], seeds=seeds)
     if zoo:
         for reference in (*ZOO_ENCODERS.values(), ZOO_RECONSTRUCTION):
             resolve_weights(reference)  # a zoo without the demo's entries fails here, before anything is written
     claim_output(out, fresh)
     check_plan(out, plan, zoo)
-    seeds = range(plan.seeds)
-    stages = Stages(total=(4 if zoo else 6) + 2 * len(INITS) * len(seeds), jobs=jobs)
-    data: dict[str, Path] = {}
-    stages.run("generate data", lambda: False, lambda: data.update(generate(out / "data", plan.data)))
-
-    mae_dir, mae_encoder = out / "pretrain", out / "pretrain" / "mae_encoder.pth"
-    sup_dir, sup_encoder = out / "supervised", out / "supervised" / "supervised_vit.pth"
-    pretraining = {"mae": "MAE pretraining (images only)",
-                   "supervised": "supervised training (same images, with labels)"}
-    if zoo:
-        work, checkpoints, pretraining = [], {**ZOO_ENCODERS, "random": None}, {}
-    else:
-        work = [Stage(pretraining["mae"], lambda: finished_run(mae_dir) and mae_encoder.is_file(),
-                      partial(pretrain_mae, data, plan, mae_dir, mae_encoder), out / "logs" / "pretrain.log"),
-                Stage(pretraining["supervised"], lambda: finished_run(sup_dir) and sup_encoder.is_file(),
-                      partial(train_supervised, data, plan, sup_dir, sup_encoder), out / "logs" / "supervised.log")]
-        checkpoints = {"mae": mae_encoder, "supervised": sup_encoder, "random": None}
-    for task, name, train in (("detection", "Mask R-CNN", train_detection),
-                              ("segmentation", "UperNet", train_segmentation)):
-        for seed in seeds:
-            for init in INITS:
-                run_dir = out / task / init / f"seed{seed}"
-                work.append(Stage(f"{name}, {init} init, seed {seed}", lambda run_dir=run_dir: finished_run(run_dir),
-                                  partial(train, data, plan, run_dir, init, checkpoints[init], seed),
-                                  out / "logs" / f"{task}-{init}-seed{seed}.log",
-                                  after=(pretraining[init],) if init in pretraining else ()))
-    stages.run_parallel(work)  # random-init runs need no pretraining: they fill the cores while it runs
+    grid_file = CONFIGS / "grid" / GRIDS[name]
+    runs = grid.load_grid(grid_file, out, seeds=plan.seeds)
+    grid.execute(from_zoo(runs) if zoo else runs, out, grid_file, grid.LocalExecutor(out), jobs=jobs, owned=True)
 
     results = {"table": out / "comparison.md", "latex": out / "comparison.tex", "csv": out / "comparison.csv",
                "chart": out / "comparison.png", "reconstructions": out / "reconstructions.png",
                "loss_curves": out / "loss_curves.png"}
-
-    def compare():  # what `mae-transfer compare` prints, and the paper layout in LaTeX
-        from mae_transfer.compare import compare_runs, write_csv, write_latex, write_markdown, write_png
-        comparison = compare_runs([out / "detection", out / "segmentation"])
-        write_markdown(comparison, results["table"])
-        write_latex(comparison, results["latex"], layout="paper")
-        write_csv(comparison, results["csv"])
-        write_png(comparison, results["chart"])
-
-    stages.run("compare", lambda: False, compare)
-    stages.run("reconstruction figure", lambda: False, lambda: pretrain.visualize(
-        ZOO_RECONSTRUCTION if zoo else latest_checkpoint(mae_dir), data["coco_val_images"], results["reconstructions"],
-        num_images=4, seed=0))
-    stages.run("loss curves", lambda: False, lambda: plot_runs([out], results["loss_curves"]))
+    stages = Stages(total=2)
+    stages.run("reconstruction figure", lambda: pretrain.visualize(
+        ZOO_RECONSTRUCTION if zoo else latest_checkpoint(out / "pretrain" / "mae"), out / "data" / "coco" / "val",
+        results["reconstructions"], num_images=4, seed=0))
+    stages.run("loss curves", lambda: plot_runs([out], results["loss_curves"]))
     return results
 
 
@@ -401,7 +250,7 @@ def main(argv: list[str]) -> int:
     started = time.monotonic()
 
     def body():
-        results = run_demo(out, plan, fresh=args.fresh, jobs=args.jobs, zoo=args.zoo)
+        results = run_demo(out, name, seeds=args.seeds, fresh=args.fresh, jobs=args.jobs, zoo=args.zoo)
         print("\n" + results["table"].read_text())
         print(f"finished in {time.monotonic() - started:.0f} s ({cpu_seconds():.0f} s of CPU); outputs in {out}:")
         for key, path in results.items():

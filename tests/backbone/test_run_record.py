@@ -163,3 +163,16 @@ def test_run_command_reports_file_system_errors_with_the_path(tmp_path, capsys, 
     assert capsys.readouterr().err == f"mae-transfer detect: error: {tmp_path}/run_record.json: Permission denied\n"
     with pytest.raises(OSError):  # an OSError about no path the user gave keeps its traceback
         run_command("pretrain", lambda: (_ for _ in ()).throw(OSError(errno.EIO, "I/O error")))
+
+
+def test_record_names_its_executor_and_slurm_job(tmp_path, monkeypatch):
+    from backbone.run_record import executor_fields
+    for name in ("SLURM_JOB_ID", "SLURM_ARRAY_JOB_ID", "SLURM_ARRAY_TASK_ID", "SUBMITIT_LOCAL_JOB_ID"):
+        monkeypatch.delenv(name, raising=False)
+    write_run_record(tmp_path, task="detection", status="finished", dataset="d", arch="a", init="mae")
+    assert {k: read_run_record(tmp_path)[k] for k in ("executor", "job_id")} == {"executor": "local", "job_id": None}
+    monkeypatch.setenv("SLURM_JOB_ID", "41")
+    write_run_record(tmp_path, task="detection", status="finished", dataset="d", arch="a", init="mae")
+    assert read_run_record(tmp_path)["job_id"] == "41" and read_run_record(tmp_path)["executor"] == "slurm"
+    array = {"SLURM_JOB_ID": "43", "SLURM_ARRAY_JOB_ID": "40", "SLURM_ARRAY_TASK_ID": "3"}
+    assert executor_fields(array) == {"executor": "slurm", "job_id": "40_3"}

@@ -9,9 +9,10 @@ from backbone import CheckpointError, ViT, load_pretrained, resolve_weights
 from backbone.zoo import read_index, sha256_of
 from mae_transfer.synthetic import SyntheticSpec
 from mae_transfer.zoo import ZooPlan, build, publish
-from backbone import read_run_record
 from backbone.errors import UserError
-from mae_transfer.demo import Plan, _data, run_demo
+from mae_transfer.demo import from_zoo, run_demo
+from mae_transfer.grid import load_grid
+from tests.conftest import CONFIGS
 from pretrain import visualize
 
 TINY = ZooPlan("tiny", 24, "demo_tiny.py", "demo_tiny_finetune.py",
@@ -19,8 +20,6 @@ TINY = ZooPlan("tiny", 24, "demo_tiny.py", "demo_tiny_finetune.py",
                probe_data=SyntheticSpec(seed=0, image_size=128, num_pretrain=6, num_classify_train=4,
                                         num_classify_val=2, classify_image_size=128, num_coco_train=1,
                                         num_coco_val=1, num_ade_train=4, num_ade_val=2))
-TINY_DEMO = Plan(_data(num_pretrain=6, coco_train=4, ade_train=4, val=2, classify_val=1), pretrain_epochs=1,
-                 supervised_epochs=1, detection_iters=20, segmentation_iters=4)
 DEMO_ENCODER = dict(img_size=128, patch_size=16, embed_dim=192, depth=4, num_heads=3, pretrain_img_size=128)
 
 
@@ -84,20 +83,22 @@ def test_build_then_publish_makes_loadable_fp16_encoders_with_cards(tmp_path, mo
         report = load_pretrained(ViT(**DEMO_ENCODER), f"zoo:{name}", log=False)
         assert not report.missing and not report.unexpected, (name, report)
 
-    # the demo transfers from them: no pretraining stage, each init's run records its zoo encoder
-    demo_out = tmp_path / "demo"
-    results = run_demo(demo_out, TINY_DEMO, jobs=1, zoo=True)
-    assert not (demo_out / "pretrain").exists() and not (demo_out / "supervised").exists()
-    assert results["table"].is_file() and results["reconstructions"].is_file()
-    for task in ("detection", "segmentation"):
-        for init in ("mae", "supervised", "random"):
-            assert read_run_record(demo_out / task / init / "seed0")["status"] == "finished"
+
+
+def test_the_demo_from_the_zoo_runs_no_pretraining_and_starts_each_init_from_its_zoo_encoder(tmp_path):
+    runs = from_zoo(load_grid(CONFIGS / "grid" / "demo_quick.py", tmp_path))
+    assert not [run.name for run in runs if run.name.startswith("pretrain/")]
+    transfer = {(run.kind, run.init): run for run in runs if run.kind in ("detect", "segment")}
+    assert len(transfer) == 6
+    for (kind, init), run in transfer.items():
+        assert run.weights == {"mae": "zoo:demo-mae", "supervised": "zoo:demo-supervised", "random": None}[init]
+        assert run.after == ("data",)
 
 
 def test_the_demo_from_an_empty_zoo_fails_before_writing_anything(tmp_path, monkeypatch):
     monkeypatch.setenv("MAE_TRANSFER_ZOO", str(tmp_path / "empty-zoo"))
     with pytest.raises(CheckpointError, match="zoo:demo-mae: no such zoo entry"):
-        run_demo(tmp_path / "demo", TINY_DEMO, zoo=True)
+        run_demo(tmp_path / "demo", "quick", zoo=True)
     assert not (tmp_path / "demo").exists()
 
 

@@ -332,8 +332,12 @@ def evaluate_checkpoint(cfg, cost: RunCost | None = None) -> dict:
 
 @contextmanager
 def _logging(output_dir: str):
-    """detectron2's console logging for every logger the run uses, plus ``output_dir/log.txt`` for this run."""
+    """detectron2's console logging for every logger the run uses, plus ``output_dir/log.txt`` for this run. The
+    console handlers are this run's too (made for the streams of now, removed at the end): a process that runs
+    several (the tests, a grid job) never keeps a handler bound to a stream that has since been closed."""
     rank = comm.get_rank()
+    before = {name: list(logging.getLogger(name).handlers) for name in _LOGGERS}
+    setup_logger.cache_clear()  # detectron2 caches the logger set-up, handlers and all
     loggers = [setup_logger(distributed_rank=rank, name=name, enable_propagation=name in ("backbone", "detection"))
                for name in _LOGGERS]
     suffix = f".rank{rank}" if rank else ""
@@ -345,8 +349,10 @@ def _logging(output_dir: str):
         yield
     finally:
         for log in loggers:
-            log.removeHandler(handler)
+            for added in [h for h in log.handlers if h not in before[log.name]]:
+                log.removeHandler(added)
         handler.close()
+        setup_logger.cache_clear()
 
 
 def prepare_output(cfg, options: RunOptions) -> Path:

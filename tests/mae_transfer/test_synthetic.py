@@ -202,7 +202,7 @@ def test_finished_folder_is_reused_and_foreign_folder_refused(tmp_path):
 
 
 def test_interrupted_generation_leaves_nothing(tmp_path, monkeypatch):
-    def crash(root, spec):
+    def crash(root, spec, *workers):
         (root / "pretrain").mkdir()
         raise KeyboardInterrupt
 

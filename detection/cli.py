@@ -63,7 +63,7 @@ def _parser() -> argparse.ArgumentParser:
                                                 "the json file names); the run record names the evaluation set")
         sub.add_argument("--num-gpus", type=int, default=1, help="processes (GPUs) per machine")
         sub.add_argument("--num-machines", type=int, default=1)
-        sub.add_argument("--machine-rank", type=int, default=0, help="this machine's rank")
+        sub.add_argument("--machine-rank", type=int, default=0, help="the rank of the machine that runs this command")
         # detectron2's default: a port derived from the user id, so that users of one machine do not collide.
         port = 2 ** 15 + 2 ** 14 + hash(os.getuid() if sys.platform != "win32" else 1) % 2 ** 14
         sub.add_argument("--dist-url", default=f"tcp://127.0.0.1:{port}",

@@ -20,7 +20,7 @@ COMMANDS = {
     "segment":    ("segmentation.cli",       "main",      "UperNet with the ViT backbone in mmsegmentation (train | test | predict)"),
     "compare":    ("mae_transfer.compare",   "main",      "tables of finished runs next to the published numbers"),
     "plot":       ("mae_transfer.plot",      "main",      "training loss and evaluation metrics of runs over iterations, one PNG"),
-    "grid":       ("mae_transfer.grid",      "main",      "a grid of runs (a paper table) on SLURM or this machine, then compare"),
+    "grid":       ("mae_transfer.grid",      "main",      "a grid of runs (a paper table) on SLURM or local processes, then compare"),
     "demo":       ("mae_transfer.demo",      "main",      "the whole toolkit end to end on generated data, on CPU"),
     "generate-data": ("mae_transfer.synthetic", "main",   "write the generated data sets (pretrain, classify, COCO, ADE20K)"),
     "zoo":        ("mae_transfer.zoo",       "main",      "make the demo zoo: pretrain its encoders (build), write files and model cards (publish)"),

@@ -1,4 +1,4 @@
-"""``mae-transfer grid``: a paper table as one command, on a SLURM cluster or on this machine.
+"""``mae-transfer grid``: a paper table as one command, on a SLURM cluster or as local processes.
 
 A grid file (``configs/grid/*.py``, read by mmengine's ``Config`` as the pretraining configs are) is a table:
 ``resources`` (each run's SLURM request unless the run says otherwise) and ``runs``, one dict per run:
@@ -17,7 +17,7 @@ numbers of its base's runs); each run writes into ``OUT/NAME`` its usual ``run_r
 
 Jobs are submitit jobs on both executors, so a run is the same pickled call with the same logs (``OUT/jobs/``)
 and the same requeue-with-``--resume`` hook (submitit's ``checkpoint``) on SLURM and here. ``slurm`` submits every
-run at once with ``afterok`` dependencies; ``local`` (submitit's ``LocalExecutor``, processes of this machine)
+run at once with ``afterok`` dependencies; ``local`` (submitit's ``LocalExecutor``, local processes)
 starts a run once the runs it comes after are finished, ``--jobs`` at a time. The job ids are kept in
 ``OUT/grid_state.json`` (also the grid's mark on the folder), so a second call submits nothing for finished runs,
 waits for running ones and resubmits failed ones, which continue from their last checkpoint (``--resume``). Once
@@ -596,7 +596,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", type=Path, required=True, help="output folder: one folder per run, jobs/, "
                                                                 "comparison.md")
     parser.add_argument("--executor", choices=EXECUTORS, default="local",
-                        help="slurm: sbatch through submitit; local: processes on this machine (default)")
+                        help="slurm: sbatch through submitit; local: local processes (default)")
     parser.add_argument("--dry-run", action="store_true", help="print the runs, resources and dependencies")
     parser.add_argument("--seeds", type=int, metavar="N",
                         help="runs with seeds: seeds 0..N-1 instead of the grid file's list")

@@ -1,5 +1,5 @@
 """``mae-transfer grid``: grid files, SLURM parameters and torchrun's variables (fast), then small grids end to end
-on this machine and on a real one-node SLURM cluster (``scripts/slurm_local.sh``; ``slow``)."""
+locally and on a real one-node SLURM cluster (``scripts/slurm_local.sh``; ``slow``)."""
 import json
 import os
 import shutil

@@ -29,7 +29,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from timm.layers import resample_abs_pos_embed, resample_patch_embed
 
-from .errors import UserError
+from runlib.errors import UserError
 
 logger = logging.getLogger(__name__)
 

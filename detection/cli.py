@@ -9,8 +9,8 @@ import re
 import sys
 import time
 
-from backbone import config_syntax_named, prepare_run_dir, require_device, run_command
-from backbone.images import MAX_PIXELS
+from runlib import config_syntax_named, prepare_run_dir, require_device, run_command
+from runlib.images import MAX_PIXELS
 
 _EXAMPLES = """examples:
   mae-transfer detect train --config-file configs/detection/mask_rcnn_vit_b_mae.py --num-gpus 8 \\
@@ -118,8 +118,8 @@ def train_or_eval(args: argparse.Namespace) -> None:
     import torch
     from detectron2.engine import launch
 
-    from backbone import read_run_record
-    from backbone.run_record import RECORD_NAME
+    from runlib import read_run_record
+    from runlib.run_record import RECORD_NAME
 
     from .data import DetectionInputError
     from .engine import RunOptions, run

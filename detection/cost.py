@@ -1,4 +1,4 @@
-"""The detectron2 side of a run's cost (``backbone.cost``): FLOPs through detectron2's ``FlopCountAnalysis`` (the
+"""The detectron2 side of a run's cost (``runlib.cost``): FLOPs through detectron2's ``FlopCountAnalysis`` (the
 counter of its ``tools/analyze_model.py``), model time through ``inference_on_dataset``'s callbacks, iteration
 times from the trainer's event storage (``IterationTimer``'s ``time``)."""
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 from detectron2.utils.analysis import FlopCountAnalysis
 from torch.nn.parallel import DistributedDataParallel
 
-from backbone.cost import InferenceTimer, count_flops, parameter_counts, shape_text
+from runlib.cost import InferenceTimer, count_flops, parameter_counts, shape_text
 
 
 def model_cost(model, inputs: list[dict]) -> dict:

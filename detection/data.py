@@ -26,8 +26,8 @@ from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.data.datasets import register_coco_instances
 from PIL import Image
 
-from backbone import UserError
-from backbone.images import ImageError, image_info
+from runlib import UserError
+from runlib.images import ImageError, image_info
 
 _LAYOUT_HINT = ("put COCO in detectron2's layout under $DETECTRON2_DATASETS (now {root!r}): "
                 "coco/annotations/instances_{{train,val}}2017.json and coco/{{train,val}}2017/, or give a "
@@ -44,7 +44,7 @@ class DetectionInputError(UserError):
 
 
 def check_image_file(path: str, width: int | None = None, height: int | None = None) -> None:
-    """Refuse, from the file's header alone (``backbone.images.image_info``), an image detectron2 would misread:
+    """Refuse, from the file's header alone (``runlib.images.image_info``), an image detectron2 would misread:
     one it cannot open, a 16-bit or float image (detectron2's ``read_image`` clips it to 255: all white), or one
     whose displayed size (after EXIF rotation, which ``read_image`` applies) is not the json's ``width`` x
     ``height``."""

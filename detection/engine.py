@@ -5,7 +5,7 @@ The loop is detectron2's own (``SimpleTrainer`` / ``AMPTrainer``, its hooks, ``C
 own loader (``detection.weights``), overrides of the config's keys and types only, datasets checked before
 the first iteration (``detection.data``), and a run record (``backbone.run_lifecycle``: "running" with the
 latest evaluation, then "finished" or "failed") that ``mae-transfer compare`` reads, with the run's cost
-(``backbone.cost``: parameters, FLOPs, time per iteration and per image, peak memory, device-hours).
+(``runlib.cost``: parameters, FLOPs, time per iteration and per image, peak memory, device-hours).
 
 Output folder: ``config.yaml``, ``log.txt``, ``run_record.json``, detectron2's ``metrics.json`` (per-iteration
 events; on resume only the events before the resumed iteration are kept) and TensorBoard events,
@@ -37,11 +37,12 @@ from detectron2.utils.logger import setup_logger
 from detectron2.utils.registry import locate
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from backbone import (LossDiverged, UserError, arch_name, atomic_write, config_syntax_named, finished_run_kept,
-                      prepare_run_dir, read_run_record, remove_torn, run_lifecycle)
-from backbone.cost import FirstBatch, RunCost
-from backbone.run_record import RECORD_NAME, newest_whole_checkpoint, recorded_init
-from backbone.safe_yaml import is_yaml, load_yaml
+from backbone import arch_name
+from runlib import (LossDiverged, UserError, atomic_write, config_syntax_named, finished_run_kept, prepare_run_dir,
+    read_run_record, remove_torn, run_lifecycle)
+from runlib.cost import FirstBatch, RunCost
+from runlib.run_record import RECORD_NAME, newest_whole_checkpoint, recorded_init
+from runlib.safe_yaml import is_yaml, load_yaml
 
 from .cost import iteration_times, model_cost, timing_callbacks
 from .data import CheckedMapper, DetectionInputError, check_datasets, has_rle_masks, preload, register_coco_json

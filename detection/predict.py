@@ -6,7 +6,7 @@ LazyConfig (``configs/detection/*.py``) or a yacs config (``*.yaml``), weights r
 (``detection.weights``: no code runs on load), and the image convention of ``segmentation.Predictor``: a file
 path (EXIF orientation applied), an HxWx3 uint8 array in RGB order (PIL, torchvision, timm, transformers) or, with
 ``format="BGR"``, in OpenCV's order (``DefaultPredictor`` takes BGR only), or a list of them
-(``backbone.images.as_rgb``).
+(``runlib.images.as_rgb``).
 
     import detection
     predictor = detection.Predictor("configs/detection/mask_rcnn_vit_b_mae.py", "runs/det/model_final.pth")
@@ -42,9 +42,9 @@ from detectron2.utils.visualizer import Visualizer
 from PIL import Image
 from tqdm import tqdm
 
-from backbone import atomic_write, prepare_run_dir
-from backbone.images import MAX_PIXELS, as_rgb, expand_inputs, image_info, read_rgb
-from backbone.safe_yaml import load_yaml, yaml_error
+from runlib import atomic_write, prepare_run_dir
+from runlib.images import MAX_PIXELS, as_rgb, expand_inputs, image_info, read_rgb
+from runlib.safe_yaml import load_yaml, yaml_error
 
 from .data import DetectionInputError
 from .engine import apply_override, load_lazy_config
@@ -65,7 +65,7 @@ class Predictor:
         device: "cuda", "cpu", ...; default CUDA when available.
         categories: a COCO json (or its ``categories`` list) naming the classes; default: the config's test set
             (COCO's 80 for the recipes), else ``class 0``, ``class 1``, ... with the class index as id.
-        max_pixels: image files with more pixels are refused before decoding (``backbone.images.MAX_PIXELS``).
+        max_pixels: image files with more pixels are refused before decoding (``runlib.images.MAX_PIXELS``).
 
     Attributes: ``model``, ``class_names``, ``category_ids`` (the json's id of each class index),
     ``augmentations`` (the test resize), ``input_format`` (what the model expects; RGB for every config here).
@@ -205,7 +205,7 @@ def ground_truth_image_ids(json_file: str | Path, files: Sequence[Path]) -> list
 
 def predict_files(predictor: Predictor, inputs: Iterable[str], out_dir: str | Path,
                   ground_truth: str | Path | None = None) -> list[dict]:
-    """Predict every image of ``inputs`` (``backbone.images.expand_inputs``); write an overlay per image and
+    """Predict every image of ``inputs`` (``runlib.images.expand_inputs``); write an overlay per image and
     ``out_dir/coco_instances_results.json``; returns the results (COCO format plus ``category_name`` and
     ``file_name``). ``image_id``: the image's id in the COCO json ``ground_truth`` (matched by file name), or
     the input's number from 1 when there is no json or it lists no images. A progress bar with the time per

@@ -22,8 +22,8 @@ import torch.nn as nn
 from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.utils.file_io import PathManager
 
-from backbone import (CheckpointError, atomic_torch_save, atomic_write, is_reference, load_pretrained,
-                      read_checkpoint, read_state_dict, resolve_weights)
+from backbone import CheckpointError, is_reference, load_pretrained, read_checkpoint, read_state_dict, resolve_weights
+from runlib import atomic_torch_save, atomic_write
 
 logger = logging.getLogger(__name__)
 

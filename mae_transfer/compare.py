@@ -1,10 +1,10 @@
 """``mae-transfer compare RUN_DIR...``: finished runs side by side, next to the published numbers.
 
-Every run writes a run record (``run_record.json``, see backbone/run_record.py). This reads the records found in or
+Every run writes a run record (``run_record.json``, see runlib/run_record.py). This reads the records found in or
 under the given folders and builds one table per (task, data set): a row per setting (arch, init), ordered by
 arch then init (MAE, supervised, random, others by name); its metrics (detection: APbox, APmask and COCO's AP50,
 AP75, APs, APm, APl of each as ``APbox_50`` ... ``APmask_l``; segmentation: mIoU, mAcc, aAcc); what the run cost
-(the record's ``"cost"``, measured by the run itself, backbone/cost.py: parameters, GFLOPs of one forward, train
+(the record's ``"cost"``, measured by the run itself, runlib/cost.py: parameters, GFLOPs of one forward, train
 s/iter, peak train memory, inference s/image, device-hours); the difference to the supervised setting of the same
 arch (headline metrics); and the published number for the same arch and init (mae_transfer/published.py) with its
 source. A column no run has is left out. Runs that are unfinished, failed, unreadable or not selected are listed
@@ -44,8 +44,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from backbone import VIT_SIZES, UserError, read_run_record, run_command
-from backbone.run_record import RECORD_NAME, STATUSES, atomic_write
+from backbone import VIT_SIZES
+from runlib import UserError, read_run_record, run_command
+from runlib.run_record import RECORD_NAME, STATUSES, atomic_write
 
 from .published import PUBLISHED, Published, is_paper_dataset, paper_column, paper_dataset, published
 
@@ -64,7 +65,7 @@ HEADLINE = {"detection": ("APbox", "APmask"), "segmentation": ("mIoU",)}
 # The metrics with a Δ column, and that a run must have as a number (a NaN AP means no result; a NaN APl, no large
 # object in the data): every metric where a task is not listed.
 MAIN = {"detection": ("APbox", "APmask")}
-# What a run cost (the run record's "cost", backbone/cost.py): record key, column, factor to the column's unit.
+# What a run cost (the run record's "cost", runlib/cost.py): record key, column, factor to the column's unit.
 # Peak memory is a column of its own per kind: CUDA max allocated and a CPU process's RSS are not comparable.
 COSTS = (
     ("params", "params (M)", 1e-6),
@@ -405,7 +406,7 @@ def _aggregation_notes(rows: list[Row], with_deltas: bool) -> list[str]:
 
 
 def _cost_notes(runs: list[Run], costs: list[str]) -> list[str]:
-    """How the cost columns were measured (backbone/cost.py)."""
+    """How the cost columns were measured (runlib/cost.py)."""
     notes = []
     if "GFLOPs" in costs:
         inputs = ", ".join(sorted({run.flops_input for run in runs if run.flops_input})) or "the test input"

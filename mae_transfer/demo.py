@@ -27,8 +27,9 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Callable
 
-from backbone import UserError, prepare_run_dir, resolve_weights, run_command
-from backbone.output_dir import check_output_dir, made_by
+from backbone import resolve_weights
+from runlib import UserError, prepare_run_dir, run_command
+from runlib.output_dir import check_output_dir, made_by
 from mae_transfer.plot import plot_runs
 from mae_transfer.synthetic import SyntheticSpec
 
@@ -142,7 +143,7 @@ def _segmentation_options(config: Path, iters: int, seed: int) -> dict:
 
 
 PLAN_FILE = "plan.json"
-COMMAND = "demo"  # the output folder's marker (backbone.output_dir): --fresh empties only a folder it marked
+COMMAND = "demo"  # the output folder's marker (runlib.output_dir): --fresh empties only a folder it marked
 
 
 def claim_output(out: Path, fresh: bool) -> None:

@@ -41,8 +41,8 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Mapping
 
-from backbone import UserError, read_run_record, run_command
-from backbone.run_record import atomic_write_json
+from runlib import UserError, read_run_record, run_command
+from runlib.run_record import atomic_write_json
 
 SCHEMA = "mae-transfer/grid-v1"
 STATE_NAME = "grid_state.json"  # the grid's mark on its output folder: a folder holding another file is refused
@@ -293,7 +293,8 @@ def export_encoder(run: Run) -> None:
 
     checkpoint = last_checkpoint(run.folder)
     if run.kind == "finetune":
-        from backbone import atomic_torch_save, read_state_dict
+        from backbone import read_state_dict
+        from runlib import atomic_torch_save
         atomic_torch_save({"model": read_state_dict(checkpoint)}, run.export)
     elif cli.main(["export", str(checkpoint), "--out", run.export]):
         raise RuntimeError(f"mae-transfer export of {checkpoint} failed")

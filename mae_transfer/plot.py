@@ -15,8 +15,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from backbone import UserError, run_command
-from backbone.run_record import atomic_write
+from runlib import UserError, run_command
+from runlib.run_record import atomic_write
 
 LOSS_KEYS = ("loss", "total_loss")  # ours and mmengine's, detectron2's
 METRIC_KEYS = ("top1", "bbox/AP", "segm/AP", "mIoU", "mAcc", "aAcc")  # the headline metric of each task

@@ -48,8 +48,8 @@ import numpy as np
 import pycocotools.mask as mask_utils
 from PIL import Image
 
-from backbone import UserError, run_command
-from backbone.output_dir import MARKER, check_output_dir, made_by, write_marker
+from runlib import UserError, run_command
+from runlib.output_dir import MARKER, check_output_dir, made_by, write_marker
 from skimage import data as skdata
 
 THING_CLASSES: tuple[str, ...] = ("disc", "square", "triangle", "star", "ring", "cross")
@@ -369,7 +369,7 @@ def _write_all(root: Path, spec: SyntheticSpec, workers: int = 1) -> None:
     (root / "manifest.json").write_text(json.dumps(manifest, indent=1))
 
 
-COMMAND = "generate-data"  # the output folder's marker (backbone.output_dir): only a folder it marked is replaced
+COMMAND = "generate-data"  # the output folder's marker (runlib.output_dir): only a folder it marked is replaced
 
 
 def _read_manifest(out: Path) -> dict | None:

@@ -32,9 +32,9 @@ from pathlib import Path
 
 import torch
 
-from backbone import UserError, atomic_torch_save, atomic_write_json, prepare_run_dir, read_run_record, run_command
-from backbone.output_dir import made_by
-from backbone.run_record import atomic_write
+from runlib import UserError, atomic_torch_save, atomic_write_json, prepare_run_dir, read_run_record, run_command
+from runlib.output_dir import made_by
+from runlib.run_record import atomic_write
 from backbone.zoo import INDEX_NAME, default_zoo, read_index, sha256_of
 from mae_transfer.synthetic import SyntheticSpec, generate
 
@@ -78,7 +78,7 @@ def pretrain_data(num_pretrain: int) -> SyntheticSpec:
 
 # ---------------------------------------------------------------------------------------------- build
 def claim(out: Path, plan: ZooPlan) -> dict:
-    """``out`` as this command's folder (``backbone.output_dir``: new, empty, or one it marked) and its state: the
+    """``out`` as this command's folder (``runlib.output_dir``: new, empty, or one it marked) and its state: the
     plan it builds (another plan's folder is refused) and the wall time of each stage so far."""
     prepare_run_dir(out, command=COMMAND, resume=True)
     state_file = out / STATE

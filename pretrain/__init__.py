@@ -11,7 +11,7 @@ Python API (the command line ``mae-transfer pretrain | export | visualize | linp
 
     load_config(kind, path=None, overrides=(), **values) -> PretrainConfig | LinprobeConfig | FinetuneConfig
         kind: "pretrain" | "linprobe" | "finetune"; path: a file in configs/pretrain/ (read by mmengine's
-        Config); a bad value raises one ConfigError (a backbone.UserError) naming the key and the value.
+        Config); a bad value raises one ConfigError (a runlib.UserError) naming the key and the value.
     train_mae(config, out_dir, *, resume=None, overrides=()) -> Path            final training checkpoint
     export_encoder(checkpoint, out_path, format="mae", num_heads=None) -> Path
         format "mae": {'model': encoder}, the MAE release format; "timm": a bare state dict (timm.create_model

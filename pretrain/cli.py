@@ -1,7 +1,7 @@
 """Console entry points ``mae-transfer pretrain | export | visualize | linprobe | finetune``.
 
 Each takes its argument list and returns an exit code; bad input (config, data, checkpoint, output folder, a
-diverging loss) is one line on stderr and exit code 2 (``backbone.run_command``). Under ``torchrun`` the same
+diverging loss) is one line on stderr and exit code 2 (``runlib.run_command``). Under ``torchrun`` the same
 commands run data-parallel: ``torchrun --nproc_per_node 8 -m pretrain.train --config ... --out ...`` (or
 ``-m mae_transfer.cli pretrain``).
 """
@@ -13,8 +13,8 @@ import os
 from pathlib import Path
 from typing import Callable
 
-from backbone import UserError, refuse_inputs_in, run_command
-from backbone.run_record import RECORD_NAME
+from runlib import UserError, refuse_inputs_in, run_command
+from runlib.run_record import RECORD_NAME
 
 
 def _setup_logging() -> None:
@@ -23,7 +23,7 @@ def _setup_logging() -> None:
 
 
 def _run(command: str, body: Callable[[], None]) -> int:
-    """``backbone.run_command`` with the training logs shown (INFO on rank 0)."""
+    """``runlib.run_command`` with the training logs shown (INFO on rank 0)."""
     _setup_logging()
     return run_command(command, body)
 

@@ -18,8 +18,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from backbone import UserError, config_syntax_named
-from backbone.safe_yaml import yaml_error
+from runlib import UserError, config_syntax_named
+from runlib.safe_yaml import yaml_error
 
 from .models_mae import encoder_kwargs
 

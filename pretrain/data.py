@@ -37,8 +37,8 @@ from torch.utils.data import Dataset, DistributedSampler
 from torchvision import transforms
 from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes, make_dataset
 
-from backbone import UserError
-from backbone.output_dir import made_by, write_marker
+from runlib import UserError
+from runlib.output_dir import made_by, write_marker
 
 logger = logging.getLogger(__name__)
 
@@ -168,7 +168,7 @@ class ResumableSampler(DistributedSampler):
 
 # ---------------------------------------------------------------------------------------------- decoded once
 DECODED_FORMAT = 1          # bump when the stored layout changes: older caches are then rebuilt
-CACHE_MARK = "pretrain decoded images"   # backbone.output_dir's marker: a folder carrying it is a cache, deletable
+CACHE_MARK = "pretrain decoded images"   # runlib.output_dir's marker: a folder carrying it is a cache, deletable
 RESIZED_CROP_RATIO = (3 / 4, 4 / 3)   # torchvision RandomResizedCrop's default aspect-ratio range
 
 

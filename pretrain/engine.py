@@ -31,9 +31,10 @@ import torch.nn as nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
-from backbone import (CheckpointError, LossDiverged, UserError, atomic_torch_save, atomic_write, finished_run_kept,
-                      prepare_run_dir, read_checkpoint, remove_torn, require_device, run_lifecycle)
-from backbone.cost import RunCost, count_params
+from backbone import CheckpointError, read_checkpoint
+from runlib import (LossDiverged, UserError, atomic_torch_save, atomic_write, finished_run_kept, prepare_run_dir,
+    remove_torn, require_device, run_lifecycle)
+from runlib.cost import RunCost, count_params
 
 from .config import ConfigError, TrainConfig, config_dict
 from .data import DataError, ImageFiles, PretrainBatches, ResumableSampler
@@ -308,7 +309,7 @@ def fit(job: Job, config: TrainConfig, rt: Runtime, out_dir: str | Path,
     with finished_run_kept(out_dir, enabled=rt.is_main and bool(resume)), \
             run_lifecycle(out_dir, task=job.task, dataset=job.dataset, arch=job.arch, init=job.init,
                           enabled=rt.is_main, config=str(config_file) if config_file else None) as record:
-        cost = RunCost(devices=rt.world_size)  # parameters, peak memory and device-hours (backbone/cost.py)
+        cost = RunCost(devices=rt.world_size)  # parameters, peak memory and device-hours (runlib/cost.py)
         cost.training_started(rt.device)
         with ExitStack() as cleanup:  # the logs close also when training fails: no error glued to the progress bar
             result = _fit(job, config, rt, out_dir, ckpts, schedule, resumed, cleanup)

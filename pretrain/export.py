@@ -28,9 +28,10 @@ from typing import Callable
 
 import torch
 
-from backbone import VIT_SIZES, CheckpointError, atomic_torch_save, read_state_dict, resolve_weights
+from backbone import VIT_SIZES, CheckpointError, read_state_dict, resolve_weights
+from runlib import atomic_torch_save
 from backbone.layouts import timm_to_hf
-from backbone.run_record import atomic_write
+from runlib.run_record import atomic_write
 
 logger = logging.getLogger(__name__)
 

@@ -9,8 +9,9 @@ import torch
 from PIL import Image
 from torchvision import transforms
 
-from backbone import CheckpointError, atomic_write, read_checkpoint, read_state_dict, resolve_weights
-from backbone.images import read_rgb
+from backbone import CheckpointError, read_checkpoint, read_state_dict, resolve_weights
+from runlib import atomic_write
+from runlib.images import read_rgb
 
 from .config import ConfigError, PretrainConfig, make_config
 from .data import IMAGENET_MEAN, IMAGENET_STD, list_images

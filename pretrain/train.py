@@ -12,7 +12,7 @@ from typing import Any, Iterable, Mapping
 import torch
 from timm.optim import param_groups_weight_decay
 
-from backbone import prepare_run_dir
+from runlib import prepare_run_dir
 
 from .config import PretrainConfig, as_config
 from .data import DecodedImages, DeviceImages, ImageFiles, PretrainBatches, list_images, pretrain_transform

@@ -30,7 +30,7 @@ Python API, each run writing the run record ``work_dir/run_record.json`` (``back
 ``init_checkpoint`` replaces the config's ``model.pretrained`` (None keeps it; ``cfg_options={"model.pretrained":
 None}`` gives a random init), ``init`` labels the run ("mae", "supervised", "random"), ``data_root`` replaces the
 ADE20K-format root of every split, ``resume`` is True (newest whole checkpoint in work_dir) or a checkpoint path.
-``cfg_options`` keys must be in the config ("+key" adds one). Bad input raises a ``backbone.UserError``
+``cfg_options`` keys must be in the config ("+key" adds one). Bad input raises a ``runlib.UserError``
 (``SegmentationError``, ``SegDataError``, ``backbone.CheckpointError``), each one line.
 
 Command line: ``mae-transfer segment train|test|predict`` (cli.py).

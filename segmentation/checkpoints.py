@@ -27,8 +27,9 @@ from mmengine.logging import HistoryBuffer
 from mmengine.runner import CheckpointLoader
 from mmseg.registry import HOOKS
 
-from backbone import atomic_write, read_checkpoint, remove_torn
-from backbone.run_record import newest_whole_checkpoint
+from backbone import read_checkpoint
+from runlib import atomic_write, remove_torn
+from runlib.run_record import newest_whole_checkpoint
 
 from .config import SegmentationError
 

@@ -18,7 +18,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from backbone.images import MAX_PIXELS
+from runlib.images import MAX_PIXELS
 
 USAGE_EXAMPLES = """examples:
   mae-transfer segment train configs/segmentation/upernet_vit_b_mae_ade20k_512x512_160k.py \\
@@ -83,15 +83,15 @@ def main(argv: list[str] | None = None) -> int:
     # mmengine resolves `mmseg::` config paths through pkg_resources, which warns on every use
     warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)
     args = _parser().parse_args(sys.argv[1:] if argv is None else argv)
-    from backbone import run_command
+    from runlib import run_command
 
     return run_command(f"segment {args.command}", lambda: _run(args))
 
 
 def _run(args: argparse.Namespace) -> None:
     import segmentation
-    from backbone import config_syntax_named, require_device
-    from backbone.run_record import RECORD_NAME
+    from runlib import config_syntax_named, require_device
+    from runlib.run_record import RECORD_NAME
 
     if args.command == "predict":
         require_device(args.device, "--device")

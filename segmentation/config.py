@@ -21,7 +21,8 @@ import torch
 from mmengine.config import Config
 from mmengine.runner import Runner
 
-from backbone import UserError, arch_name, config_syntax_named
+from backbone import arch_name
+from runlib import UserError, config_syntax_named
 from pretrain.config import read_mmengine_config
 
 DATALOADERS = ("train_dataloader", "val_dataloader", "test_dataloader")

@@ -1,4 +1,4 @@
-"""The mmengine side of a run's cost (``backbone.cost``): a hook that measures training (peak memory, the
+"""The mmengine side of a run's cost (``runlib.cost``): a hook that measures training (peak memory, the
 iteration times mmengine's ``IterTimerHook`` logs) and the test loop's model time, and the FLOPs of one forward at
 the config's test crop through fvcore's counter (mmseg's ``tools/analysis_tools/get_flops.py`` counts the same
 forward with mmengine's port of it)."""
@@ -9,7 +9,7 @@ from fvcore.nn import FlopCountAnalysis
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 
-from backbone.cost import RunCost, count_flops, parameter_counts, shape_text
+from runlib.cost import RunCost, count_flops, parameter_counts, shape_text
 
 
 class CostHook(Hook):

@@ -28,8 +28,8 @@ from mmseg.datasets import ADE20KDataset, BaseSegDataset
 from mmseg.datasets.transforms import LoadAnnotations
 from mmseg.registry import DATASETS, TRANSFORMS
 
-from backbone import UserError
-from backbone.images import ImageError, image_info
+from runlib import UserError
+from runlib.images import ImageError, image_info
 
 LAYOUT = "images/{training,validation}/*.jpg and annotations/{training,validation}/*.png"
 

@@ -26,8 +26,8 @@ from mmengine.registry import init_default_scope
 from PIL import Image
 from tqdm import tqdm
 
-from backbone import atomic_write, prepare_run_dir
-from backbone.images import MAX_PIXELS, as_rgb, expand_inputs, image_info, read_rgb
+from runlib import atomic_write, prepare_run_dir
+from runlib.images import MAX_PIXELS, as_rgb, expand_inputs, image_info, read_rgb
 
 from .checkpoints import load_segmentor_weights
 from .config import SegmentationError, apply_overrides, read_mmengine_config
@@ -46,7 +46,7 @@ class Predictor:
         checkpoint: a segmentor checkpoint of that config (``iter_N.pth``).
         device: "cpu", "cuda", "cuda:1", ...; the first GPU if there is one, else the CPU, by default.
         cfg_options: overrides of config keys, as for training (e.g. the test pipeline's scale).
-        max_pixels: image files with more pixels are refused before decoding (``backbone.images.MAX_PIXELS``).
+        max_pixels: image files with more pixels are refused before decoding (``runlib.images.MAX_PIXELS``).
     """
 
     def __init__(self, config: str | Path, checkpoint: str | Path, device: str | None = None,
@@ -116,7 +116,7 @@ def predict(config: str | Path, checkpoint: str | Path, inputs: list[str | Path]
             device: str | None = None, cfg_options: dict | None = None, opacity: float = 0.5,
             with_labels: bool = True, label_offset: int = 0,
             max_pixels: int | None = MAX_PIXELS) -> list[tuple[Path, Path]]:
-    """Segment every image of ``inputs`` (files, folders, glob patterns: ``backbone.images.expand_inputs``); write
+    """Segment every image of ``inputs`` (files, folders, glob patterns: ``runlib.images.expand_inputs``); write
     ``out_dir/vis/NAME.png`` (mmseg's overlay of the prediction on the image) and ``out_dir/pred/NAME.png`` (a
     palette PNG: value ``k + label_offset`` for class k; ``label_offset=1`` is the ADE20K-format ground truth's
     convention, where 0 means "ignore"). A progress bar with the time per image goes to stderr. Returns the

@@ -5,7 +5,7 @@ strict load of a trained checkpoint, then Runner.test(). Before either starts, t
 output folder, the checkpoints and every image and label map are checked; a problem there is one
 ``UserError`` and leaves the folder's run record as it was. Then ``backbone.run_lifecycle`` writes
 ``work_dir/run_record.json``: "running", then "finished" with mIoU / mAcc / aAcc (percent, from mmseg's
-IoUMetric) and the run's cost (``backbone.cost``: parameters, FLOPs, time per iteration and per image, peak
+IoUMetric) and the run's cost (``runlib.cost``: parameters, FLOPs, time per iteration and per image, peak
 memory, device-hours), or "failed" with the error (``LossDiverged`` when the loss becomes inf or NaN). Only rank 0
 writes it. A resumed run keeps the init label of the run it continues.
 """
@@ -24,10 +24,10 @@ from mmengine.registry import init_default_scope
 from mmengine.runner import Runner
 from mmseg.registry import DATASETS, HOOKS
 
-from backbone import (LossDiverged, finished_run_kept, prepare_run_dir, read_run_record, read_state_dict,
-                      resolve_weights, run_lifecycle)
-from backbone.cost import RunCost
-from backbone.run_record import RECORD_NAME, is_whole, recorded_init
+from backbone import read_state_dict, resolve_weights
+from runlib import LossDiverged, finished_run_kept, prepare_run_dir, read_run_record, run_lifecycle
+from runlib.cost import RunCost
+from runlib.run_record import RECORD_NAME, is_whole, recorded_init
 
 from .checkpoints import load_segmentor_weights, resume_checkpoint, use_safe_checkpoint_hook
 from .config import DATALOADERS, SegmentationError, load_config, pretrained_path

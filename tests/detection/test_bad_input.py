@@ -9,8 +9,9 @@ import pytest
 import torch
 
 import detection
-from backbone import CheckpointError, read_run_record
-from backbone.output_dir import MARKER
+from backbone import CheckpointError
+from runlib import read_run_record
+from runlib.output_dir import MARKER
 from detection import DetectionInputError
 from detection.cli import main as detect
 
@@ -51,7 +52,7 @@ def test_annotations_without_masks(coco, tiny, tmp_path):
     with pytest.raises(DetectionInputError, match=r"1 annotations in .*instances_edited.json have no \(valid\) "
                                                   r"'segmentation'.*Mask R-CNN needs a mask"):
         detection.train(DEMO, tmp_path / "run", list(tiny), **edited_copy(coco, tmp_path, drop_a_mask))
-    # the folder is made and marked as the run's (backbone.output_dir), nothing else is written in it
+    # the folder is made and marked as the run's (runlib.output_dir), nothing else is written in it
     assert [p.name for p in (tmp_path / "run").iterdir()] == [MARKER]
 
 

@@ -11,9 +11,9 @@ from detectron2.data import DatasetMapper
 from PIL import Image
 
 import detection
-from backbone import read_run_record
-from backbone.images import read_rgb
-from backbone.output_dir import MARKER
+from runlib import read_run_record
+from runlib.images import read_rgb
+from runlib.output_dir import MARKER
 from detection.cli import main as detect
 from detection.data import CheckedMapper, DetectionInputError, check_image_file
 from tests.backbone.test_images import READER_KINDS, reader_sample
@@ -100,7 +100,7 @@ def test_a_training_set_without_usable_annotations_names_the_set(coco, tiny, tmp
     with pytest.raises(DetectionInputError, match=r"dataset 'instances_crowd': none of the 8 images in "
                                                   r".*instances_crowd.json has a usable \(non-crowd\) annotation"):
         detection.train(DEMO, tmp_path / "run", list(tiny), **dict(coco, train_json=train_json))
-    # the folder is made and marked as the run's (backbone.output_dir), nothing else is written in it
+    # the folder is made and marked as the run's (runlib.output_dir), nothing else is written in it
     assert [p.name for p in (tmp_path / "run").iterdir()] == [MARKER]
 
 
@@ -117,7 +117,7 @@ def test_evaluating_on_a_json_without_annotations_is_an_error_not_empty_metrics(
 
 @pytest.mark.parametrize("kind", READER_KINDS)
 def test_the_shared_reader_gives_detectron2s_pixels(tmp_path, kind):
-    """Predictions read images with backbone.images.read_rgb; training reads them with detectron2's read_image."""
+    """Predictions read images with runlib.images.read_rgb; training reads them with detectron2's read_image."""
     from detectron2.data.detection_utils import read_image
 
     path = reader_sample(tmp_path, kind)

@@ -13,8 +13,8 @@ from detectron2.modeling import build_model
 from PIL import Image
 
 import detection
-from backbone import UserError
-from backbone.images import ImageError
+from runlib import UserError
+from runlib.images import ImageError
 from detection.cli import main as detect
 from detection.data import DetectionInputError
 from detection.predict import predict_files

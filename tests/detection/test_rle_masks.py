@@ -11,7 +11,7 @@ import pytest
 from pycocotools import mask as mask_util
 
 import detection
-from backbone import read_run_record
+from runlib import read_run_record
 from detection.data import has_rle_masks, register_coco_json
 
 from tests.detection.conftest import DEMO

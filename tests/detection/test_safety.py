@@ -11,7 +11,7 @@ import pytest
 from detectron2.config import LazyConfig
 
 import detection
-from backbone import UserError, prepare_run_dir, write_run_record
+from runlib import UserError, prepare_run_dir, write_run_record
 from detection import DetectionInputError
 from detection.cli import main as detect
 from detection.engine import apply_override

@@ -11,7 +11,7 @@ from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
 import detection
-from backbone import read_run_record
+from runlib import read_run_record
 from detection.cli import main as detect
 from detection.engine import RunOptions, coco_metrics, do_test, load_config
 

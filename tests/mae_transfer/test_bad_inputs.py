@@ -17,7 +17,7 @@ import pytest
 import torch
 from PIL import Image
 
-from backbone.run_record import RECORD_NAME
+from runlib.run_record import RECORD_NAME
 from mae_transfer.cli import main as cli
 from tests.conftest import CONFIGS
 from tests.detection.conftest import TINY as DETECT_TINY

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from backbone import write_run_record
+from runlib import write_run_record
 from mae_transfer import cli
 from mae_transfer.compare import compare_runs, main, render_markdown
 from mae_transfer.published import PUBLISHED, paper_column

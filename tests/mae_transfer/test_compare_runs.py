@@ -8,7 +8,7 @@ import pytest
 
 import detection
 import segmentation
-from backbone import read_run_record
+from runlib import read_run_record
 from mae_transfer.compare import main
 
 from tests.detection.conftest import DEMO as DETECTION_DEMO, TINY as DETECTION_TINY

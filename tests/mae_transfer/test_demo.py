@@ -6,8 +6,8 @@ from dataclasses import replace
 import pytest
 import torch
 
-from backbone import UserError
-from backbone.output_dir import MARKER
+from runlib import UserError
+from runlib.output_dir import MARKER
 from mae_transfer import cli, demo
 from tests.conftest import CONFIGS
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from backbone import read_run_record
+from runlib import read_run_record
 from mae_transfer import grid
 from tests.conftest import CONFIGS, REPO_ROOT
 

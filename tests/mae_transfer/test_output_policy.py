@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from backbone import write_run_record
-from backbone.output_dir import MARKER, finished_run_kept, made_by, prepare_run_dir, write_marker
+from runlib import write_run_record
+from runlib.output_dir import MARKER, finished_run_kept, made_by, prepare_run_dir, write_marker
 from mae_transfer.cli import main as mae_transfer
 from tests.conftest import CONFIGS
 

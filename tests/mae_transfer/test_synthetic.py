@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from backbone.output_dir import write_marker
+from runlib.output_dir import write_marker
 from mae_transfer import synthetic
 from mae_transfer.synthetic import (SEMANTIC_CLASSES, SEMANTIC_PALETTE, STUFF_CLASSES, THING_CLASSES,
                                     SyntheticSpec, generate)

@@ -9,7 +9,7 @@ from backbone import CheckpointError, ViT, load_pretrained, resolve_weights
 from backbone.zoo import read_index, sha256_of
 from mae_transfer.synthetic import SyntheticSpec
 from mae_transfer.zoo import ZooPlan, build, publish
-from backbone.errors import UserError
+from runlib.errors import UserError
 from mae_transfer.demo import from_zoo, run_demo
 from mae_transfer.grid import load_grid
 from tests.conftest import CONFIGS

@@ -4,7 +4,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from backbone import ViT, load_pretrained, lr_scale, read_run_record
+from backbone import ViT, load_pretrained, lr_scale
+from runlib import read_run_record
 from pretrain import ConfigError, export_encoder, finetune, linear_probe, load_config, train_mae
 from tests.conftest import CONFIGS
 

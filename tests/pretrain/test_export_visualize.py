@@ -4,7 +4,8 @@ import pytest
 import torch
 from PIL import Image
 
-from backbone import CheckpointError, ViT, atomic_torch_save, load_pretrained
+from backbone import CheckpointError, ViT, load_pretrained
+from runlib import atomic_torch_save
 from pretrain import export_encoder, visualize
 from pretrain.cli import export as export_cli, visualize as visualize_cli
 from pretrain.models_mae import MaskedAutoencoderViT

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from backbone import UserError, read_run_record
+from runlib import UserError, read_run_record
 from pretrain import ConfigError, load_config, train_mae
 from pretrain.engine import cosine_lr
 from tests.conftest import CONFIGS, REPO_ROOT
@@ -74,7 +74,7 @@ def test_short_cpu_run_lowers_the_loss_and_writes_its_records(image_folder, tmp_
     record = read_run_record(out)
     assert (record["task"], record["status"], record["arch"]) == ("pretrain", "finished", "mae_vit_tiny_patch16")
     assert record["metrics"]["loss"] == pytest.approx(sum(curve[-6:]) / 6)  # the last epoch's mean
-    cost = record["cost"]                                                   # what the run cost (backbone/cost.py)
+    cost = record["cost"]                                                   # what the run cost (runlib/cost.py)
     assert cost["params"] > 0 and cost["train_mem_kind"] == "cpu_rss_peak" and cost["train_mem_gb"] > 0
     assert cost["devices"] == 1 and cost["device_hours"] > 0
     assert any(p.name.startswith("events.out.tfevents") for p in (out / "tb").iterdir())

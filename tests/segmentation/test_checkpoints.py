@@ -10,7 +10,8 @@ from mmengine.logging import HistoryBuffer, MessageHub
 from mmengine.runner import CheckpointLoader
 
 import segmentation
-from backbone import USER_ERROR_EXIT, CheckpointError, read_checkpoint, read_run_record
+from backbone import CheckpointError, read_checkpoint
+from runlib import USER_ERROR_EXIT, read_run_record
 from segmentation.checkpoints import from_plain, resume_checkpoint, to_plain
 from segmentation.cli import main as segment
 

@@ -9,8 +9,9 @@ import pytest
 import torch
 from PIL import Image
 
-from backbone import USER_ERROR_EXIT, read_checkpoint
-from backbone.images import read_rgb
+from backbone import read_checkpoint
+from runlib import USER_ERROR_EXIT
+from runlib.images import read_rgb
 from mae_transfer.synthetic import SEMANTIC_CLASSES
 from segmentation import Predictor
 from segmentation.cli import main as segment
@@ -158,7 +159,7 @@ def test_predictor_names_a_missing_file(bad, trained_run, demo_config, tmp_path)
 
 @pytest.mark.parametrize("kind", READER_KINDS)
 def test_the_shared_reader_gives_mmcvs_pixels(tmp_path, kind):
-    """Predictions read images with backbone.images.read_rgb; training reads them with mmcv (LoadImageFromFile)."""
+    """Predictions read images with runlib.images.read_rgb; training reads them with mmcv (LoadImageFromFile)."""
     import mmcv
 
     path = reader_sample(tmp_path, kind)

@@ -5,7 +5,8 @@ import pytest
 from PIL import Image
 
 import segmentation
-from backbone import USER_ERROR_EXIT, read_checkpoint, read_run_record, write_run_record
+from backbone import read_checkpoint
+from runlib import USER_ERROR_EXIT, read_run_record, write_run_record
 from segmentation import SegmentationError
 from segmentation.cli import main as segment
 from segmentation.config import load_config

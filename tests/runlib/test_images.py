@@ -1,4 +1,4 @@
-"""backbone.images: one header check, one RGB reader and one input expansion for every task."""
+"""runlib.images: one header check, one RGB reader and one input expansion for every task."""
 import struct
 import zlib
 from pathlib import Path
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from backbone.images import ImageError, as_rgb, expand_inputs, image_info, read_rgb
+from runlib.images import ImageError, as_rgb, expand_inputs, image_info, read_rgb
 
 
 def exif_rotated_jpeg(path: Path, stored_w: int = 48, stored_h: int = 24, orientation: int = 6) -> Path:

@@ -1,4 +1,4 @@
-"""backbone.cost: fused attention counted by fvcore, warm-up left out of the timings, peak memory labelled."""
+"""runlib.cost: fused attention counted by fvcore, warm-up left out of the timings, peak memory labelled."""
 import math
 
 import pytest
@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from fvcore.nn import FlopCountAnalysis
 
-from backbone.cost import (INFERENCE_WARMUP, InferenceTimer, PeakMemory, RunCost, count_flops, parameter_counts,
+from runlib.cost import (INFERENCE_WARMUP, InferenceTimer, PeakMemory, RunCost, count_flops, parameter_counts,
                            seconds_per_iter)
 
 

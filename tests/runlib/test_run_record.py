@@ -6,8 +6,8 @@ import stat
 import pytest
 import torch
 
-from backbone import (USER_ERROR_EXIT, UserError, atomic_torch_save, atomic_write, atomic_write_json,
-                      prepare_run_dir, read_run_record, remove_torn, run_command, run_lifecycle, write_run_record)
+from runlib import (USER_ERROR_EXIT, UserError, atomic_torch_save, atomic_write, atomic_write_json, prepare_run_dir,
+    read_run_record, remove_torn, run_command, run_lifecycle, write_run_record)
 
 
 def test_write_then_read_round_trip(tmp_path):
@@ -166,7 +166,7 @@ def test_run_command_reports_file_system_errors_with_the_path(tmp_path, capsys, 
 
 
 def test_record_names_its_executor_and_slurm_job(tmp_path, monkeypatch):
-    from backbone.run_record import executor_fields
+    from runlib.run_record import executor_fields
     for name in ("SLURM_JOB_ID", "SLURM_ARRAY_JOB_ID", "SLURM_ARRAY_TASK_ID", "SUBMITIT_LOCAL_JOB_ID"):
         monkeypatch.delenv(name, raising=False)
     write_run_record(tmp_path, task="detection", status="finished", dataset="d", arch="a", init="mae")

@@ -10,7 +10,7 @@ A run record (``run_record.json`` in a run's output folder) says what ran and ho
 
 Metric names: detection ``APbox``, ``APmask`` (COCO AP in percent) and their AP50, AP75, APs, APm, APl as
 ``APbox_50`` ... ``APmask_l``; segmentation ``mIoU``, ``mAcc``, ``aAcc`` (percent); classification ``top1``;
-pretraining ``loss``. What the run cost is under ``"cost"`` (backbone/cost.py). Records are strict JSON: a NaN or
+pretraining ``loss``. What the run cost is under ``"cost"`` (runlib/cost.py). Records are strict JSON: a NaN or
 inf is written as null. A resumed run keeps the ``init`` of the run it continues (``recorded_init``).
 """
 from __future__ import annotations

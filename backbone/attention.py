@@ -42,19 +42,11 @@ def attention_impl(device: torch.device, dropout_p: float = 0.0, tokens: int = 0
     windows (up to ``SMALL_ATTENTION`` tokens) and ``"chunked"`` above; ``"sdpa"`` elsewhere (and wherever
     attention dropout is on, which ``"chunked"`` does not do).
 
-    CPU (benchmarks/backbone_speed.md, ViT-B, forward + backward, one thread): in global blocks ``"chunked"``
-    is the fastest of the four (1.0-1.15x detectron2's block at 32 x 32 tokens, 1.23-1.30x at 64 x 64), where
-    ``"sdpa"`` multiplies through head dim C + H + W (192 at 1024 px) and detectron2 writes N x N logits; in
-    14 x 14 windows ``"explicit"`` (keeping 196 x 196 probabilities costs less than recomputing them, as
-    ``"chunked"`` does). Whole backbone with this choice (and ``qkv`` / ``proj`` off the window padding,
-    ``backbone.vit._Block``): 1.26-1.42x detectron2's speed at 1024 px (two runs of two rounds) with 50 % less
-    memory, 1.08-1.10x at 512 px (three runs, 22 rounds) with 20 % less.
-    CUDA (benchmarks/gpu.md, H200, ViT-B + pyramid, fp16, batch 1):
-    at 512 px all three within run-to-run noise of detectron2 (0.95-1.03x over two machines) with ``"sdpa"``
-    using the least memory (854 MiB against 1,240 for ``"explicit"``, 1,334 for detectron2); at 1024 px
-    ``"sdpa"`` 1.11-1.25x detectron2 with 69 % less memory, where ``"explicit"`` is 0.93-0.98x. A per-size
-    choice (``"explicit"`` up to 32 x 32 tokens) was measured too and gained nothing beyond that noise.
-    ``"chunked"`` has not been measured on a GPU (``gpu.py``'s ``attention`` section times it).
+    Why: on CPU, in global blocks ``"sdpa"`` multiplies through head dim C + H + W and detectron2 writes N x N
+    logits, while ``"chunked"`` does neither; in 14 x 14 windows keeping the 196 x 196 probabilities costs less
+    than recomputing them. On CUDA the fused kernels make ``"sdpa"`` the fastest and the leanest at 1024 px, and
+    no slower at 512 px. The timings and memory are in benchmarks/backbone_speed.md (CPU) and benchmarks/gpu.md
+    (H200).
     """
     if device.type != "cpu":
         return "sdpa"

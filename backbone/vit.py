@@ -55,9 +55,9 @@ def partition_windows(x: torch.Tensor, window_size: int, fill: torch.Tensor | No
     """(B, H, W, C) -> windows (B * windows, ws, ws, C) and the padded grid (Hp, Wp): timm's ``window_partition``
     with the padding tokens set to ``fill`` (C,) instead of zero (zero if None).
 
-    One gather from the tokens and a ``fill`` row (backward: one scatter-add). Padding by concatenation and then
-    permuting took 2.3x as long, forward + backward (268 against 117 ms for the 64 x 64 x 2304 ``qkv`` map at
-    1024 px, one CPU thread), and filling slices of a new tensor copies the whole gradient once per slice."""
+    One gather from the tokens and a ``fill`` row (backward: one scatter-add): padding by concatenation and then
+    permuting takes about twice as long (benchmarks/backbone_speed.md), and filling slices of a new tensor copies
+    the whole gradient once per slice."""
     B, H, W, C = x.shape
     fill = x.new_zeros(C) if fill is None else fill.to(x.dtype)
     index = window_gather_index(B, H, W, window_size, x.device)

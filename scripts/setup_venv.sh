@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Build .venv from nothing, idempotently: a second run with nothing changed says so and does nothing.
-# Uses only the package registries and the torch wheels that lie on this machine's disk.
+# Uses only the package registries and the torch wheels on the local disk.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

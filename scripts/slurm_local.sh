@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# A one-node SLURM cluster on this machine, for the tests of `mae-transfer grid --executor slurm` (CI calls it
-# before `make test`). Debian's slurm-wlm and munge packages; one node with this machine's CPUs and memory as
+# A one-node SLURM cluster on the local host, for the tests of `mae-transfer grid --executor slurm` (CI calls it
+# before `make test`). Debian's slurm-wlm and munge packages; one node with the host's CPUs and memory as
 # `slurmd -C` reports them, one partition, cons_tres selection by CPU (so that several 1-CPU jobs run side by
 # side), no accounting. Needs root. A second call on a running cluster does nothing.
 set -euo pipefail
@@ -35,7 +35,7 @@ chown munge:munge /run/munge /var/log/munge /var/lib/munge
 pgrep -x munged >/dev/null || runuser -u munge -- /usr/sbin/munged
 
 if [[ -f $CONF ]] && ! grep -qF "$MARK" "$CONF"; then
-    echo "slurm_local.sh: $CONF exists and was not written by this script; leaving this machine's SLURM alone" >&2
+    echo "slurm_local.sh: $CONF exists and was not written by this script; leaving the host's SLURM alone" >&2
     exit 1
 fi
 host=$(hostname -s)

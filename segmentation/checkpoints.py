@@ -10,7 +10,7 @@ methods), and a kill during a write leaves a torn ``iter_N.pth`` that ``last_che
   nothing but tensors and plain Python data;
 - ``SafeCheckpointHook`` (the config's ``default_hooks.checkpoint``, swapped in by ``load_config``) saves the
   message hub as plain data (its ``HistoryBuffer``s as lists, restored on loading) and writes each file through
-  ``backbone.atomic_write`` (a hidden temporary file renamed into place), so an ``iter_N.pth`` is whole or absent;
+  ``runlib.atomic_write`` (a hidden temporary file renamed into place), so an ``iter_N.pth`` is whole or absent;
 - ``resume_checkpoint`` picks the newest whole checkpoint of a run folder, skipping (and naming) torn files and a
   stale or empty ``last_checkpoint``, which names its file relative to the run folder.
 """

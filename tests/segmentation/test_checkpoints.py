@@ -119,7 +119,7 @@ def test_a_copied_run_folder_resumes_from_its_own_checkpoint(copy_run, trained_r
 KILLED_WRITE = """
 import ast, os, signal, sys
 import segmentation
-from backbone import atomic_write
+from runlib import atomic_write
 from segmentation import checkpoints
 
 def put(self, data, filepath):  # the real atomic write, killed (SIGKILL) halfway through iter_4.pth

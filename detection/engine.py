@@ -40,10 +40,11 @@ from omegaconf import OmegaConf
 from backbone import arch_name
 from runlib import (LossDiverged, UserError, atomic_write, config_syntax_named, finished_run_kept, prepare_run_dir,
     read_run_record, remove_torn, run_lifecycle)
-from runlib.cost import FirstBatch, RunCost
-from runlib.run_record import RECORD_NAME, newest_whole_checkpoint, recorded_init
 from runlib import overrides as override_syntax
+from runlib.cost import FirstBatch, RunCost
 from runlib.overrides import MISSING, Override
+from runlib.run_record import RECORD_NAME, newest_whole_checkpoint, no_weights, recorded_init
+from runlib.run_record import init_label as derived_init_label
 from runlib.safe_yaml import is_yaml, load_yaml
 
 from .cost import iteration_times, model_cost, timing_callbacks
@@ -84,8 +85,8 @@ def load_config(options: RunOptions):
         apply_override(cfg, override, options.config_file)
     if options.output_dir:
         cfg.train.output_dir = str(options.output_dir)
-    if options.weights is not None:
-        cfg.train.init_checkpoint = str(options.weights)
+    if options.weights is not None:  # "random" / "none": no initial weights, as the random-init configs
+        cfg.train.init_checkpoint = "" if no_weights(options.weights) else str(options.weights)
     if OmegaConf.is_missing(cfg.train, "init_checkpoint"):
         raise DetectionInputError(f"{options.config_file} has no default initial weights: give them with "
                                   "train.init_checkpoint=/path/to/file (see the config's comment)")
@@ -170,10 +171,10 @@ def _names(names) -> list[str]:
 
 
 def init_label(cfg, options: RunOptions) -> str:
-    """The run record's ``init``: given, else (resuming) the resumed run's, else the config's ``train.init``, else
-    the checkpoint path or "random"."""
+    """The run record's ``init``: given, else (resuming) the resumed run's, else derived from the weights and
+    the config's ``train.init`` (``runlib.run_record.INIT_LABEL_RULE``)."""
     resumed = recorded_init(cfg.train.output_dir) if options.resume else None
-    return options.init or resumed or cfg.train.get("init") or cfg.train.init_checkpoint or "random"
+    return options.init or resumed or derived_init_label(cfg.train.init_checkpoint, cfg.train.get("init"))
 
 
 def resume_point(output_dir: str | Path) -> tuple[Path | None, list[str]]:

@@ -24,6 +24,7 @@ from backbone import arch_name
 from runlib import UserError, config_syntax_named
 from runlib import overrides as override_syntax
 from runlib.overrides import leaf_keys, lookup_in, suggestion
+from runlib.run_record import init_label, no_weights
 from pretrain.config import read_mmengine_config
 
 DATALOADERS = ("train_dataloader", "val_dataloader", "test_dataloader")
@@ -49,7 +50,6 @@ def load_config(config: str | Path, work_dir: str | Path,
                                 "process); on CPU run a single process without --launcher")
     with config_syntax_named(config, SegmentationError):
         cfg = read_mmengine_config(config)
-    declared = pretrained_path(cfg)
     declared_iters = (cfg.get("train_cfg") or {}).get("max_iters")
     rescale_schedule(cfg, declared_iters, apply_overrides(cfg, cfg_options or (), config))
     if data_root is not None:
@@ -59,15 +59,15 @@ def load_config(config: str | Path, work_dir: str | Path,
         for name in DATALOADERS:
             if cfg.get(name):
                 base_dataset(cfg[name].dataset).data_root = str(data_root)
-    if init_checkpoint is not None:
+    if init_checkpoint is not None:  # "random" / "none": no initial weights
         cfg.model.backbone.pop("pretrained", None)
-        cfg.model.pretrained = str(init_checkpoint)
+        cfg.model.pretrained = None if no_weights(init_checkpoint) else str(init_checkpoint)
     declared_init = cfg.get("run_record", {}).get("init")
     cfg.run_record = dict(
         dataset=cfg.get("run_record", {}).get("dataset")
         or Path(base_dataset(cfg.test_dataloader.dataset).get("data_root", "unknown")).name,
         arch=arch_name(cfg.model.backbone.get("embed_dim", 768), cfg.model.backbone.get("depth", 12)),
-        init=init or init_label(pretrained_path(cfg), declared, declared_init),
+        init=init or init_label(pretrained_path(cfg), declared_init),
         config=str(config), seed=cfg.get("randomness", {}).get("seed", -1))
     cfg.work_dir = str(work_dir)
     cfg.launcher = launcher
@@ -142,13 +142,3 @@ def base_dataset(dataset_cfg):
     while "data_root" not in dataset_cfg and "dataset" in dataset_cfg:
         dataset_cfg = dataset_cfg.dataset
     return dataset_cfg
-
-
-def init_label(pretrained: str | None, declared: str | None, declared_init: str | None) -> str:
-    """What the backbone starts from: "random" without a checkpoint; the config's ``run_record.init``
-    ("mae", "supervised") if the checkpoint is the one the config file names; else the checkpoint path."""
-    if not pretrained:
-        return "random"
-    if pretrained == declared and declared_init:
-        return declared_init
-    return str(pretrained)

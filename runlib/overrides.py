@@ -167,7 +167,8 @@ def suggestion(key: str, known: Iterable[str]) -> str:
     """" (did you mean a.b.c?)": known keys that end in the key's last part, else the closest spelling."""
     known = list(known)
     last = key.rsplit(".", 1)[-1]
-    close = [k for k in known if k == last or k.endswith(f".{last}")] or difflib.get_close_matches(key, known, n=1, cutoff=0.8)
+    close = [k for k in known if k == last or k.endswith(f".{last}")] \
+        or difflib.get_close_matches(key, known, n=1, cutoff=0.8)
     return f" (did you mean {', '.join(close[:3])}?)" if close else ""
 
 

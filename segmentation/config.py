@@ -38,9 +38,11 @@ def load_config(config: str | Path, work_dir: str | Path,
                 cfg_options: Mapping[str, Any] | Iterable[str] | None = None, *, data_root: str | Path | None = None,
                 init_checkpoint: str | Path | None = None, init: str | None = None,
                 launcher: str = "none") -> Config:
-    """The config file with ``cfg_options`` (``key=value`` strings or ``{key: value}``) merged, the data root and initial checkpoint set, ready for Runner.
+    """The config file with ``cfg_options`` (``key=value`` strings or ``{key: value}``) merged, the data root and
+    initial checkpoint set (``random`` / ``none``: no initial weights), ready for Runner.
 
-    ``cfg.run_record`` ends up holding the run record's dataset, arch, init and config (see ``init_label``).
+    ``cfg.run_record`` ends up holding the run record's dataset, arch, init and config (init: ``init``, else
+    ``runlib.run_record.init_label`` of the weights and the config's ``run_record.init``).
     """
     config = Path(config)
     if not config.is_file():

@@ -15,15 +15,17 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import textwrap
 from typing import Iterable
 
 from .overrides import is_override
 from .run_record import INIT_LABEL_RULE, NO_WEIGHTS
 
-ALIASES = ("aliases (the frameworks' spellings): --config-file or a first positional CONFIG for --config; "
-           "--output-dir, --work-dir for --out; --init-checkpoint, --checkpoint for --init; --checkpoint or a "
-           "second positional CHECKPOINT for --weights; --cfg-options K=V ... for trailing KEY=VALUE; --init WORD "
-           "(a bare word naming no file, e.g. --init mae) for --init-label WORD")
+ALIASES = textwrap.fill(
+    "aliases (the frameworks' spellings): --config-file or a first positional CONFIG for --config; --output-dir, "
+    "--work-dir for --out; --init-checkpoint, --checkpoint for --init; --checkpoint or a second positional "
+    "CHECKPOINT for --weights; --cfg-options K=V ... for trailing KEY=VALUE; --init WORD (a bare word naming no "
+    "file, e.g. --init mae) for --init-label WORD", width=110)
 WEIGHTS_REFERENCES = "a file, timm:NAME, hf:ORG/REPO, zoo:NAME, a URL, detectron2://PATH"
 _BARE_WORD = re.compile(r"[A-Za-z][\w-]*")
 
@@ -63,7 +65,8 @@ def add_weights(parser: argparse.ArgumentParser, help_: str) -> None:
 def add_overrides(parser: argparse.ArgumentParser, example: str, can_add: bool = True) -> None:
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
                         help=f"config overrides, e.g. {example}; the key must be in the config"
-                             + (" (+KEY=VALUE adds one)" if can_add else ""))
+                             + (" (+KEY=VALUE adds one)" if can_add else "")
+                             + "; values read as 1, 1e-4, true, None, [a,b], (a,b), else text")
     parser.add_argument("--cfg-options", dest="cfg_options", nargs="+", action="extend", default=[],
                         metavar="KEY=VALUE", help="alias of trailing KEY=VALUE overrides (mmseg's spelling)")
 

@@ -88,7 +88,7 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
         sub.add_argument("--launcher", choices=["none", "pytorch", "slurm", "mpi"], default="none",
                          help="'pytorch' under torchrun")
     for sub in (train, test, predict):
-        grammar.add_overrides(sub, "train_cfg.max_iters=1000 (mmengine's value syntax)")
+        grammar.add_overrides(sub, "train_cfg.max_iters=1000")
     verbs = {"train": train, "eval": test, "test": test, "predict": predict}
     return parser, verbs
 

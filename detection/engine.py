@@ -35,13 +35,16 @@ from detectron2.utils import comm
 from detectron2.utils.env import seed_all_rng
 from detectron2.utils.logger import setup_logger
 from detectron2.utils.registry import locate
-from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf import OmegaConf
 
 from backbone import arch_name
 from runlib import (LossDiverged, UserError, atomic_write, config_syntax_named, finished_run_kept, prepare_run_dir,
     read_run_record, remove_torn, run_lifecycle)
+from runlib import overrides as override_syntax
 from runlib.cost import FirstBatch, RunCost
-from runlib.run_record import RECORD_NAME, newest_whole_checkpoint, recorded_init
+from runlib.overrides import MISSING, Override
+from runlib.run_record import RECORD_NAME, newest_whole_checkpoint, no_weights, recorded_init
+from runlib.run_record import init_label as derived_init_label
 from runlib.safe_yaml import is_yaml, load_yaml
 
 from .cost import iteration_times, model_cost, timing_callbacks
@@ -70,8 +73,6 @@ class RunOptions:
     dataset_name: str | None = None      # custom sets register as NAME_train / NAME_val (default: the json stems)
 
 
-_ABSENT = object()
-
 
 def load_config(options: RunOptions):
     """The config with overrides, options and custom datasets applied, checked for what would fail later: every
@@ -84,8 +85,8 @@ def load_config(options: RunOptions):
         apply_override(cfg, override, options.config_file)
     if options.output_dir:
         cfg.train.output_dir = str(options.output_dir)
-    if options.weights is not None:
-        cfg.train.init_checkpoint = str(options.weights)
+    if options.weights is not None:  # "random" / "none": no initial weights, as the random-init configs
+        cfg.train.init_checkpoint = "" if no_weights(options.weights) else str(options.weights)
     if OmegaConf.is_missing(cfg.train, "init_checkpoint"):
         raise DetectionInputError(f"{options.config_file} has no default initial weights: give them with "
                                   "train.init_checkpoint=/path/to/file (see the config's comment)")
@@ -115,43 +116,32 @@ def load_lazy_config(config_file: str):
 
 
 def apply_override(cfg, override: str, config_file: str) -> None:
-    """Apply one ``key=value`` override (detectron2's ``LazyConfig.apply_overrides``), refusing a key the config
-    does not have (it would be added silently; ``+key=value`` adds one on purpose) and a value of another type
-    than the config's (``train.max_iter=abc`` would otherwise fail only once training has started)."""
-    key, has_value, _ = override.partition("=")
-    adding = key.startswith("+")
-    old = _ABSENT if adding else OmegaConf.select(cfg, key, default=_ABSENT, throw_on_missing=False,
-                                                  throw_on_resolution_failure=False)
-    if not has_value or (not adding and old is _ABSENT):
-        raise DetectionInputError(f"override {override!r}: {config_file} has no key {key!r} (overrides are "
-                                  "key=value with keys of the config, e.g. train.max_iter=1000; +key=value adds a key)")
+    """Apply one ``key=value`` override, read and checked as every task's (``runlib.overrides``: a key the
+    config does not have is refused, ``+key=value`` adds one, a value of another kind than the config's is
+    refused: ``train.max_iter=abc`` would otherwise fail only once training has started)."""
+    def lookup(key: str):
+        return OmegaConf.select(cfg, key, default=MISSING, throw_on_missing=False, throw_on_resolution_failure=False)
+
+    for checked in override_syntax.parse_overrides([override], config_file, lookup, error=DetectionInputError):
+        _set(cfg, checked)
+
+
+def _set(cfg, override: Override) -> None:
+    """``OmegaConf.update`` at a dotted key, through configs only (as detectron2's ``LazyConfig.apply_overrides``:
+    ``model.backbone.x`` where ``model.backbone`` is a class is refused, not written into the class)."""
+    parts = override.key.split(".")
+    for end in range(1, len(parts)):
+        prefix = ".".join(parts[:end])
+        node = OmegaConf.select(cfg, prefix, default=None)
+        if node is None:
+            break
+        if not OmegaConf.is_config(node):
+            raise DetectionInputError(f"override {override.text}: {prefix} is a {type(node).__name__}, not a "
+                                      "config with keys")
     try:
-        LazyConfig.apply_overrides(cfg, [override])
-    except Exception as exc:  # hydra's parser and omegaconf raise many types for one cause: a malformed override
-        raise DetectionInputError(f"override {override!r}: {type(exc).__name__}: {exc}".splitlines()[0]) from None
-    if adding:
-        return
-    new = OmegaConf.select(cfg, key, throw_on_missing=False, throw_on_resolution_failure=False)
-    expected, given = _kind(old), _kind(new)
-    # an int where a float stands is a number all the same; a list where a str stands: detectron2's dataset
-    # ``names`` are one name or a list of them
-    if expected and given and given != expected and (expected, given) not in (("float", "int"), ("str", "list")):
-        shown = f" (now {old!r})" if expected not in ("list", "dict") else ""
-        raise DetectionInputError(f"override {override!r}: {key} is {_ARTICLE[expected]} {expected} in "
-                                  f"{config_file}{shown}, not {_ARTICLE[given]} {given}")
-
-
-_ARTICLE = {"bool": "a", "int": "an", "float": "a", "str": "a", "list": "a", "dict": "a"}
-
-
-def _kind(value) -> str | None:
-    """The override-relevant type of a config value; None for values any override may replace (None,
-    classes and functions of ``_target_``)."""
-    for kind, types in (("bool", bool), ("int", int), ("float", float), ("str", str),
-                        ("list", (list, tuple, ListConfig)), ("dict", (dict, DictConfig))):
-        if isinstance(value, types):
-            return kind
-    return None
+        OmegaConf.update(cfg, override.key, override.value, merge=True)
+    except Exception as exc:  # omegaconf raises many types for one cause: a value its node cannot hold
+        raise DetectionInputError(f"override {override.text}: {type(exc).__name__}: {exc}".splitlines()[0]) from None
 
 
 def _use_custom_data(cfg, options: RunOptions) -> None:
@@ -181,10 +171,10 @@ def _names(names) -> list[str]:
 
 
 def init_label(cfg, options: RunOptions) -> str:
-    """The run record's ``init``: given, else (resuming) the resumed run's, else the config's ``train.init``, else
-    the checkpoint path or "random"."""
+    """The run record's ``init``: given, else (resuming) the resumed run's, else derived from the weights and
+    the config's ``train.init`` (``runlib.run_record.INIT_LABEL_RULE``)."""
     resumed = recorded_init(cfg.train.output_dir) if options.resume else None
-    return options.init or resumed or cfg.train.get("init") or cfg.train.init_checkpoint or "random"
+    return options.init or resumed or derived_init_label(cfg.train.init_checkpoint, cfg.train.get("init"))
 
 
 def resume_point(output_dir: str | Path) -> tuple[Path | None, list[str]]:

@@ -17,7 +17,7 @@ COMMANDS = {
     "linprobe":   ("pretrain.cli",           "linprobe",  "linear probe of a frozen encoder on an image-folder classification set"),
     "finetune":   ("pretrain.cli",           "finetune",  "end-to-end fine-tuning on an image-folder classification set"),
     "detect":     ("detection.cli",          "main",      "Mask R-CNN with the ViT backbone in detectron2 (train | eval | predict)"),
-    "segment":    ("segmentation.cli",       "main",      "UperNet with the ViT backbone in mmsegmentation (train | test | predict)"),
+    "segment":    ("segmentation.cli",       "main",      "UperNet with the ViT backbone in mmsegmentation (train | eval | predict)"),
     "compare":    ("mae_transfer.compare",   "main",      "tables of finished runs next to the published numbers"),
     "plot":       ("mae_transfer.plot",      "main",      "training loss and evaluation metrics of runs over iterations, one PNG"),
     "grid":       ("mae_transfer.grid",      "main",      "a grid of runs (a paper table) on SLURM or local processes, then compare"),

@@ -207,29 +207,19 @@ def commands(run: Run, resume: bool, dist: Mapping[str, str] = {}) -> list[list[
     folder = str(run.folder)
     if run.kind == "command":
         return [list(run.command)]
-    if run.kind == "detect":
-        argv = ["detect", "train", "--config-file", run.config, "--out", folder, *run.args]
-        argv += ["--init-checkpoint", run.weights] if run.weights else []
-        argv += ["--init", run.init] if run.init else []
-        argv += ["--resume"] if resume else []
-        if run.world_size > 1:
-            argv += ["--num-gpus", str(run.resources.gpus_per_node), "--num-machines", str(run.resources.nodes),
-                     "--machine-rank", dist["NODE_RANK"],
-                     "--dist-url", f"tcp://{dist['MASTER_ADDR']}:{dist['MASTER_PORT']}"]
-        seed = [f"train.seed={run.seed}"] if run.seed is not None else []
-        return [argv + list(run.overrides) + seed]
-    if run.kind == "segment":
-        argv = ["segment", "train", run.config, "--out", folder, *run.args]
-        argv += ["--checkpoint", run.weights] if run.weights else []
-        argv += ["--init", run.init] if run.init else []
-        argv += ["--launcher", "pytorch"] if run.world_size > 1 else []
-        argv += ["--resume"] if resume else []
-        options = list(run.overrides) + ([f"randomness.seed={run.seed}"] if run.seed is not None else [])
-        return [argv + (["--cfg-options", *options] if options else [])]
-    argv = [run.kind, "--config", run.config, "--out", folder, *run.args]  # pretrain, finetune
-    argv += ["--checkpoint", run.weights] if run.weights else []
+    argv = [*((run.kind, "train") if run.kind in TRANSFER_KINDS else (run.kind,)), "--config", run.config,
+            "--out", folder, *run.args]  # the one command grammar of every task (runlib.command_line)
+    argv += ["--init", run.weights] if run.weights else []
+    argv += ["--init-label", run.init] if run.init and run.kind != "pretrain" else []
     argv += ["--resume"] if resume else []
-    return [argv + list(run.overrides) + ([f"seed={run.seed}"] if run.seed is not None else [])]
+    if run.kind == "detect" and run.world_size > 1:
+        argv += ["--num-gpus", str(run.resources.gpus_per_node), "--num-machines", str(run.resources.nodes),
+                 "--machine-rank", dist["NODE_RANK"],
+                 "--dist-url", f"tcp://{dist['MASTER_ADDR']}:{dist['MASTER_PORT']}"]
+    if run.kind == "segment" and run.world_size > 1:
+        argv += ["--launcher", "pytorch"]
+    seed = {"detect": "train.seed", "segment": "randomness.seed"}.get(run.kind, "seed")
+    return [argv + list(run.overrides) + ([f"{seed}={run.seed}"] if run.seed is not None else [])]
 
 
 def distributed_env(run: Run, environ: Mapping[str, str]) -> dict[str, str]:

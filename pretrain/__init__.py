@@ -18,11 +18,12 @@ Python API (the command line ``mae-transfer pretrain | export | visualize | linp
         with pretrained_cfg_overlay=dict(file=...)); "hf": a folder for transformers' ViTMAEModel
     visualize(checkpoint, images, out_path, *, mask_ratio=0.75, seed=0, num_images=4,
               model_name=None, input_size=None, norm_pix_loss=None) -> Path                   PNG figure
-    linear_probe(config, out_dir, *, checkpoint=None, resume=None, overrides=()) -> ClassifyResult
-    finetune(config, out_dir, *, checkpoint=None, resume=None, overrides=()) -> ClassifyResult
+    linear_probe(config, out_dir, *, checkpoint=None, resume=None, overrides=(), init_label=None) -> ClassifyResult
+    finetune(config, out_dir, *, checkpoint=None, resume=None, overrides=(), init_label=None) -> ClassifyResult
         ClassifyResult: top1, top1_best (percent), history (per epoch), checkpoint (final training checkpoint,
         whose 'model' is a timm ViT state dict that backbone.load_pretrained takes). finetune without a
-        checkpoint trains from random init: the supervised baseline.
+        checkpoint trains from random init: the supervised baseline. The run record's init is init_label,
+        else derived from the checkpoint (runlib.run_record.init_label).
 
 ``config`` is a config object or a config file; ``overrides`` a mapping or ``key=value`` strings; ``resume``
 True for the newest checkpoint in ``out_dir`` or a checkpoint path. Each run writes ``out_dir/checkpoints/``,

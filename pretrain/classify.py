@@ -22,6 +22,8 @@ from timm.optim import Lars
 from torch.utils.data import DataLoader
 
 from backbone import CheckpointError, load_pretrained, param_groups
+from runlib.run_record import init_label as derived_init_label
+from runlib.run_record import no_weights
 
 from .config import ClassifyConfig, ConfigError, FinetuneConfig, LinprobeConfig, as_config
 from .data import ImageFiles, eval_transform, finetune_transform, list_classified_images, pretrain_transform, shard
@@ -87,12 +89,13 @@ def _top1_metrics(loss: float, history: list[dict]) -> dict[str, float]:
     return {"top1": history[-1]["top1"], "top1_best": max(h["top1"] for h in history)}
 
 
-def _run(kind: str, config, out_dir, checkpoint, resume, overrides, build) -> ClassifyResult:
-    values = {} if checkpoint is None else {"checkpoint": str(checkpoint)}
+def _run(kind: str, config, out_dir, checkpoint, resume, overrides, build, init_label) -> ClassifyResult:
+    values = {} if checkpoint is None else {"checkpoint": None if no_weights(checkpoint) else str(checkpoint)}
     cfg = as_config(kind, config, overrides, **values)
     with runtime(cfg) as rt:
         seed_everything(cfg.seed)
         job = build(cfg, rt)
+        job.init = init_label or derived_init_label(cfg.checkpoint)  # the run record's init
         config_file = None if isinstance(config, ClassifyConfig) else config
         result = fit(job, cfg, rt, out_dir, resume, config_file)
     return ClassifyResult(top1=result.metrics["top1"], top1_best=result.metrics["top1_best"],
@@ -118,7 +121,7 @@ def _linprobe_job(cfg: LinprobeConfig, rt: Runtime) -> Job:
                make_optimizer=lambda g: Lars(g, lr=cfg.effective_lr, momentum=cfg.momentum),
                train_set=train_set, loss=lambda m, b: criterion(m(b["image"]), b["label"]),
                evaluate=_evaluator(val_set, cfg), final_metrics=_top1_metrics,
-               dataset=cfg.dataset_name, arch=cfg.model, init=cfg.checkpoint)
+               dataset=cfg.dataset_name, arch=cfg.model)
 
 
 def _finetune_job(cfg: FinetuneConfig, rt: Runtime) -> Job:
@@ -150,21 +153,22 @@ def _finetune_job(cfg: FinetuneConfig, rt: Runtime) -> Job:
     return Job(task="finetune", model=model, param_groups=groups,
                make_optimizer=lambda g: torch.optim.AdamW(g, lr=cfg.effective_lr, betas=cfg.betas, fused=True),
                train_set=train_set, loss=loss, evaluate=_evaluator(val_set, cfg), final_metrics=_top1_metrics,
-               dataset=cfg.dataset_name, arch=cfg.model, init=cfg.checkpoint or "random")
+               dataset=cfg.dataset_name, arch=cfg.model)
 
 
 def linear_probe(config: LinprobeConfig | str | Path, out_dir: str | Path, *, checkpoint: str | Path | None = None,
-                 resume: bool | str | Path | None = None,
-                 overrides: Mapping[str, Any] | Iterable[str] = ()) -> ClassifyResult:
+                 resume: bool | str | Path | None = None, overrides: Mapping[str, Any] | Iterable[str] = (),
+                 init_label: str | None = None) -> ClassifyResult:
     """Linear probe of the encoder in ``checkpoint`` (an export, an official release file, or any ViT file
-    ``backbone.load_pretrained`` reads). Run record: task "linprobe", metrics top1 / top1_best."""
-    return _run("linprobe", config, out_dir, checkpoint, resume, overrides, _linprobe_job)
+    ``backbone.load_pretrained`` reads). Run record: task "linprobe", metrics top1 / top1_best, init
+    ``init_label`` or derived from the checkpoint (``runlib.run_record.init_label``)."""
+    return _run("linprobe", config, out_dir, checkpoint, resume, overrides, _linprobe_job, init_label)
 
 
 def finetune(config: FinetuneConfig | str | Path, out_dir: str | Path, *, checkpoint: str | Path | None = None,
-             resume: bool | str | Path | None = None,
-             overrides: Mapping[str, Any] | Iterable[str] = ()) -> ClassifyResult:
+             resume: bool | str | Path | None = None, overrides: Mapping[str, Any] | Iterable[str] = (),
+             init_label: str | None = None) -> ClassifyResult:
     """End-to-end fine-tuning from ``checkpoint``, or from random init when there is none (the supervised
     baseline). The returned checkpoint's ``model`` is a timm ViT state dict that ``backbone.load_pretrained``
-    takes. Run record: task "finetune", metrics top1 / top1_best."""
-    return _run("finetune", config, out_dir, checkpoint, resume, overrides, _finetune_job)
+    takes. Run record: task "finetune", metrics top1 / top1_best, init as for ``linear_probe``."""
+    return _run("finetune", config, out_dir, checkpoint, resume, overrides, _finetune_job, init_label)

@@ -3,7 +3,8 @@
 Each takes its argument list and returns an exit code; bad input (config, data, checkpoint, output folder, a
 diverging loss) is one line on stderr and exit code 2 (``runlib.run_command``). Under ``torchrun`` the same
 commands run data-parallel: ``torchrun --nproc_per_node 8 -m pretrain.train --config ... --out ...`` (or
-``-m mae_transfer.cli pretrain``).
+``-m mae_transfer.cli pretrain``). pretrain, linprobe and finetune speak the one command grammar of every task
+(``runlib.command_line``).
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Callable
 
 from runlib import UserError, refuse_inputs_in, run_command
+from runlib import command_line as grammar
 from runlib.run_record import RECORD_NAME
 
 
@@ -28,16 +30,26 @@ def _run(command: str, body: Callable[[], None]) -> int:
     return run_command(command, body)
 
 
-def _training_parser(command: str, description: str) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=f"mae-transfer {command}", description=description)
-    parser.add_argument("--config", required=True, help="config file, e.g. configs/pretrain/mae_vit_base.py")
-    parser.add_argument("--out", required=True, help=f"output folder: checkpoints/, log.jsonl, tb/, {RECORD_NAME}")
+def _training_parser(command: str, description: str, init: bool = False) -> argparse.ArgumentParser:
+    """The one command grammar (``runlib.command_line``); ``init``: the command takes initial weights."""
+    usage = (f"mae-transfer {command} --config C --out DIR" + (" [--init WEIGHTS] [--init-label LABEL]" if init else "")
+             + " [--resume] [options] [KEY=VALUE ...]")
+    parser = argparse.ArgumentParser(prog=f"mae-transfer {command}", description=description, usage=usage,
+                                     epilog=grammar.ALIASES)
+    grammar.add_config(parser, "config file, e.g. configs/pretrain/mae_vit_base.py")
+    grammar.add_out(parser, f"output folder: checkpoints/, log.jsonl, tb/, {RECORD_NAME}")
+    if init:
+        grammar.add_init(parser, "the config's checkpoint; none: random initial weights")
     parser.add_argument("--resume", action="store_true",
                         help="continue from the newest checkpoint in --out (start fresh if there is none)")
     parser.add_argument("--resume-from", default=None, metavar="CHECKPOINT", help="continue from this checkpoint")
-    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
-                        help="config values to override, e.g. data_path=/data/train epochs=400")
+    grammar.add_overrides(parser, "data_path=/data/train epochs=400", can_add=False)
     return parser
+
+
+def _parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
+    # KEY=VALUE overrides may come before and after options
+    return grammar.finish(parser, parser.parse_intermixed_args(argv), required=("config", "out"))
 
 
 def _resume(args: argparse.Namespace) -> bool | str:
@@ -45,7 +57,7 @@ def _resume(args: argparse.Namespace) -> bool | str:
 
 
 def pretrain(argv: list[str]) -> int:
-    args = _training_parser("pretrain", "MAE-pretrain a ViT on an image folder.").parse_intermixed_args(argv)
+    args = _parse(_training_parser("pretrain", "MAE-pretrain a ViT on an image folder."), argv)
 
     def body():
         from .train import train_mae
@@ -112,14 +124,13 @@ def visualize(argv: list[str]) -> int:
 
 
 def _classify(command: str, description: str, argv: list[str]) -> int:
-    parser = _training_parser(command, description)
-    parser.add_argument("--checkpoint", default=None, help="encoder weights (export, official release, timm file)")
-    args = parser.parse_intermixed_args(argv)  # KEY=VALUE overrides may come before and after options
+    args = _parse(_training_parser(command, description, init=True), argv)
 
     def body():
         from . import classify
         run = classify.linear_probe if command == "linprobe" else classify.finetune
-        result = run(args.config, args.out, checkpoint=args.checkpoint, resume=_resume(args), overrides=args.overrides)
+        result = run(args.config, args.out, checkpoint=args.init, resume=_resume(args), overrides=args.overrides,
+                     init_label=args.init_label)
         if int(os.environ.get("RANK", 0)) == 0:
             print(f"top-1 {result.top1:.2f} (best {result.top1_best:.2f}); final checkpoint: {result.checkpoint}")
     return _run(command, body)
@@ -130,5 +141,5 @@ def linprobe(argv: list[str]) -> int:
 
 
 def finetune(argv: list[str]) -> int:
-    return _classify("finetune", "End-to-end fine-tuning (or, without --checkpoint, supervised training from "
-                                 "random init) on an ImageFolder classification set.", argv)
+    return _classify("finetune", "End-to-end fine-tuning (or, without --init, supervised training from random "
+                                 "init) on an ImageFolder classification set.", argv)

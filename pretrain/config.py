@@ -3,10 +3,10 @@
 Config files are read by mmengine's ``Config`` (as mmseg reads its own): plain assignments (``blr = 1.5e-4``) on
 top of the ``_base_`` file they name (``_base_ = "mae_pretrain.py"``, relative to the file). The recipe numbers
 have no defaults here: they come from the files, whose sources docs/recipes.md gives (MAE paper Tables 8-10).
-``key=value`` overrides from the command line are parsed as mmengine's ``DictAction`` parses ``--cfg-options``
-(the text as is for string fields), merged with ``Config.merge_from_dict``, then keyword arguments. Every value
-is checked against its field's type and rules: a bad one is a single ``ConfigError`` naming the key, the value
-and the rule, before anything runs.
+``key=value`` overrides from the command line are read and checked as every task's (``runlib.overrides``:
+values as mmengine's ``--cfg-options`` reads them, the text as is for string fields, no new keys), merged with
+``Config.merge_from_dict``, then keyword arguments. Every value is checked against its field's type and rules:
+a bad one is a single ``ConfigError`` naming the key, the value and the rule, before anything runs.
 """
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from runlib import UserError, config_syntax_named
+from runlib import overrides as override_syntax
 from runlib.safe_yaml import yaml_error
 
 from .models_mae import encoder_kwargs
@@ -281,25 +282,29 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
             raise ConfigError(f"{path}: cannot be run as a config file ({type(exc).__name__}: {reason})") from None
 
 
-def parse_overrides(cls: type[TrainConfig], items: Iterable[str]) -> dict[str, Any]:
-    """``["epochs=10", "data_path=/data"]`` -> ``{"epochs": 10, "data_path": "/data"}``: values parsed as
-    mmengine's ``DictAction`` parses ``--cfg-options`` (numbers, true/false, None, tuples, lists), except that a
-    string field takes the text as written (a folder named ``1,2`` stays one string)."""
-    from mmengine.config import DictAction
-
+def parse_overrides(cls: type[TrainConfig], items: Iterable[str], base: Mapping[str, Any] = {},
+                    config: str | Path | None = None) -> dict[str, Any]:
+    """``["epochs=10", "data_path=/data"]`` -> ``{"epochs": 10, "data_path": "/data"}``, read and checked as
+    every task's overrides are (``runlib.overrides``) against ``base`` (the config file's values) and the
+    fields' defaults; a string field takes the text as written. A dataclass takes no new (``+key``) keys."""
     hints = typing.get_type_hints(cls)
-    out = {}
-    for item in items:
-        key, sep, text = item.partition("=")
-        key = key.strip()
-        if not sep or not key:
-            raise ConfigError(f"override {item!r}: expected key=value")
-        options = _type_options(hints.get(key))
-        if str in options and not (text == "None" and type(None) in options):
-            out[key] = text
-        else:
-            out[key] = DictAction._parse_iterable(text)
-    return out
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+
+    def lookup(key: str) -> Any:
+        if key not in fields:
+            return override_syntax.MISSING
+        return base[key] if key in base else _default(fields[key])
+
+    checked = override_syntax.parse_overrides(
+        items, config or f"a {cls.__name__}", lookup, known_keys=lambda: sorted(fields), can_add=False,
+        takes_text=lambda key, _: str in _type_options(hints[key]), error=ConfigError)
+    return {override.key: override.value for override in checked}
+
+
+def _default(field: dataclasses.Field) -> Any:
+    if field.default is not dataclasses.MISSING:
+        return field.default
+    return None if field.default_factory is dataclasses.MISSING else field.default_factory()
 
 
 def load_config(kind: str, path: str | Path | None = None, overrides: Mapping[str, Any] | Iterable[str] = (),
@@ -308,16 +313,17 @@ def load_config(kind: str, path: str | Path | None = None, overrides: Mapping[st
     ``overrides`` (a mapping, or ``key=value`` strings), then keyword arguments."""
     if kind not in KINDS:
         raise ConfigError(f"unknown config kind {kind!r}; choose one of {sorted(KINDS)}")
-    return _merged(KINDS[kind], read_config_file(path) if path is not None else {}, overrides, values,
-                   f"{path}: " if path is not None else "")
+    return _merged(KINDS[kind], read_config_file(path) if path is not None else {}, overrides, values, path)
 
 
 def _merged(cls: type[TrainConfig], base: Mapping[str, Any], overrides: Mapping[str, Any] | Iterable[str],
-            values: Mapping[str, Any], source: str = "") -> TrainConfig:
+            values: Mapping[str, Any], path: str | Path | None = None) -> TrainConfig:
     from mmengine.config import Config
 
+    source = f"{path}: " if path is not None else ""
     config = Config(dict(base))
-    config.merge_from_dict(dict(overrides) if isinstance(overrides, Mapping) else parse_overrides(cls, overrides))
+    config.merge_from_dict(dict(overrides) if isinstance(overrides, Mapping)
+                          else parse_overrides(cls, overrides, base, path))
     config.merge_from_dict(dict(values))
     return make_config(cls, config.to_dict(), source)
 

@@ -1,4 +1,5 @@
-"""What every run needs around the model: one error type and the command wrapper that reports it, output-folder
+"""What every run needs around the model: one error type and the command wrapper that reports it, the command
+grammar every task speaks (``command_line``) and its ``KEY=VALUE`` overrides (``overrides``), output-folder
 policy, run records and atomic writes, YAML read as data, image reading, and the cost of a run (parameters, FLOPs,
 time, memory). The bottom floor: it imports torch, PIL and PyYAML, and nothing of this project.
 """

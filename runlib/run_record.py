@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import tempfile
 import zipfile
 from contextlib import contextmanager
@@ -137,6 +138,30 @@ def newest_whole_checkpoint(folder: str | Path, step_of: Callable[[str], float |
         notes.append(f"skipped {path}: {why}")
         skipped.append(f"{path.name} {why}")
     return None, notes, skipped
+
+
+NO_WEIGHTS = ("random", "none")      # --init values that mean: start from random weights
+INIT_WORDS = ("mae", "supervised")   # labels found as words in a weights reference
+INIT_LABEL_RULE = ("the run record's init (a row of compare's tables): --init-label, else the resumed run's, "
+                   "else 'random' without weights, else 'mae' or 'supervised' when that word is in the weights' "
+                   "file or folder name (zoo:demo-mae, output/mae/encoder.pth, hf:facebook/vit-mae-base), else the "
+                   "config's own label, else the weights as given")
+
+
+def no_weights(weights: str | Path | None) -> bool:
+    """Whether an ``--init`` value asks for random initial weights (``random``, ``none``, empty)."""
+    return weights is not None and str(weights).strip().lower() in (*NO_WEIGHTS, "")
+
+
+def init_label(weights: str | Path | None, config_label: str | None = None) -> str:
+    """The run record's ``init`` of a run starting from ``weights`` (a file, ``timm:``/``hf:``/``zoo:`` name, URL),
+    by ``INIT_LABEL_RULE`` less its first two steps (the caller's): ``random`` without weights, a word of
+    ``INIT_WORDS`` in the reference's last two names, the config's label, the reference."""
+    if weights is None or no_weights(weights):
+        return "random"
+    last_two = re.split(r"[/\\]", str(weights).split(":")[-1])[-2:]
+    words = set(re.split(r"[^a-z0-9]+", " ".join(last_two).lower()))
+    return next((word for word in INIT_WORDS if word in words), None) or config_label or str(weights)
 
 
 def recorded_init(out_dir: str | Path) -> str | None:

@@ -1,15 +1,17 @@
-"""``mae-transfer segment train|test|predict``: mmseg's tools/train.py, tools/test.py and inferencer for this
-project's configs.
+"""``mae-transfer segment train|eval|predict`` in the one command grammar (``runlib.command_line``): mmseg's
+tools/train.py, tools/test.py and inferencer for this project's configs.
 
-    mae-transfer segment train CONFIG [--out DIR] [--data-root DIR] [--checkpoint FILE --init NAME]
-                                      [--resume [CKPT]] [--launcher pytorch] [--cfg-options K=V ...]
-    mae-transfer segment test CONFIG CHECKPOINT [--out DIR] [--data-root DIR] [--init NAME]
-                                      [--launcher pytorch] [--cfg-options K=V ...]
-    mae-transfer segment predict CONFIG CHECKPOINT --input PATH [PATH ...] --out DIR [--device cuda]
-                                      [--label-offset 1]
+    mae-transfer segment train --config C [--out DIR] [--init WEIGHTS] [--init-label LABEL] [--resume]
+                               [--data-root DIR] [--launcher pytorch] [KEY=VALUE ...]
+    mae-transfer segment eval --config C --weights W [--out DIR] [--init-label LABEL] [--data-root DIR]
+                              [--launcher pytorch] [KEY=VALUE ...]          (alias: segment test)
+    mae-transfer segment predict --config C --weights W --input PATH [PATH ...] --out DIR [--device cuda]
+                                 [--label-offset 1] [KEY=VALUE ...]
 
-Several GPUs: ``torchrun --nproc_per_node 8 -m mae_transfer.cli segment train CONFIG --launcher pytorch``.
-Bad input (config, override, data, checkpoint, output folder) is one line and exit code 2.
+mmseg's spellings are aliases: the config (and, for eval / predict, the checkpoint) as positional arguments,
+``--work-dir``, ``--cfg-options K=V ...``, ``--checkpoint``. Several GPUs: ``torchrun --nproc_per_node 8 -m
+mae_transfer.cli segment train --config C --launcher pytorch``. Bad input (config, override, data, checkpoint,
+output folder) is one line and exit code 2.
 """
 from __future__ import annotations
 
@@ -18,42 +20,56 @@ import sys
 import warnings
 from pathlib import Path
 
+from runlib import command_line as grammar
 from runlib.images import MAX_PIXELS
 
-USAGE_EXAMPLES = """examples:
-  mae-transfer segment train configs/segmentation/upernet_vit_b_mae_ade20k_512x512_160k.py \\
+USAGE_EXAMPLES = f"""examples:
+  mae-transfer segment train --config configs/segmentation/upernet_vit_b_mae_ade20k_512x512_160k.py \\
       --data-root data/ade/ADEChallengeData2016
-  torchrun --nproc_per_node 8 -m mae_transfer.cli segment train CONFIG --launcher pytorch
-  mae-transfer segment train CONFIG --resume                      # from the output folder's newest checkpoint
-  mae-transfer segment train CONFIG --cfg-options train_cfg.max_iters=1000 +model.backbone.init_values=1.0
-  mae-transfer segment test CONFIG work_dirs/NAME/iter_160000.pth
-  mae-transfer segment predict CONFIG work_dirs/NAME/iter_160000.pth --input photos/ --out predictions/
+  torchrun --nproc_per_node 8 -m mae_transfer.cli segment train --config CONFIG --launcher pytorch
+  mae-transfer segment train --config CONFIG --resume              # from the output folder's newest checkpoint
+  mae-transfer segment train --config CONFIG --init zoo:demo-mae train_cfg.max_iters=1000 \\
+      +model.backbone.init_values=1.0
+  mae-transfer segment eval --config CONFIG --weights work_dirs/NAME/iter_160000.pth
+  mae-transfer segment predict --config CONFIG --weights work_dirs/NAME/iter_160000.pth --input photos/ \\
+      --out predictions/
 
---cfg-options keys must be in the config (a misspelt key is an error, not a new key); +key=value adds a key.
+KEY=VALUE keys must be in the config (a misspelt key is an error, not a new key); +key=value adds a key.
+{grammar.ALIASES}; segment test for segment eval.
 """
 
+_USAGE = {
+    "train": "mae-transfer segment train --config C --out DIR [--init WEIGHTS] [--init-label LABEL] [--resume] "
+             "[options] [KEY=VALUE ...]",
+    "eval": "mae-transfer segment eval --config C --weights W --out DIR [options] [KEY=VALUE ...]",
+    "predict": "mae-transfer segment predict --config C --weights W --input PATH [PATH ...] --out DIR [options] "
+               "[KEY=VALUE ...]",
+}
+VERB_ALIASES = {"test": "eval"}  # mmseg's tools/test.py
 
-def _parser() -> argparse.ArgumentParser:
-    from mmengine.config import DictAction
 
+def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
     parser = argparse.ArgumentParser(prog="mae-transfer segment",
                                      description="UperNet with this project's ViT in mmsegmentation",
                                      epilog=USAGE_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
-    train = commands.add_parser("train", help="train, then test the final weights")
-    test = commands.add_parser("test", help="test a trained checkpoint")
-    predict = commands.add_parser("predict", help="segment images: overlays and label PNGs")
+
+    def verb(name: str, help_: str, aliases: tuple[str, ...] = ()) -> argparse.ArgumentParser:
+        return commands.add_parser(name, help=help_, aliases=list(aliases), usage=_USAGE[name],
+                                   epilog=USAGE_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+
+    train = verb("train", "train, then evaluate the final weights")
+    test = verb("eval", "evaluate a trained checkpoint (alias: test)", aliases=("test",))
+    predict = verb("predict", "segment images: overlays and label PNGs")
     for sub in (train, test, predict):
-        sub.add_argument("config", type=Path, help="an mmseg config, e.g. from configs/segmentation/")
+        grammar.add_config(sub, "an mmseg config, e.g. from configs/segmentation/")
     for sub in (test, predict):
-        sub.add_argument("checkpoint", type=Path, help="a segmentor checkpoint of this config (iter_N.pth)")
-    train.add_argument("--out", "--work-dir", dest="out", type=Path,
-                       help="checkpoints, logs and run_record.json (default: work_dirs/<config name>)")
-    test.add_argument("--out", "--work-dir", dest="out", type=Path,
-                      help="logs and run_record.json (default: work_dirs/<config name>_test_<checkpoint name>)")
-    predict.add_argument("--out", "--work-dir", dest="out", type=Path, required=True,
-                         help="writes vis/NAME.png (overlays) and pred/NAME.png (class indices, palette PNG)")
-    predict.add_argument("--input", nargs="+", required=True, type=Path,
+        grammar.add_weights(sub, "a segmentor checkpoint of this config (iter_N.pth)")
+    grammar.add_out(train, "checkpoints, logs and run_record.json (default: work_dirs/<config name>)")
+    grammar.add_out(test, "logs and run_record.json (default: work_dirs/<config name>_test_<checkpoint name>)")
+    grammar.add_out(predict, "writes vis/NAME.png (overlays) and pred/NAME.png (class indices, palette PNG)",
+                    required=True)
+    predict.add_argument("--input", nargs="+", required=True, metavar="PATH",
                          help="image files, folders (their images) and glob patterns")
     predict.add_argument("--label-offset", type=int, default=0, metavar="N",
                          help="pred/NAME.png holds class k as k+N (default 0: the 0-based class index; 1: the "
@@ -62,27 +78,41 @@ def _parser() -> argparse.ArgumentParser:
                          help=f"refuse larger images (default {MAX_PIXELS:,}: the score maps are at full resolution)")
     predict.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: the first GPU if any, else the CPU)")
     predict.add_argument("--opacity", type=float, default=0.5, help="of the overlay's colours (default 0.5)")
+    grammar.add_init(train, "the config's model.pretrained")
+    train.add_argument("--resume", nargs="?", const=True, default=False, metavar="CHECKPOINT",
+                       help="resume from the output folder's newest whole checkpoint, or from the one given")
+    train.add_argument("--resume-from", metavar="CHECKPOINT", help="resume from this whole checkpoint")
+    grammar.add_init_label(test, init_alias=True)
     for sub in (train, test):
         sub.add_argument("--data-root", type=Path, help="ADE20K-format root (ADEChallengeData2016) for all splits")
-        sub.add_argument("--init", help="init label for the run record: mae, supervised, random, ... "
-                                        "(default: from the config or the checkpoint path)")
         sub.add_argument("--launcher", choices=["none", "pytorch", "slurm", "mpi"], default="none",
                          help="'pytorch' under torchrun")
     for sub in (train, test, predict):
-        sub.add_argument("--cfg-options", nargs="+", action=DictAction, default={},
-                         help="override config values, key=value (mmengine syntax); the key must be in the "
-                              "config, +key=value adds one")
-    train.add_argument("--checkpoint", help="initial backbone weights, a file or timm:NAME / hf:ORG/REPO / a URL "
-                                            "(replaces model.pretrained)")
-    train.add_argument("--resume", nargs="?", const=True, default=False,
-                       help="resume from the output folder's newest whole checkpoint, or from the one given")
-    return parser
+        grammar.add_overrides(sub, "train_cfg.max_iters=1000")
+    verbs = {"train": train, "eval": test, "test": test, "predict": predict}
+    return parser, verbs
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    """The command line as a namespace in the one grammar's terms (``runlib.command_line.finish``)."""
+    parser, verbs = _parser()
+    args = grammar.parse_verb(parser, verbs, argv, VERB_ALIASES)
+    required = ("config",) if args.command == "train" else ("config", "weights")
+    args = grammar.finish(verbs[args.command], args, positional=required, required=required)
+    if args.command == "train" and args.resume_from:
+        args.resume = args.resume_from
+    for name in ("config", "weights", "out"):
+        if getattr(args, name, None) is not None:
+            setattr(args, name, Path(getattr(args, name)))
+    if args.command == "predict":
+        args.input = [Path(item) for item in args.input]
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
     # mmengine resolves `mmseg::` config paths through pkg_resources, which warns on every use
     warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)
-    args = _parser().parse_args(sys.argv[1:] if argv is None else argv)
+    args = parse(sys.argv[1:] if argv is None else argv)
     from runlib import run_command
 
     return run_command(f"segment {args.command}", lambda: _run(args))
@@ -96,18 +126,18 @@ def _run(args: argparse.Namespace) -> None:
     if args.command == "predict":
         require_device(args.device, "--device")
         with config_syntax_named(args.config):
-            written = segmentation.predict(args.config, args.checkpoint, args.input, args.out, device=args.device,
-                                           cfg_options=args.cfg_options, opacity=args.opacity,
+            written = segmentation.predict(args.config, args.weights, args.input, args.out, device=args.device,
+                                           cfg_options=args.overrides, opacity=args.opacity,
                                            label_offset=args.label_offset, max_pixels=args.max_pixels)
         print(f"{len(written)} images: overlays in {args.out / 'vis'}, label maps in {args.out / 'pred'}")
         return
-    common = dict(init=args.init, data_root=args.data_root, launcher=args.launcher)
+    common = dict(init=args.init_label, data_root=args.data_root, launcher=args.launcher)
     if args.command == "train":
         out = args.out or Path("work_dirs") / args.config.stem
-        metrics = segmentation.train(args.config, out, args.cfg_options, init_checkpoint=args.checkpoint,
+        metrics = segmentation.train(args.config, out, args.overrides, init_checkpoint=args.init,
                                      resume=args.resume, **common)
     else:
-        out = args.out or Path("work_dirs") / f"{args.config.stem}_test_{args.checkpoint.stem}"
-        metrics = segmentation.test(args.config, args.checkpoint, out, args.cfg_options, **common)
+        out = args.out or Path("work_dirs") / f"{args.config.stem}_test_{args.weights.stem}"
+        metrics = segmentation.test(args.config, args.weights, out, args.overrides, **common)
     print(f"{args.config.stem}: " + ", ".join(f"{k} {v:.2f}" for k, v in metrics.items())
           + f" (run record {out / RECORD_NAME})")

@@ -85,7 +85,7 @@ def test_a_finished_run_is_not_trained_over_without_resume_nor_evaluated_into(co
 ])
 def test_a_mistaken_override_is_refused_before_anything_is_written(override, message, coco, tiny, tmp_path):
     before = finished_record(tmp_path)
-    with pytest.raises(DetectionInputError, match=f"^override '{override}': {message}") as error:
+    with pytest.raises(DetectionInputError, match=f"^override {override}: {message}") as error:
         detection.train(DEMO, tmp_path, [*tiny, override], resume=True, **coco)
     assert "\n" not in str(error.value)
     assert (tmp_path / "run_record.json").read_bytes() == before  # the finished run's record as it was

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from runlib import read_run_record
+from runlib.overrides import is_override
 from mae_transfer import grid
 from tests.conftest import CONFIGS, REPO_ROOT
 
@@ -75,7 +76,7 @@ def test_demo_grids_are_the_demo_plans(plan, path):
     options.update({"param_scheduler.0.end": warmup["end"], "param_scheduler.1.begin": poly["begin"],
                     "param_scheduler.1.end": poly["end"]})
     argv = grid.commands(runs["segmentation/mae/seed0"], resume=False)[0]
-    given = dict(item.split("=") for item in argv[argv.index("--cfg-options") + 1:])
+    given = dict(item.split("=", 1) for item in argv if is_override(item))  # trailing KEY=VALUE
     assert given == {key: str(value) for key, value in options.items()}
 
 
@@ -148,7 +149,7 @@ def test_multi_node_commands_use_each_framework_launcher():
     segment = grid.load_grid(CONFIGS / "grid" / "mae_table5_ade20k.py", Path("/out"))[0]
     argv = grid.commands(segment, resume=False)[0]
     assert "--launcher" in argv and argv[argv.index("--launcher") + 1] == "pytorch" and "--resume" not in argv
-    assert argv[-2:] == ["--cfg-options", "randomness.seed=0"]
+    assert argv[-1] == "randomness.seed=0"
 
 
 def test_requeue_after_preemption_or_timeout_resumes():

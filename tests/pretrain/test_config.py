@@ -50,9 +50,9 @@ def test_overrides_are_typed_and_applied_last():
     ("model=mae_vit_gigantic_patch16", "model = 'mae_vit_gigantic_patch16'"),
     ("patch_size=15", "input_size = 224: must be a multiple of the patch size 15"),
     ("input_size=100", "input_size = 100"),
-    ("epochs=ten", "epochs = 'ten'"),
+    ("epochs=ten", "override epochs=ten: epochs is an int in"),
     ("warmup_epochs=900", "warmup_epochs = 900"),
-    ("nonsense=1", "unknown key(s) ['nonsense']"),
+    ("nonsense=1", "mae_vit_base.py has no key 'nonsense'"),
     ("epochs", "expected key=value"),
 ])
 def test_a_bad_value_is_one_error_naming_key_and_value(override, key):

@@ -26,10 +26,11 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from timm.layers import resample_abs_pos_embed, resample_patch_embed
 
 from runlib.errors import UserError
+
+from .attention import resize_rel_pos
 
 logger = logging.getLogger(__name__)
 
@@ -209,10 +210,6 @@ def _resize_pos_embed(value: torch.Tensor, target: torch.Tensor, has_cls_model: 
     return grid
 
 
-def _resize_rel_pos(value: torch.Tensor, length: int) -> torch.Tensor:
-    return F.interpolate(value.T[None], size=length, mode="linear")[0].T
-
-
 def _convert(key: str, value: torch.Tensor, target: torch.Tensor, has_cls_model: bool) -> torch.Tensor | None:
     """The checkpoint tensor reshaped to the model's parameter, or None when no resize rule applies."""
     if key == "pos_embed":
@@ -220,7 +217,7 @@ def _convert(key: str, value: torch.Tensor, target: torch.Tensor, has_cls_model:
     if key == "patch_embed.proj.weight" and value.shape[:2] == target.shape[:2]:
         return resample_patch_embed(value, list(target.shape[-2:]))
     if key.endswith(("rel_pos_h", "rel_pos_w")) and value.shape[1] == target.shape[1]:
-        return _resize_rel_pos(value, target.shape[0])
+        return resize_rel_pos(value, target.shape[0])
     return None
 
 

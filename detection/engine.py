@@ -18,7 +18,6 @@ the run "failed" (``LossDiverged``), and a training set with RLE masks is read a
 from __future__ import annotations
 
 import inspect
-import json
 import logging
 import math
 import os
@@ -41,7 +40,7 @@ from backbone import arch_name
 from runlib import (LossDiverged, UserError, atomic_write, config_syntax_named, finished_run_kept, prepare_run_dir,
     read_run_record, remove_torn, run_lifecycle)
 from runlib.cost import FirstBatch, RunCost
-from runlib.run_record import RECORD_NAME, newest_whole_checkpoint, recorded_init
+from runlib.run_record import RECORD_NAME, keep_log_before, newest_whole_checkpoint, recorded_init
 from runlib.safe_yaml import is_yaml, load_yaml
 
 from .cost import iteration_times, model_cost, timing_callbacks
@@ -263,16 +262,7 @@ def keep_metrics_before(output_dir: str | Path, start_iter: int) -> None:
     """Rewrite detectron2's ``metrics.json`` (atomically) with only the events of iterations before
     ``start_iter``: a resumed run repeats the iterations after its checkpoint, and a fresh run starts over.
     A line a kill tore is dropped."""
-    path = Path(output_dir) / "metrics.json"
-    kept = []
-    if start_iter and path.is_file():
-        for line in path.read_text().splitlines():
-            try:
-                if json.loads(line)["iteration"] < start_iter:
-                    kept.append(line)
-            except (ValueError, KeyError, TypeError):
-                continue
-    atomic_write(path, lambda tmp: tmp.write_text("".join(line + "\n" for line in kept)))
+    keep_log_before(Path(output_dir) / "metrics.json", "iteration", start_iter)
 
 
 def do_train(cfg, resume_from: Path | None, on_eval, cost: RunCost | None = None) -> dict:

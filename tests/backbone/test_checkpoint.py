@@ -130,6 +130,23 @@ def test_vitdet_detector_file_loads_its_backbone(tmp_path):
     assert_loaded(model, source.state_dict(), skip=())
 
 
+def test_a_rel_pos_table_of_another_grid_gives_the_bias_timm_gives_it_at_the_new_grid(tmp_path):
+    """A ViTDet file built for 64 px (4-token global grid, 7-row tables) loaded for 128 px (8 tokens, 15 rows):
+    the model's table gives, at every query and key, what timm's ``get_rel_pos`` makes of the file's table."""
+    from timm.models.vision_transformer_sam import get_rel_pos
+
+    source = dense_vit(img_size=64)
+    for block in source.blocks:
+        torch.nn.init.normal_(block.attn.rel_pos_h)
+    path = tmp_path / "vitdet_64.pth"
+    torch.save({"model": source.state_dict()}, path)
+    model = dense_vit(img_size=128)
+    report = load_pretrained(model, path)
+    assert report.resized["blocks.1.attn.rel_pos_h"] == "(7, 16)->(15, 16)"
+    table, resized = source.blocks[1].attn.rel_pos_h.detach(), model.blocks[1].attn.rel_pos_h.detach()
+    torch.testing.assert_close(get_rel_pos(8, 8, resized), get_rel_pos(8, 8, table), rtol=0, atol=0)
+
+
 def corrupt(tmp_path, mae_state):
     path = tmp_path / "corrupt.pth"
     path.write_bytes(b"\x00garbage" * 100)

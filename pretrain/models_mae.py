@@ -222,11 +222,16 @@ def decoder_kwargs(name: str, **overrides) -> dict:
                        decoder_num_heads=size.decoder_heads), overrides)
 
 
-def build_mae(name: str, **overrides) -> MaskedAutoencoderViT:
-    """An MAE by name (``mae_vit_base_patch16``, ...) with its size's decoder unless overridden."""
+def mae_kwargs(name: str, **overrides) -> dict:
+    """The constructor keywords of an MAE by name (``mae_vit_base_patch16``, ...): its encoder and its size's
+    decoder, with overrides that are not None applied."""
     if not name.startswith("mae_"):
         raise ValueError(f"unknown MAE model {name!r}; choose one of {list(MAE_MODELS)}")
-    return MaskedAutoencoderViT(**decoder_kwargs(name, **encoder_kwargs(name, **overrides)))
+    return decoder_kwargs(name, **encoder_kwargs(name, **overrides))
+
+
+def build_mae(name: str, **overrides) -> MaskedAutoencoderViT:
+    return MaskedAutoencoderViT(**mae_kwargs(name, **overrides))
 
 
 def mae_vit_tiny_patch16(**kwargs):

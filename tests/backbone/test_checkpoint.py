@@ -191,7 +191,8 @@ def no_tensors(tmp_path, mae_release_state):
     (deeper, "has 4 blocks but the model has 2"),
     (no_tensors, "holds no state dict"),
 ])
-def test_bad_files_raise_one_error_naming_the_file_and_leave_the_model_untouched(tmp_path, make, message, mae_release_state):
+def test_bad_files_raise_one_error_naming_the_file_and_leave_the_model_untouched(tmp_path, make, message,
+                                                                                 mae_release_state):
     path = make(tmp_path, mae_release_state)
     model = dense_vit()
     before = {k: v.clone() for k, v in model.state_dict().items()}

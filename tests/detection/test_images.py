@@ -16,7 +16,7 @@ from runlib.images import read_rgb
 from runlib.output_dir import MARKER
 from detection.cli import main as detect
 from detection.data import CheckedMapper, DetectionInputError, check_image_file
-from tests.backbone.test_images import READER_KINDS, reader_sample
+from tests.runlib.test_images import READER_KINDS, reader_sample
 from tests.detection.conftest import DEMO
 
 

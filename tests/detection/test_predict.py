@@ -19,7 +19,7 @@ from detection.cli import main as detect
 from detection.data import DetectionInputError
 from detection.predict import predict_files
 from detection.yacs_backbone import add_vit_config
-from tests.backbone.test_images import png_header
+from tests.runlib.test_images import png_header
 from tests.detection.conftest import CONFIGS, DEMO
 
 YACS = CONFIGS / "yacs_mask_rcnn_vit_b.yaml"

@@ -15,7 +15,7 @@ from runlib.images import read_rgb
 from mae_transfer.synthetic import SEMANTIC_CLASSES
 from segmentation import Predictor
 from segmentation.cli import main as segment
-from tests.backbone.test_images import READER_KINDS, png_header, reader_sample
+from tests.runlib.test_images import READER_KINDS, png_header, reader_sample
 
 
 def test_predict_writes_an_overlay_and_a_label_map_per_image(trained_run, demo_config, ade_root, tiny_options,

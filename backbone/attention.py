@@ -64,13 +64,19 @@ def relative_position_index(q_size: int, k_size: int, device: torch.device) -> t
     return ((q_coords - k_coords) + (k_size - 1) * max(q_size / k_size, 1.0)).long()
 
 
+def resize_rel_pos(table: torch.Tensor, length: int) -> torch.Tensor:
+    """A relative-position table (L, C) linearly resized to (length, C), as timm's and detectron2's ``get_rel_pos``
+    resize it (for a grid other than the one it was built for, and for a checkpoint's table of another size)."""
+    return F.interpolate(table.reshape(1, table.shape[0], -1).permute(0, 2, 1), size=length,
+                         mode="linear").reshape(-1, length).permute(1, 0)
+
+
 def get_rel_pos(q_size: int, k_size: int, rel_pos: torch.Tensor) -> torch.Tensor:
     """The table (2 * max(q_size, k_size) - 1, C), linearly resized to that length if it has another, gathered to
     (q_size, k_size, C): timm's ``get_rel_pos``, without a host-to-device index copy per call."""
     length = 2 * max(q_size, k_size) - 1
     if rel_pos.shape[0] != length:
-        rel_pos = F.interpolate(rel_pos.reshape(1, rel_pos.shape[0], -1).permute(0, 2, 1), size=length,
-                                mode="linear").reshape(-1, length).permute(1, 0)
+        rel_pos = resize_rel_pos(rel_pos, length)
     return rel_pos[relative_position_index(q_size, k_size, rel_pos.device)]
 
 

@@ -8,17 +8,13 @@ renamed: a key either loads, is resized (position embedding to the model's grid,
 patch 16), or is ignored for a stated reason (decoder, classification head, final norm, cls token). Bad
 files raise one ``CheckpointError`` that names the file and the problem.
 
-Every checkpoint of every task is read by ``read_checkpoint``, which runs no code from the file: PyTorch files
-through ``torch.load(weights_only=True)``, safetensors through safetensors, and pickles (detectron2's model-zoo
-``.pkl``) through an unpickler that builds only numpy arrays and plain containers.
+Every checkpoint of every task is read by ``read_checkpoint`` (checkpoint_file.py), which runs no code from the
+file.
 """
 from __future__ import annotations
 
-import argparse
-import io
 import logging
 import math
-import pickle
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,10 +22,12 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from timm.layers import resample_abs_pos_embed, resample_patch_embed
 
-from runlib.errors import UserError
+from .attention import resize_rel_pos
+from .checkpoint_file import CheckpointError, read_checkpoint
+from .hub import resolve_weights
+from .layouts import to_timm_layout
 
 logger = logging.getLogger(__name__)
 
@@ -43,62 +41,6 @@ _IGNORED = (  # checkpoint keys a dense backbone has no place for, and why
     (re.compile(r"^(cls_token|dist_token)$"), "class token (the dense backbone has none)"),
     (re.compile(r"^(backbone|simfp_\d+|proposal_generator|roi_heads)\."), "detector weights outside the ViT"),
 )
-
-
-class CheckpointError(UserError):
-    """A checkpoint file that cannot be used, with the file and the problem in the message."""
-
-
-# What a detectron2 model-zoo pickle may build: numpy arrays (and their dtypes and scalars) in plain
-# containers; each of these only turns bytes into data. numpy >= 2 pickles name numpy._core, older ones
-# numpy.core; protocol 5 arrays come through _frombuffer, protocol 2 bytes through _codecs.encode.
-_PICKLE_GLOBALS = {(f"{package}.{module}", name) for package in ("numpy.core", "numpy._core")
-                   for module, name in (("multiarray", "_reconstruct"), ("multiarray", "scalar"),
-                                        ("numeric", "_frombuffer"))} | {
-    ("numpy", "ndarray"), ("numpy", "dtype"), ("collections", "OrderedDict"), ("_codecs", "encode")}
-
-
-class _ArraysOnlyUnpickler(pickle.Unpickler):
-    def find_class(self, module: str, name: str):
-        if (module, name) not in _PICKLE_GLOBALS:
-            raise pickle.UnpicklingError(f"it refers to {module}.{name}, which a weights file has no use for "
-                                         "(only numpy arrays and plain containers are read from pickles)")
-        return super().find_class(module, name)
-
-
-def read_checkpoint(path: str | Path, *, allow: tuple[type, ...] = ()) -> object:
-    """The object saved in a checkpoint file, read without running code from it.
-
-    ``.safetensors``: safetensors; ``.pkl``: numpy arrays in plain containers only (detectron2's model zoo,
-    written by Python 2 pickles too); anything else: ``torch.load(weights_only=True)`` with ``argparse.Namespace``
-    (the MAE repo's checkpoints carry their arguments) and ``allow`` as the only classes admitted.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: no such checkpoint file")
-    try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-            return load_file(str(path))
-        if path.suffix == ".pkl":
-            return _ArraysOnlyUnpickler(io.BytesIO(path.read_bytes()), encoding="latin1").load()
-        with torch.serialization.safe_globals([argparse.Namespace, *allow]):
-            return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch/zipfile/pickle raise many types for one cause: a bad file
-        reason = _load_failure(exc)
-        if "GLOBAL" in reason or "refers to" in reason:
-            raise CheckpointError(f"{path}: refused, it would run code on loading: {reason}") from None
-        raise CheckpointError(f"{path}: cannot be read as a checkpoint, the file is truncated, corrupt or not a "
-                              f"PyTorch/safetensors/pickle file ({type(exc).__name__}: {reason})") from None
-
-
-def _load_failure(exc: BaseException) -> str:
-    """The line of a loader's error that says what was wrong (torch wraps it in paragraphs of advice)."""
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    useful = [line for line in lines if "GLOBAL" in line] or [
-        line for line in lines if not line.startswith(("Weights only load failed", "Check the documentation",
-                                                       "Please file an issue"))]
-    return (useful or lines or [""])[-1]
 
 
 @dataclass
@@ -138,7 +80,6 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """The tensors of a checkpoint file, unwrapped from trainer dicts and common key prefixes, under timm / MAE
     names (numpy arrays of a pickle become tensors). ``path`` may also be a weights reference (``timm:NAME``,
     ``hf:ORG/REPO``, a URL: see ``backbone.hub``)."""
-    from .hub import resolve_weights
     path = Path(resolve_weights(path))
     obj = _arrays_to_tensors(read_checkpoint(path))
     while isinstance(obj, dict) and not _is_state_dict(obj):
@@ -149,7 +90,6 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     if not isinstance(obj, dict) or not _is_state_dict(obj):
         raise CheckpointError(f"{path}: holds no state dict (found {type(obj).__name__}"
                               + (f" with keys {sorted(obj)[:8]}" if isinstance(obj, dict) else "") + ")")
-    from .layouts import to_timm_layout  # Hugging Face ViTMAE / ViT keys, LayerScale
     return to_timm_layout({_strip_prefix(k): v for k, v in obj.items()}, path)
 
 
@@ -209,10 +149,6 @@ def _resize_pos_embed(value: torch.Tensor, target: torch.Tensor, has_cls_model: 
     return grid
 
 
-def _resize_rel_pos(value: torch.Tensor, length: int) -> torch.Tensor:
-    return F.interpolate(value.T[None], size=length, mode="linear")[0].T
-
-
 def _convert(key: str, value: torch.Tensor, target: torch.Tensor, has_cls_model: bool) -> torch.Tensor | None:
     """The checkpoint tensor reshaped to the model's parameter, or None when no resize rule applies."""
     if key == "pos_embed":
@@ -220,7 +156,7 @@ def _convert(key: str, value: torch.Tensor, target: torch.Tensor, has_cls_model:
     if key == "patch_embed.proj.weight" and value.shape[:2] == target.shape[:2]:
         return resample_patch_embed(value, list(target.shape[-2:]))
     if key.endswith(("rel_pos_h", "rel_pos_w")) and value.shape[1] == target.shape[1]:
-        return _resize_rel_pos(value, target.shape[0])
+        return resize_rel_pos(value, target.shape[0])
     return None
 
 
@@ -229,7 +165,6 @@ def load_pretrained(model: nn.Module, path: str | Path, *, log: bool = True) -> 
 
     Returns what was loaded, resized, ignored (with the reason), missing and unexpected; logs one summary.
     """
-    from .hub import resolve_weights
     path = Path(resolve_weights(path))
     ckpt = read_state_dict(path)
     target = model.state_dict()

@@ -33,7 +33,7 @@ from urllib.parse import unquote, urlparse
 
 import torch
 
-from .checkpoint import CheckpointError
+from .checkpoint_file import CheckpointError
 from .zoo import ZOO_PREFIX, zoo_file
 
 HF_PREFIXES = ("hf:", "hf-hub:")

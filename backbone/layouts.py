@@ -16,6 +16,8 @@ import re
 
 import torch
 
+from .checkpoint_file import CheckpointError
+
 _HF_PATCH_EMBED = re.compile(r"^(vit\.)?embeddings\.patch_embeddings\.projection\.weight$")
 _HF_RENAMES = [  # applied in order to each key after a leading "vit." is dropped
     (r"^embeddings\.cls_token$", "cls_token"),
@@ -109,7 +111,6 @@ def fold_layer_scale(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 def to_timm_layout(state: dict[str, torch.Tensor], source: object = "checkpoint") -> dict[str, torch.Tensor]:
     """Any layout above -> the official MAE / timm names; a state dict already in them comes back unchanged.
     A layout that cannot be converted is one ``CheckpointError`` naming ``source``."""
-    from .checkpoint import CheckpointError  # imported here: checkpoint.py calls this module
     try:
         if is_hf_layout(state):
             state = hf_to_timm(state)

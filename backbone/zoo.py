@@ -13,7 +13,7 @@ import json
 import os
 from pathlib import Path
 
-from .checkpoint import CheckpointError
+from .checkpoint_file import CheckpointError
 
 ZOO_PREFIX = "zoo:"
 ZOO_DIR = Path(__file__).resolve().parents[1] / "zoo"

@@ -43,9 +43,9 @@ from torch.utils._pytree import tree_leaves
 
 from mae_transfer.compare import markdown_table
 
-#          width depth heads global blocks
-SIZES = {"base": (768, 12, 12, (2, 5, 8, 11)), "large": (1024, 24, 16, (5, 11, 17, 23)),
-         "smoke": (64, 2, 2, (1,))}  # benchmarks/gpu.py --smoke: the same code in seconds on CPU
+SIZES = {"base": "vit_base", "large": "vit_large", "huge": "vit_huge", "smoke": "vit_tiny"}  # backbone.VIT_SIZES rows
+# benchmarks/gpu.py --smoke: the same code in seconds on CPU, 64 wide, 2 blocks (block 1 global)
+SMOKE = dict(embed_dim=64, depth=2, num_heads=2, window_block_indexes=(0,), drop_path_rate=0.0)
 VARIANTS = ("ours chunked", "ours sdpa", "ours explicit", "timm mask", "detectron2")
 
 
@@ -63,11 +63,12 @@ def as_timm_sam(block):
     return block
 
 
-def vit_args(size: str, img: int) -> dict:
-    width, depth, heads, global_blocks = SIZES[size]
-    return dict(img_size=img, patch_size=16, embed_dim=width, depth=depth, num_heads=heads, mlp_ratio=4.0,
-                qkv_bias=True, drop_path_rate=0.0, use_rel_pos=True, window_size=14,
-                window_block_indexes=[i for i in range(depth) if i not in global_blocks])
+def vit_args(size: str, img: int, drop_path: bool = False) -> dict:
+    """The ViT arguments of a benchmark size as ViTDet builds it (``backbone.vit_kwargs``) at ``img`` px, with
+    ViTDet's drop path or none."""
+    from backbone import vit_kwargs
+    fixed = {"img_size": img, **({} if drop_path else {"drop_path_rate": 0.0}), **(SMOKE if size == "smoke" else {})}
+    return vit_kwargs(SIZES[size], **fixed)
 
 
 def build(variant: str, size: str, img: int):
@@ -302,7 +303,7 @@ def main(argv: list[str] | None = None) -> int:
     load_after = os.getloadavg()
 
     ref = variants[0]
-    width, depth, *_ = SIZES[args.size]
+    width, depth = (vit_args(args.size, args.img)[k] for k in ("embed_dim", "depth"))
     print(f"\nViT-{args.size[0].upper()} ({width} wide, {depth} blocks, 14x14 windows, 4 global blocks, rel-pos) + "
           f"simple feature pyramid, batch 1, {args.img} px, forward + backward, fp32; {args.device} "
           f"({platform.processor() or platform.machine()}, {args.threads} torch thread(s)); {args.rounds} "

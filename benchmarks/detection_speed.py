@@ -27,12 +27,9 @@ import subprocess
 import sys
 import time
 
+from benchmarks.backbone_speed import SIZES, vit_args
 from mae_transfer.compare import markdown_table
 
-#          width depth heads global blocks    drop path
-SIZES = {"base": (768, 12, 12, (2, 5, 8, 11), 0.1), "large": (1024, 24, 16, (5, 11, 17, 23), 0.4),
-         "huge": (1280, 32, 16, (7, 15, 23, 31), 0.5),
-         "smoke": (64, 2, 2, (1,), 0.0)}  # benchmarks/gpu.py --smoke: the same code in seconds on CPU
 VARIANTS = ("ours", "detectron2")
 
 
@@ -49,10 +46,7 @@ def _model(variant: str, size: str, img: int):
     from backbone import ViT
     from detection.vitdet import ViTDetBackbone
 
-    width, depth, heads, global_blocks, drop_path = SIZES[size]
-    net = dict(img_size=img, patch_size=16, embed_dim=width, depth=depth, num_heads=heads, mlp_ratio=4.0,
-               qkv_bias=True, drop_path_rate=drop_path, use_rel_pos=True, window_size=14,
-               window_block_indexes=[i for i in range(depth) if i not in global_blocks])
+    net = vit_args(size, img, drop_path=True)
     cfg = model_zoo.get_config("common/models/mask_rcnn_vitdet.py")
     if variant == "ours":
         cfg.model.backbone = L(ViTDetBackbone)(net=L(ViT)(**net), out_channels=256,
@@ -95,7 +89,7 @@ def measure(variant: str, size: str, batch: int, steps: int, warmup: int, img: i
     torch.manual_seed(0)
     model = _model(variant, size, img).to(device).train()
     params = get_default_optimizer_params(model, base_lr=1e-4, weight_decay_norm=0.0,
-                                          lr_factor_func=layer_decay(0.7, SIZES[size][1]),
+                                          lr_factor_func=layer_decay(0.7, vit_args(size, img)["depth"]),
                                           overrides={"pos_embed": {"weight_decay": 0.0}})
     optimizer = torch.optim.AdamW(params, lr=1e-4, betas=(0.9, 0.999), weight_decay=0.1)
     for p in model.parameters():  # materialise AdamW's state, so that the baseline holds weights + optimizer
@@ -187,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
                 results[variant] = run
     load_after = os.getloadavg()
 
-    width, depth, *_ = SIZES[args.size]
+    width, depth = (vit_args(args.size, img)[k] for k in ("embed_dim", "depth"))
     cuda = args.device.startswith("cuda")
     print(f"\nMask R-CNN ViTDet, ViT-{args.size[0].upper()} ({width} wide, {depth} blocks), batch {args.batch}, "
           f"{img}x{img} px (square-padded), 4 instances per image; {args.device} "

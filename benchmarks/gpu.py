@@ -102,10 +102,11 @@ def section_attention(smoke: bool) -> dict:
 
     from backbone.attention import IMPLS
     from backbone.vit import _Block
-    from benchmarks.backbone_speed import as_timm_sam
+    from benchmarks.backbone_speed import as_timm_sam, vit_args
 
     device = _device(smoke)
-    dim, heads = (64, 2) if smoke else (768, 12)
+    vit = vit_args("smoke" if smoke else "base", 1024)
+    dim, heads = vit["embed_dim"], vit["num_heads"]
     grids = {}
     for grid in (8,) if smoke else (32, 64):  # 512 and 1024 px at patch 16
         x = torch.randn(1, grid, grid, dim, device=device)

@@ -1,11 +1,10 @@
 """The MAE models ``pretrain_speed.py`` measures ours against.
 
-- ``OfficialMAE``: the official ``models_mae.py`` (github.com/facebookresearch/mae, ``MaskedAutoencoderViT``),
-  written out as released: masking by two argsorts, a ``torch.ones`` mask and a gather; decoder unshuffle by
-  ``repeat`` + two concatenations around a gather. Blocks and patch embedding come from the installed timm, as
-  the official import ``from timm.models.vision_transformer import PatchEmbed, Block`` gives them (its
-  ``qk_scale=None`` argument, gone from timm, is dropped). Same parameter names as ``pretrain``'s model, so
-  one state dict loads into both.
+- ``OfficialMAE``: the official ``models_mae.py`` (github.com/facebookresearch/mae, ``MaskedAutoencoderViT``)
+  where it computes differently, written out as released: masking by two argsorts, a ``torch.ones`` mask and a
+  gather; decoder unshuffle by ``repeat`` + two concatenations around a gather. The rest (timm's ``Block`` and
+  ``PatchEmbed``, as the official import gives them, initialisation, patchify, loss) is ``pretrain``'s model,
+  which builds and computes them as the official code does, with the same parameter names.
 - ``MaskTokensInEncoder``: the paper's "w/ [M]" ablation (arXiv 2111.06377, Table 1c): the encoder sees every
   patch, the removed ones replaced by a learned mask token at the encoder's width; the decoder gets the full
   sequence and adds no mask tokens.
@@ -15,73 +14,17 @@
 """
 from __future__ import annotations
 
-from functools import partial
-
 import torch
 import torch.nn as nn
-from timm.models.vision_transformer import Block, PatchEmbed
 from timm.optim import param_groups_weight_decay
 
-from pretrain.models_mae import MaskedAutoencoderViT, encoder_kwargs
-from pretrain.pos_embed import get_2d_sincos_pos_embed
+from pretrain.models_mae import MaskedAutoencoderViT, mae_kwargs
 
 
-class OfficialMAE(nn.Module):
-    """facebookresearch/mae ``models_mae.py`` ``MaskedAutoencoderViT``, as released (comments trimmed)."""
-
-    def __init__(self, img_size=224, patch_size=16, in_chans=3,
-                 embed_dim=1024, depth=24, num_heads=16,
-                 decoder_embed_dim=512, decoder_depth=8, decoder_num_heads=16,
-                 mlp_ratio=4., norm_layer=partial(nn.LayerNorm, eps=1e-6), norm_pix_loss=False):
-        super().__init__()
-        self.patch_embed = PatchEmbed(img_size, patch_size, in_chans, embed_dim)
-        num_patches = self.patch_embed.num_patches
-        self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim))
-        self.pos_embed = nn.Parameter(torch.zeros(1, num_patches + 1, embed_dim), requires_grad=False)
-        self.blocks = nn.ModuleList([
-            Block(embed_dim, num_heads, mlp_ratio, qkv_bias=True, norm_layer=norm_layer)
-            for i in range(depth)])
-        self.norm = norm_layer(embed_dim)
-        self.decoder_embed = nn.Linear(embed_dim, decoder_embed_dim, bias=True)
-        self.mask_token = nn.Parameter(torch.zeros(1, 1, decoder_embed_dim))
-        self.decoder_pos_embed = nn.Parameter(torch.zeros(1, num_patches + 1, decoder_embed_dim), requires_grad=False)
-        self.decoder_blocks = nn.ModuleList([
-            Block(decoder_embed_dim, decoder_num_heads, mlp_ratio, qkv_bias=True, norm_layer=norm_layer)
-            for i in range(decoder_depth)])
-        self.decoder_norm = norm_layer(decoder_embed_dim)
-        self.decoder_pred = nn.Linear(decoder_embed_dim, patch_size**2 * in_chans, bias=True)
-        self.norm_pix_loss = norm_pix_loss
-        self.initialize_weights()
-
-    def initialize_weights(self):
-        pos_embed = get_2d_sincos_pos_embed(self.pos_embed.shape[-1], int(self.patch_embed.num_patches**.5),
-                                            cls_token=True)
-        self.pos_embed.data.copy_(torch.from_numpy(pos_embed).float().unsqueeze(0))
-        decoder_pos_embed = get_2d_sincos_pos_embed(self.decoder_pos_embed.shape[-1],
-                                                    int(self.patch_embed.num_patches**.5), cls_token=True)
-        self.decoder_pos_embed.data.copy_(torch.from_numpy(decoder_pos_embed).float().unsqueeze(0))
-        w = self.patch_embed.proj.weight.data
-        torch.nn.init.xavier_uniform_(w.view([w.shape[0], -1]))
-        torch.nn.init.normal_(self.cls_token, std=.02)
-        torch.nn.init.normal_(self.mask_token, std=.02)
-        self.apply(self._init_weights)
-
-    def _init_weights(self, m):
-        if isinstance(m, nn.Linear):
-            torch.nn.init.xavier_uniform_(m.weight)
-            if isinstance(m, nn.Linear) and m.bias is not None:
-                nn.init.constant_(m.bias, 0)
-        elif isinstance(m, nn.LayerNorm):
-            nn.init.constant_(m.bias, 0)
-            nn.init.constant_(m.weight, 1.0)
-
-    def patchify(self, imgs):
-        p = self.patch_embed.patch_size[0]
-        h = w = imgs.shape[2] // p
-        x = imgs.reshape(shape=(imgs.shape[0], 3, h, p, w, p))
-        x = torch.einsum('nchpwq->nhwpqc', x)
-        x = x.reshape(shape=(imgs.shape[0], h * w, p**2 * 3))
-        return x
+class OfficialMAE(MaskedAutoencoderViT):
+    """facebookresearch/mae ``models_mae.py`` ``MaskedAutoencoderViT``: its masking, encoder and decoder passes as
+    released (comments trimmed). Its constructor, initialisation, patchify and loss compute what ``pretrain``'s do
+    and are inherited from there."""
 
     def random_masking(self, x, mask_ratio):
         N, L, D = x.shape
@@ -122,17 +65,6 @@ class OfficialMAE(nn.Module):
         x = x[:, 1:, :]
         return x
 
-    def forward_loss(self, imgs, pred, mask):
-        target = self.patchify(imgs)
-        if self.norm_pix_loss:
-            mean = target.mean(dim=-1, keepdim=True)
-            var = target.var(dim=-1, keepdim=True)
-            target = (target - mean) / (var + 1.e-6)**.5
-        loss = (pred - target) ** 2
-        loss = loss.mean(dim=-1)
-        loss = (loss * mask).sum() / mask.sum()
-        return loss
-
     def forward(self, imgs, mask_ratio=0.75):
         latent, mask, ids_restore = self.forward_encoder(imgs, mask_ratio)
         pred = self.forward_decoder(latent, ids_restore)
@@ -142,7 +74,7 @@ class OfficialMAE(nn.Module):
 
 def official_mae(name: str, **overrides) -> OfficialMAE:
     """``mae_vit_{base,large}_patch16`` / ``mae_vit_huge_patch14`` with the official 512 x 8 decoder."""
-    return OfficialMAE(**encoder_kwargs(name, **overrides))
+    return OfficialMAE(**mae_kwargs(name, **overrides))
 
 
 def official_optimizer(model: nn.Module, lr: float = 1.5e-4) -> torch.optim.Optimizer:
@@ -172,4 +104,4 @@ class MaskTokensInEncoder(MaskedAutoencoderViT):
 
 
 def mask_tokens_in_encoder(name: str, **overrides) -> MaskTokensInEncoder:
-    return MaskTokensInEncoder(**encoder_kwargs(name, **overrides))
+    return MaskTokensInEncoder(**mae_kwargs(name, **overrides))

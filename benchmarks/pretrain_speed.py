@@ -37,8 +37,7 @@ import time
 
 from mae_transfer.compare import markdown_table
 
-SIZES = {"base": ("mae_vit_base_patch16", 768, 12, 12, 16), "large": ("mae_vit_large_patch16", 1024, 24, 16, 16),
-         "huge": ("mae_vit_huge_patch14", 1280, 32, 16, 14)}
+SIZES = {"base": "mae_vit_base_patch16", "large": "mae_vit_large_patch16", "huge": "mae_vit_huge_patch14"}
 VARIANTS = ("ours", "ours w/ [M]", "official", "ours compiled", "ours w/ [M] compiled", "HF ViTMAE")
 
 
@@ -58,14 +57,19 @@ def build(variant: str, size: str, img: int, **overrides):
     """(model, optimizer factory, loss of a batch, encoder forward of a batch) for ``variant``; ``overrides``
     (depth, decoder_depth, ...) go to our models and the official one."""
     from benchmarks.mae_variants import mask_tokens_in_encoder, official_mae, official_optimizer
-    name, dim, depth, heads, patch = SIZES[size]
+    from pretrain.models_mae import mae_kwargs
+    name = SIZES[size]
     if variant == "HF ViTMAE":
         from transformers import ViTMAEConfig, ViTMAEForPreTraining
-        config = ViTMAEConfig(hidden_size=dim, num_hidden_layers=depth, num_attention_heads=heads,
-                              intermediate_size=4 * dim, image_size=img, patch_size=patch, decoder_hidden_size=512,
-                              decoder_num_hidden_layers=8, decoder_num_attention_heads=16,
-                              decoder_intermediate_size=2048, mask_ratio=0.75, norm_pix_loss=True,
-                              layer_norm_eps=1e-6)
+        mae = mae_kwargs(name)
+        config = ViTMAEConfig(hidden_size=mae["embed_dim"], num_hidden_layers=mae["depth"],
+                              num_attention_heads=mae["num_heads"], intermediate_size=4 * mae["embed_dim"],
+                              image_size=img, patch_size=mae["patch_size"],
+                              decoder_hidden_size=mae["decoder_embed_dim"],
+                              decoder_num_hidden_layers=mae["decoder_depth"],
+                              decoder_num_attention_heads=mae["decoder_num_heads"],
+                              decoder_intermediate_size=4 * mae["decoder_embed_dim"], mask_ratio=0.75,
+                              norm_pix_loss=True, layer_norm_eps=1e-6)
         model = ViTMAEForPreTraining(config)
         return model, official_optimizer, lambda x: model(pixel_values=x).loss, lambda x: model.vit(pixel_values=x)
     if variant == "official":
@@ -176,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     load_after = os.getloadavg()
 
     ref = variants[0]
-    name = SIZES[args.size][0]
+    name = SIZES[args.size]
     print(f"\n{name}, decoder 512 x 8 blocks, batch {args.batch}, {args.img} px, mask ratio 0.75, norm-pix; "
           f"{args.device} ({platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
           f"{args.threads} torch thread(s), {'bf16 autocast' if args.device.startswith('cuda') else 'fp32'}); "

@@ -19,7 +19,7 @@ Python API::
 ``*_json`` / ``*_images`` a COCO-format instances json and its image folder used instead of the config's
 datasets, registered as ``{dataset_name}_train`` / ``_val`` (default: the json file names; the run record's
 ``dataset`` is the evaluation set's name). Both run in this process and write ``out_dir/run_record.json``
-(``backbone.run_lifecycle``: status "running", then "finished" with the metrics or "failed" with the error).
+(``runlib.run_lifecycle``: status "running", then "finished" with the metrics or "failed" with the error).
 Bad input raises ``DetectionInputError`` or ``backbone.CheckpointError`` (both ``runlib.UserError``) with the
 file, key or value in the message; config, data and output-folder mistakes are raised before anything is written.
 ``Predictor`` (``predict``) runs a trained detector on images (paths, RGB arrays, BGR arrays with

@@ -18,7 +18,6 @@ the run "failed" (``LossDiverged``), and a training set with RLE masks is read a
 from __future__ import annotations
 
 import inspect
-import json
 import logging
 import math
 import os
@@ -43,7 +42,7 @@ from runlib import (LossDiverged, UserError, atomic_write, config_syntax_named, 
 from runlib import overrides as override_syntax
 from runlib.cost import FirstBatch, RunCost
 from runlib.overrides import MISSING, Override
-from runlib.run_record import RECORD_NAME, newest_whole_checkpoint, no_weights, recorded_init
+from runlib.run_record import RECORD_NAME, keep_log_before, newest_whole_checkpoint, no_weights, recorded_init
 from runlib.run_record import init_label as derived_init_label
 from runlib.safe_yaml import is_yaml, load_yaml
 
@@ -253,16 +252,7 @@ def keep_metrics_before(output_dir: str | Path, start_iter: int) -> None:
     """Rewrite detectron2's ``metrics.json`` (atomically) with only the events of iterations before
     ``start_iter``: a resumed run repeats the iterations after its checkpoint, and a fresh run starts over.
     A line a kill tore is dropped."""
-    path = Path(output_dir) / "metrics.json"
-    kept = []
-    if start_iter and path.is_file():
-        for line in path.read_text().splitlines():
-            try:
-                if json.loads(line)["iteration"] < start_iter:
-                    kept.append(line)
-            except (ValueError, KeyError, TypeError):
-                continue
-    atomic_write(path, lambda tmp: tmp.write_text("".join(line + "\n" for line in kept)))
+    keep_log_before(Path(output_dir) / "metrics.json", "iteration", start_iter)
 
 
 def do_train(cfg, resume_from: Path | None, on_eval, cost: RunCost | None = None) -> dict:

@@ -1,13 +1,16 @@
-"""Building blocks the LazyConfigs in ``configs/detection/`` share: the COCO step schedule and layer decay.
+"""Building blocks the LazyConfigs in ``configs/detection/`` share: the COCO step schedule and layer decay; and a
+config's schedule fitted to another number of iterations.
 
 Both are LazyCall-friendly: configs keep every number visible and overridable as ``key=value``.
 """
 from __future__ import annotations
 
 from functools import partial
+from pathlib import Path
 from typing import Callable, Sequence
 
 from detectron2.config import LazyCall as L
+from detectron2.config import LazyConfig
 from detectron2.solver import WarmupParamScheduler
 from fvcore.common.param_scheduler import MultiStepParamScheduler
 
@@ -49,3 +52,12 @@ def layer_decay(decay: float, depth: int) -> Callable[[str], float]:
     blocks. It equals detectron2's ``get_vit_lr_decay_rate(name, decay, depth)`` for every parameter of a
     ViTDet Mask R-CNN (embeddings ``decay^(depth+1)``, ``blocks.i`` ``decay^(depth-i)``, the rest 1)."""
     return partial(backbone.lr_scale, decay=decay, depth=depth)
+
+
+def schedule_overrides(config: str | Path, max_iter: int) -> list[str]:
+    """``key=value`` overrides that run the LazyConfig ``config`` for ``max_iter`` iterations with its lr steps at
+    the same fractions of the run (its warm-up is a fraction already)."""
+    schedule = LazyConfig.load(str(config)).lr_multiplier.scheduler
+    milestones = [round(m * max_iter / schedule.num_updates) for m in schedule.milestones]
+    return [f"train.max_iter={max_iter}", f"lr_multiplier.scheduler.num_updates={max_iter}",
+            f"lr_multiplier.scheduler.milestones={milestones}"]

@@ -7,8 +7,9 @@
     optimizer = vitdet.build_optimizer(cfg, model)                       # AdamW + layer decay, for DefaultTrainer
 
 ``MODEL.VIT.*`` are ``backbone.ViT``'s and ``SimpleFeaturePyramid``'s arguments (defaults: ViT-B as ViTDet
-builds it); ``MODEL.VIT.PRETRAINED`` is a pretrained ViT file read by ``backbone.load_pretrained`` when the
-backbone is built (leave ``MODEL.WEIGHTS`` empty then; it is for whole detectors). ``SOLVER.LAYER_DECAY``
+builds it, from ``backbone.VIT_SIZES``); ``MODEL.VIT.PRETRAINED`` is a pretrained ViT file read by
+``backbone.load_pretrained`` when the backbone is built (leave ``MODEL.WEIGHTS`` empty then; it is for whole
+detectors). ``SOLVER.LAYER_DECAY``
 is the layer-wise lr decay rate. The LSJ augmentation and the step schedule of the recipe exist only in the
 LazyConfigs (detectron2's yacs data path has no LSJ).
 """
@@ -22,7 +23,7 @@ from detectron2.layers import ShapeSpec
 from detectron2.modeling import BACKBONE_REGISTRY
 from detectron2.solver.build import get_default_optimizer_params, maybe_add_gradient_clipping
 
-from backbone import ViT, load_pretrained
+from backbone import ViT, load_pretrained, vit_kwargs
 
 from .recipe import layer_decay
 from .vitdet import ViTDetBackbone
@@ -32,18 +33,20 @@ logger = logging.getLogger(__name__)
 
 
 def add_vit_config(cfg: CN) -> None:
-    """Add ``MODEL.VIT.*``, ``SOLVER.LAYER_DECAY`` and ``SOLVER.BETAS`` (ViT-B / ViTDet defaults)."""
+    """Add ``MODEL.VIT.*``, ``SOLVER.LAYER_DECAY`` and ``SOLVER.BETAS`` (ViT-B as ViTDet builds it:
+    ``backbone.vit_kwargs("vit_base")``)."""
+    vit = vit_kwargs("vit_base")
     cfg.MODEL.VIT = CN()
-    cfg.MODEL.VIT.IMG_SIZE = 1024
-    cfg.MODEL.VIT.PATCH_SIZE = 16
-    cfg.MODEL.VIT.EMBED_DIM = 768
-    cfg.MODEL.VIT.DEPTH = 12
-    cfg.MODEL.VIT.NUM_HEADS = 12
-    cfg.MODEL.VIT.MLP_RATIO = 4.0
-    cfg.MODEL.VIT.DROP_PATH_RATE = 0.1
-    cfg.MODEL.VIT.USE_REL_POS = True
-    cfg.MODEL.VIT.WINDOW_SIZE = 14
-    cfg.MODEL.VIT.WINDOW_BLOCK_INDEXES = [0, 1, 3, 4, 6, 7, 9, 10]  # global blocks 2, 5, 8, 11
+    cfg.MODEL.VIT.IMG_SIZE = vit["img_size"]
+    cfg.MODEL.VIT.PATCH_SIZE = vit["patch_size"]
+    cfg.MODEL.VIT.EMBED_DIM = vit["embed_dim"]
+    cfg.MODEL.VIT.DEPTH = vit["depth"]
+    cfg.MODEL.VIT.NUM_HEADS = vit["num_heads"]
+    cfg.MODEL.VIT.MLP_RATIO = vit["mlp_ratio"]
+    cfg.MODEL.VIT.DROP_PATH_RATE = vit["drop_path_rate"]
+    cfg.MODEL.VIT.USE_REL_POS = vit["use_rel_pos"]
+    cfg.MODEL.VIT.WINDOW_SIZE = vit["window_size"]
+    cfg.MODEL.VIT.WINDOW_BLOCK_INDEXES = list(vit["window_block_indexes"])
     cfg.MODEL.VIT.USE_ACT_CHECKPOINT = False
     cfg.MODEL.VIT.PRETRAIN_IMG_SIZE = 224
     cfg.MODEL.VIT.PRETRAINED = ""

@@ -41,6 +41,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Mapping
 
+from mae_transfer import cli
 from runlib import UserError, read_run_record, run_command
 from runlib.run_record import atomic_write_json
 
@@ -259,8 +260,6 @@ class GridJob:
     def __call__(self) -> None:
         import torch
 
-        from mae_transfer import cli
-
         torch.set_num_threads(self.run.resources.cpus_per_task)  # not one per core of a shared node
         if self.run.world_size > 1:
             os.environ.update(distributed_env(self.run, os.environ))
@@ -279,8 +278,6 @@ class GridJob:
 def export_encoder(run: Run) -> None:
     """The encoder of a pretraining run in the MAE release format (``mae-transfer export``); the whole network of
     a supervised run in the timm file layout (``export`` refuses it: a global-pooling head has no final norm)."""
-    from mae_transfer import cli
-
     checkpoint = last_checkpoint(run.folder)
     if run.kind == "finetune":
         from backbone import read_state_dict

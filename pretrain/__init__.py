@@ -27,7 +27,7 @@ Python API (the command line ``mae-transfer pretrain | export | visualize | linp
 
 ``config`` is a config object or a config file; ``overrides`` a mapping or ``key=value`` strings; ``resume``
 True for the newest checkpoint in ``out_dir`` or a checkpoint path. Each run writes ``out_dir/checkpoints/``,
-``log.jsonl``, ``tb/`` and the run record ``run_record.json`` (backbone.run_lifecycle).
+``log.jsonl``, ``tb/`` and the run record ``run_record.json`` (runlib.run_lifecycle).
 """
 from __future__ import annotations
 

@@ -22,7 +22,7 @@ from runlib import UserError, config_syntax_named
 from runlib import overrides as override_syntax
 from runlib.safe_yaml import yaml_error
 
-from .models_mae import encoder_kwargs
+from .models_mae import decoder_kwargs, encoder_kwargs
 
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
 
@@ -39,7 +39,7 @@ class TrainConfig:
     dataset: str = ""                    # name in the run record (default: the data folder's name)
     input_size: int
     num_workers: int = 4
-    # encoder: a name from models_mae.ENCODERS; the four shape fields override it when set
+    # encoder: a name from models_mae.ENCODERS (sizes: backbone.VIT_SIZES); the four shape fields override it when set
     model: str
     patch_size: int | None = None
     embed_dim: int | None = None
@@ -128,7 +128,7 @@ class PretrainConfig(TrainConfig):
     norm_pix_loss: bool
     crop_scale: tuple[float, float]      # RandomResizedCrop area range, bicubic, then horizontal flip
     betas: tuple[float, float]           # AdamW
-    decoder_embed_dim: int | None = None  # None: the 512-wide, 8-block, 16-head decoder
+    decoder_embed_dim: int | None = None  # None: the size's decoder (backbone.VIT_SIZES: 512 wide, 8 blocks, 16 heads)
     decoder_depth: int | None = None
     decoder_num_heads: int | None = None
     # input pipeline: decode the folder once into OUT/decoded/ (uint8 memory map) and augment a batch at a time
@@ -171,8 +171,12 @@ class PretrainConfig(TrainConfig):
         if self.decode_max_side is not None and self.decode_max_side < self.input_size:
             out.append(f"decode_max_side = {self.decode_max_side!r}: must be at least input_size = {self.input_size} "
                        "(smaller would make every crop an upsampling)")
-        dim, depth, heads = self.decoder_embed_dim or 512, self.decoder_depth or 8, self.decoder_num_heads or 16
-        if dim % heads or dim % 4 or min(dim, heads) <= 0 or depth <= 0:
+        try:
+            dim, depth, heads = decoder_kwargs(self.model, decoder_embed_dim=self.decoder_embed_dim, decoder_depth=
+                                               self.decoder_depth, decoder_num_heads=self.decoder_num_heads).values()
+        except ValueError:  # an unknown model, named above
+            return out
+        if min(dim, heads, depth) <= 0 or dim % heads or dim % 4:
             out.append(f"decoder_embed_dim = {dim}, decoder_depth = {depth}, decoder_num_heads = {heads}: need "
                        "positive values and a width divisible by the heads and by 4")
         return out

@@ -32,7 +32,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
 from backbone import CheckpointError, read_checkpoint
-from runlib import (LossDiverged, UserError, atomic_torch_save, atomic_write, finished_run_kept, prepare_run_dir,
+from runlib import (LossDiverged, UserError, atomic_torch_save, finished_run_kept, keep_log_before, prepare_run_dir,
     remove_torn, require_device, run_lifecycle)
 from runlib.cost import RunCost, count_params
 
@@ -201,11 +201,7 @@ class RunLog:
         self.writer = self.bar = None
         if not enabled:
             return
-        kept = []
-        if start_step and self.path.is_file():
-            kept = [line for line in self.path.read_text().splitlines()
-                    if line.strip() and json.loads(line)["step"] <= start_step]
-        atomic_write(self.path, lambda tmp: tmp.write_text("".join(line + "\n" for line in kept)))
+        keep_log_before(self.path, "step", start_step + 1)  # steps are counted from 1
         self.file = self.path.open("a")
         if tensorboard:
             from torch.utils.tensorboard import SummaryWriter

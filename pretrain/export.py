@@ -28,7 +28,7 @@ from typing import Callable
 
 import torch
 
-from backbone import VIT_SIZES, CheckpointError, read_state_dict, resolve_weights
+from backbone import VIT_SIZES, CheckpointError, read_state_dict, resolve_weights, size_of_width
 from runlib import atomic_torch_save
 from backbone.layouts import timm_to_hf
 from runlib.run_record import atomic_write
@@ -90,26 +90,26 @@ def num_heads_of(encoder: dict[str, torch.Tensor], config: dict, num_heads: int 
         return num_heads
     if config.get("num_heads"):
         return int(config["num_heads"])
-    width = encoder["patch_embed.proj.weight"].shape[0]
-    return next((heads for w, _, heads, *_ in VIT_SIZES.values() if w == width), None)
+    size = size_of_width(encoder["patch_embed.proj.weight"].shape[0])
+    return VIT_SIZES[size].heads if size else None
 
 
 def timm_create_args(encoder: dict[str, torch.Tensor], num_heads: int | None) -> tuple[str, dict]:
     """(timm model name, keyword overrides) of a timm ViT with this encoder's shape."""
     shape = encoder_shape(encoder)
-    size = next((name for name, (w, *_) in VIT_SIZES.items() if w == shape["width"]), None)
-    name = f"{size or 'vit_base'}_patch{14 if size == 'vit_huge' else 16}_224"
+    size = size_of_width(shape["width"])
     preset = VIT_SIZES[size or "vit_base"]
+    name = f"{size or 'vit_base'}_patch{preset.mae_patch}_224"
     kwargs = {}
-    if shape["patch"] != (14 if size == "vit_huge" else 16):
+    if shape["patch"] != preset.mae_patch:
         kwargs["patch_size"] = shape["patch"]
     if shape["img_size"] != 224:
         kwargs["img_size"] = shape["img_size"]
     if size is None:
         kwargs["embed_dim"] = shape["width"]
-    if shape["depth"] != preset[1] or size is None:
+    if shape["depth"] != preset.depth or size is None:
         kwargs["depth"] = shape["depth"]
-    if num_heads and (size is None or num_heads != preset[2]):
+    if num_heads and (size is None or num_heads != preset.heads):
         kwargs["num_heads"] = num_heads
     if shape["mlp"] != 4 * shape["width"]:
         kwargs["mlp_ratio"] = shape["mlp"] / shape["width"]
@@ -118,9 +118,10 @@ def timm_create_args(encoder: dict[str, torch.Tensor], num_heads: int | None) ->
 
 def hf_vitmae_config(encoder: dict[str, torch.Tensor], num_heads: int, config: dict) -> dict:
     """``config.json`` of a ``ViTMAEModel`` with this encoder (decoder fields: the training config's, else the
-    official 512-wide, 8-block decoder); layer-norm eps 1e-6 and exact GELU as the MAE encoder."""
+    official decoder of ``backbone.VIT_SIZES``); layer-norm eps 1e-6 and exact GELU as the MAE encoder."""
     shape = encoder_shape(encoder)
-    decoder_width = config.get("decoder_embed_dim") or 512
+    default = VIT_SIZES[size_of_width(shape["width"]) or "vit_base"]
+    decoder_width = config.get("decoder_embed_dim") or default.decoder_width
     return {
         "architectures": ["ViTMAEModel"], "model_type": "vit_mae",
         "hidden_size": shape["width"], "num_hidden_layers": shape["depth"], "num_attention_heads": num_heads,
@@ -128,8 +129,9 @@ def hf_vitmae_config(encoder: dict[str, torch.Tensor], num_heads: int, config: d
         "attention_probs_dropout_prob": 0.0, "initializer_range": 0.02, "layer_norm_eps": 1e-6,
         "image_size": shape["img_size"], "patch_size": shape["patch"], "num_channels": shape["channels"],
         "qkv_bias": "blocks.0.attn.qkv.bias" in encoder,
-        "decoder_hidden_size": decoder_width, "decoder_num_hidden_layers": config.get("decoder_depth") or 8,
-        "decoder_num_attention_heads": config.get("decoder_num_heads") or 16,
+        "decoder_hidden_size": decoder_width,
+        "decoder_num_hidden_layers": config.get("decoder_depth") or default.decoder_depth,
+        "decoder_num_attention_heads": config.get("decoder_num_heads") or default.decoder_heads,
         "decoder_intermediate_size": 4 * decoder_width,
         "mask_ratio": config.get("mask_ratio") or 0.75,
         "norm_pix_loss": bool(config.get("norm_pix_loss", True)),

@@ -15,7 +15,7 @@ import torch
 import torch.nn as nn
 from timm.models.vision_transformer import Block, PatchEmbed
 
-from backbone import VIT_SIZES
+from backbone import VIT_SIZES, ViTSize
 
 from .pos_embed import get_2d_sincos_pos_embed
 
@@ -190,35 +190,48 @@ class MaskedAutoencoderViT(nn.Module):
         return loss, pred, mask
 
 
-# Encoder shapes: width, depth and heads from backbone's table; MAE's ViT-H uses patch 14.
-ENCODERS = {
-    "vit_tiny_patch16": ("vit_tiny", 16),
-    "vit_small_patch16": ("vit_small", 16),
-    "vit_base_patch16": ("vit_base", 16),
-    "vit_large_patch16": ("vit_large", 16),
-    "vit_huge_patch14": ("vit_huge", 14),
-}
+# MAE model names by encoder (``vit_base_patch16``), each a size of backbone's registry at its MAE patch
+ENCODERS = {f"{name}_patch{size.mae_patch}": name for name, size in VIT_SIZES.items()}
 MAE_MODELS = tuple(f"mae_{name}" for name in ENCODERS)
+
+
+def _size_of(name: str) -> ViTSize:
+    key = name.removeprefix("mae_")
+    if key not in ENCODERS:
+        raise ValueError(f"unknown model {name!r}; choose one of {sorted(ENCODERS) + list(MAE_MODELS)}")
+    return VIT_SIZES[ENCODERS[key]]
+
+
+def _given(kwargs: dict, overrides: dict) -> dict:
+    return {**kwargs, **{k: v for k, v in overrides.items() if v is not None}}
 
 
 def encoder_kwargs(name: str, **overrides) -> dict:
     """patch_size / embed_dim / depth / num_heads of an encoder (``vit_base_patch16`` or
     ``mae_vit_base_patch16``), with overrides that are not None applied."""
-    key = name.removeprefix("mae_")
-    if key not in ENCODERS:
-        raise ValueError(f"unknown model {name!r}; choose one of {sorted(ENCODERS) + list(MAE_MODELS)}")
-    size, patch_size = ENCODERS[key]
-    embed_dim, depth, num_heads = VIT_SIZES[size][:3]
-    kwargs = dict(patch_size=patch_size, embed_dim=embed_dim, depth=depth, num_heads=num_heads)
-    kwargs.update({k: v for k, v in overrides.items() if v is not None})
-    return kwargs
+    size = _size_of(name)
+    return _given(dict(patch_size=size.mae_patch, embed_dim=size.width, depth=size.depth, num_heads=size.heads),
+                  overrides)
+
+
+def decoder_kwargs(name: str, **overrides) -> dict:
+    """decoder_embed_dim / decoder_depth / decoder_num_heads of an MAE (the official 512-wide, 8-block, 16-head
+    decoder for every size), with overrides that are not None applied."""
+    size = _size_of(name)
+    return _given(dict(decoder_embed_dim=size.decoder_width, decoder_depth=size.decoder_depth,
+                       decoder_num_heads=size.decoder_heads), overrides)
+
+
+def mae_kwargs(name: str, **overrides) -> dict:
+    """The constructor keywords of an MAE by name (``mae_vit_base_patch16``, ...): its encoder and its size's
+    decoder, with overrides that are not None applied."""
+    if not name.startswith("mae_"):
+        raise ValueError(f"unknown MAE model {name!r}; choose one of {list(MAE_MODELS)}")
+    return decoder_kwargs(name, **encoder_kwargs(name, **overrides))
 
 
 def build_mae(name: str, **overrides) -> MaskedAutoencoderViT:
-    """An MAE by name (``mae_vit_base_patch16``, ...) with a 512-wide, 8-block decoder unless overridden."""
-    if not name.startswith("mae_"):
-        raise ValueError(f"unknown MAE model {name!r}; choose one of {list(MAE_MODELS)}")
-    return MaskedAutoencoderViT(**encoder_kwargs(name, **overrides))
+    return MaskedAutoencoderViT(**mae_kwargs(name, **overrides))
 
 
 def mae_vit_tiny_patch16(**kwargs):

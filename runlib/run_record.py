@@ -100,6 +100,22 @@ def remove_torn(folder: str | Path) -> list[Path]:
     return torn
 
 
+def keep_log_before(path: str | Path, key: str, start: int) -> None:
+    """Rewrite the JSON-lines log ``path`` (atomically) with only the records whose ``key`` (the step) is below
+    ``start``: a run resumed at step ``start`` logs those steps again, and a fresh run (``start`` 0) starts the log
+    over. A line that a kill tore is dropped."""
+    path = Path(path)
+    kept = []
+    if start and path.is_file():
+        for line in path.read_text().splitlines():
+            try:
+                if json.loads(line)[key] < start:
+                    kept.append(line)
+            except (ValueError, KeyError, TypeError):
+                continue
+    atomic_write(path, lambda tmp: tmp.write_text("".join(line + "\n" for line in kept)))
+
+
 def is_whole(path: str | Path) -> bool:
     """Whether ``path`` is a complete PyTorch file: torch.save writes a zip archive whose directory comes last,
     so a file cut short by a kill has none (an empty file is cut short too). A file that is no zip archive at all

@@ -18,11 +18,13 @@ Honest differences from mmseg's own ``MAE`` backbone (BEiT code):
 """
 from __future__ import annotations
 
+from typing import Sequence
+
 import torch
 from mmengine.logging import print_log
 from mmseg.registry import MODELS
 
-from backbone import LoadReport, ViT, load_pretrained
+from backbone import LoadReport, ViT, load_pretrained, vit_size
 
 
 @MODELS.register_module()
@@ -62,3 +64,14 @@ class PlainViT(ViT):
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """(B, 3, H, W) -> one (B, embed_dim, H/16, W/16) map per block in ``out_indices``."""
         return tuple(super().forward(x))
+
+
+def upernet_sizes(size: str, out_indices: Sequence[int]) -> dict:
+    """The ``model`` entries of an UperNet config that follow from a ViT size of ``backbone.VIT_SIZES``: the
+    backbone's shape and blocks read, and the width of the neck and heads that take its maps."""
+    vit = vit_size(size)
+    return dict(backbone=dict(embed_dim=vit.width, depth=vit.depth, num_heads=vit.heads,
+                              out_indices=tuple(out_indices)),
+                neck=dict(embed_dim=vit.width),
+                decode_head=dict(in_channels=[vit.width] * 4, channels=vit.width),
+                auxiliary_head=dict(in_channels=vit.width))

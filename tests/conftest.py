@@ -1,10 +1,12 @@
 """What every test folder shares: the repository's paths, one thread for tiny models, one small generated data
-world per session, and checkpoint files in the official MAE release format.
+world per session, checkpoint files in the official MAE release format, and a checkpoint that would run code.
 
 Test modules import the paths: ``from tests.conftest import CONFIGS, REPO_ROOT``.
 """
 from __future__ import annotations
 
+import os
+import pickle
 from pathlib import Path
 
 import pytest
@@ -101,11 +103,42 @@ def hf_cache(tmp_path, monkeypatch) -> HFCache:
     return HFCache(cache)
 
 
-@pytest.fixture
-def mae_file(tmp_path, mae_release_state) -> Path:
-    """``mae_release_state()`` written as the official release writes it: ``{'model': encoder state dict}``."""
+def save_mae_release(path: Path, state: dict) -> Path:
+    """``state`` written as the official release writes it: ``{'model': encoder state dict}``."""
     import torch
 
-    path = tmp_path / "mae_pretrain_vit_tiny.pth"
-    torch.save({"model": mae_release_state()}, path)
+    torch.save({"model": state}, path)
     return path
+
+
+@pytest.fixture(scope="module")
+def mae_file(tmp_path_factory, mae_release_state) -> Path:
+    """``mae_release_state()`` as an official release file, one per test module: a module gets the sizes its folder
+    binds in ``mae_release_state`` (a session-wide file would keep the first folder's sizes for all)."""
+    return save_mae_release(tmp_path_factory.mktemp("weights") / "mae_pretrain_vit_tiny.pth", mae_release_state())
+
+
+class Payload:
+    """Unpickling this runs a shell command (``touch MARKER``): what a crafted checkpoint file carries."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+@pytest.fixture
+def write_payload(tmp_path):
+    """``write_payload(path, wrap=...)``: saves ``wrap(Payload)`` at ``path`` (a plain pickle for ``.pkl``, as
+    detectron2's model zoo writes them, else ``torch.save``); returns the marker file, which exists only if a
+    loader ran the payload."""
+    import torch
+
+    marker = tmp_path / "payload_ran"
+
+    def save(path: Path, wrap=lambda payload: payload) -> Path:
+        obj = wrap(Payload(marker))
+        path.write_bytes(pickle.dumps(obj)) if path.suffix == ".pkl" else torch.save(obj, path)
+        return marker
+    return save

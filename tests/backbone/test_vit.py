@@ -145,9 +145,10 @@ def test_bad_sizes_are_one_clear_error():
 
 
 def test_arch_names_follow_the_presets():
-    from backbone import arch_name
-    assert arch_name(768, 12) == "vit_base"
-    assert arch_name(192, 4) == "vit_tiny_d4"
+    from backbone import VIT_SIZES, arch_name
+    base, tiny = VIT_SIZES["vit_base"], VIT_SIZES["vit_tiny"]
+    assert arch_name(base.width, base.depth) == "vit_base"
+    assert arch_name(tiny.width, 4) == "vit_tiny_d4"
     assert arch_name(100, 3) == "vit_w100_d3"
 
 

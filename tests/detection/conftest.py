@@ -2,10 +2,8 @@
 from __future__ import annotations
 
 from functools import partial
-from pathlib import Path
 
 import pytest
-import torch
 
 from tests.conftest import CONFIGS as ALL_CONFIGS
 
@@ -28,17 +26,10 @@ def tiny() -> tuple[str, ...]:
 
 
 @pytest.fixture(scope="session")
-def mae_state(mae_release_state):
-    """``mae_state(width=, depth=)``: an official-format MAE encoder state dict (224 px, the tiny ViT's size)."""
+def mae_release_state(mae_release_state):
+    """The root fixture at the tiny ViT's sizes, pretrained at 224 px (``mae_file`` follows);
+    ``mae_release_state(width=, depth=)``."""
     return partial(mae_release_state, width=WIDTH, depth=DEPTH, patch=PATCH, grid=14)
-
-
-@pytest.fixture(scope="session")
-def mae_file(tmp_path_factory, mae_state) -> Path:
-    """An official-format MAE encoder file ({'model': state_dict}) for the tiny ViT."""
-    path = tmp_path_factory.mktemp("weights") / "mae_pretrain_vit_tiny.pth"
-    torch.save({"model": mae_state()}, path)
-    return path
 
 
 @pytest.fixture(scope="session")

@@ -97,9 +97,9 @@ def test_gpu_recipe_on_a_cpu_machine(coco, tmp_path):
         detection.train(config, tmp_path, ["train.device=cpu"], **coco)
 
 
-def test_vit_checkpoint_of_another_size_through_the_cli(coco, tiny, tmp_path, mae_state, capsys):
+def test_vit_checkpoint_of_another_size_through_the_cli(coco, tiny, tmp_path, mae_release_state, capsys):
     wider = tmp_path / "mae_pretrain_vit_wider.pth"
-    torch.save({"model": mae_state(width=48)}, wider)
+    torch.save({"model": mae_release_state(width=48)}, wider)
     code = detect(["train", "--config-file", str(DEMO), "--out", str(tmp_path / "run"),
                    "--init-checkpoint", str(wider), "--train-json", str(coco["train_json"]),
                    "--train-images", str(coco["train_images"]), "--val-json", str(coco["val_json"]),

@@ -1,25 +1,26 @@
 """Every config's numbers are the published recipe's, field by field (the expected values are written here from the
-papers and upstream files, not read from the configs)."""
+papers and upstream files, not read from the configs; sizes from the registry, which test_presets checks)."""
 
 import detectron2.data.transforms as T
 import pytest
 from detectron2.config import LazyConfig
 
+from backbone import VIT_SIZES
 from tests.detection.conftest import CONFIGS
 COCO_TRAIN_IMAGES, BATCH = 118_000, 64
 
-# Sizes: ViT paper (arXiv 2010.11929) Table 1; MAE recipes: detectron2 projects/ViTDet/configs/COCO/
-# mask_rcnn_vitdet_{b,l}_100ep.py and _h_75ep.py; supervised and random-init baselines: ViTDet paper (arXiv 2203.16527)
-# Table 11.
-#                 width depth heads global blocks      drop  layer  lr      wd   epochs init
+# Sizes: the registry's rows (backbone.VIT_SIZES, pinned to the papers in tests/backbone/test_presets.py); drop path:
+# MAE recipes: detectron2 projects/ViTDet/configs/COCO/mask_rcnn_vitdet_{b,l}_100ep.py and _h_75ep.py; supervised and
+# random-init baselines: ViTDet paper (arXiv 2203.16527) Table 11.
+#                                  size        drop  layer  lr      wd   epochs init
 RECIPES = {
-    "mask_rcnn_vit_b_mae.py":        (768, 12, 12, (2, 5, 8, 11),     0.1, 0.7, 1e-4,   0.1, 100, "mae"),
-    "mask_rcnn_vit_l_mae.py":        (1024, 24, 16, (5, 11, 17, 23),  0.4, 0.8, 1e-4,   0.1, 100, "mae"),
-    "mask_rcnn_vit_h_mae.py":        (1280, 32, 16, (7, 15, 23, 31),  0.5, 0.9, 1e-4,   0.1, 75,  "mae"),
-    "mask_rcnn_vit_b_supervised.py": (768, 12, 12, (2, 5, 8, 11),     0.1, 1.0, 8e-5,   0.1, 50,  "supervised"),
-    "mask_rcnn_vit_l_supervised.py": (1024, 24, 16, (5, 11, 17, 23),  0.4, 1.0, 8e-5,   0.1, 50,  "supervised"),
-    "mask_rcnn_vit_b_random.py":     (768, 12, 12, (2, 5, 8, 11),     None, 1.0, 1.6e-4, 0.2, 300, "random"),
-    "mask_rcnn_vit_l_random.py":     (1024, 24, 16, (5, 11, 17, 23),  None, 1.0, 1.6e-4, 0.2, 200, "random"),
+    "mask_rcnn_vit_b_mae.py":        ("vit_base",  0.1, 0.7, 1e-4,   0.1, 100, "mae"),
+    "mask_rcnn_vit_l_mae.py":        ("vit_large", 0.4, 0.8, 1e-4,   0.1, 100, "mae"),
+    "mask_rcnn_vit_h_mae.py":        ("vit_huge",  0.5, 0.9, 1e-4,   0.1, 75,  "mae"),
+    "mask_rcnn_vit_b_supervised.py": ("vit_base",  0.1, 1.0, 8e-5,   0.1, 50,  "supervised"),
+    "mask_rcnn_vit_l_supervised.py": ("vit_large", 0.4, 1.0, 8e-5,   0.1, 50,  "supervised"),
+    "mask_rcnn_vit_b_random.py":     ("vit_base",  None, 1.0, 1.6e-4, 0.2, 300, "random"),
+    "mask_rcnn_vit_l_random.py":     ("vit_large", None, 1.0, 1.6e-4, 0.2, 200, "random"),
 }
 
 
@@ -33,11 +34,11 @@ def recipe(request):
 
 
 def test_backbone(recipe):
-    cfg, (width, depth, heads, global_blocks, drop_path, *_) = recipe
-    net = cfg.model.backbone.net
-    assert (net.embed_dim, net.depth, net.num_heads) == (width, depth, heads)
+    cfg, (size, drop_path, *_) = recipe
+    net, size = cfg.model.backbone.net, VIT_SIZES[size]
+    assert (net.embed_dim, net.depth, net.num_heads) == (size.width, size.depth, size.heads)
     assert (net.patch_size, net.img_size, net.mlp_ratio, net.window_size) == (16, 1024, 4.0, 14)
-    assert sorted(set(range(depth)) - set(net.window_block_indexes)) == list(global_blocks)
+    assert sorted(set(range(size.depth)) - set(net.window_block_indexes)) == list(size.global_blocks)
     assert net.use_rel_pos
     if drop_path is not None:  # Table 11 gives none for random init
         assert net.drop_path_rate == drop_path
@@ -75,7 +76,8 @@ def test_data(recipe):
 
 
 def test_optimizer(recipe):
-    cfg, (_, depth, _, _, _, layer_decay, lr, weight_decay, *_) = recipe
+    cfg, (size, _, layer_decay, lr, weight_decay, *_) = recipe
+    depth = VIT_SIZES[size].depth
     opt = cfg.optimizer
     assert opt._target_.__name__ == "AdamW"
     assert (opt.lr, tuple(opt.betas), opt.weight_decay) == (lr, (0.9, 0.999), weight_decay)

@@ -58,7 +58,7 @@ def test_lazyconfig_backbone_is_a_detectron2_backbone_with_p2_to_p6():
         assert_pyramid(backbone(torch.randn(1, 3, 64, 128)), 128, 128)
 
 
-def test_yacs_builds_the_same_model_as_the_lazyconfig(mae_file, mae_state):
+def test_yacs_builds_the_same_model_as_the_lazyconfig(mae_file, mae_release_state):
     cfg = yacs_cfg()
     lazy = LazyConfig.load(str(CONFIGS / "mask_rcnn_vit_b_mae.py")).model.backbone
     v = cfg.MODEL.VIT
@@ -76,7 +76,8 @@ def test_yacs_builds_the_same_model_as_the_lazyconfig(mae_file, mae_state):
     assert {k: v.shape for k, v in yacs.state_dict().items()} == {k: v.shape for k, v in ours.state_dict().items()}
     with torch.no_grad():
         assert_pyramid(yacs.backbone(torch.randn(1, 3, 96, 64)), 128, 128)
-    torch.testing.assert_close(yacs.backbone.net.blocks[1].attn.qkv.weight, mae_state()["blocks.1.attn.qkv.weight"],
+    torch.testing.assert_close(yacs.backbone.net.blocks[1].attn.qkv.weight,
+                               mae_release_state()["blocks.1.attn.qkv.weight"],
                                rtol=0, atol=0)  # MODEL.VIT.PRETRAINED went through backbone.load_pretrained
 
     optimizer = vitdet.build_optimizer(cfg, yacs)

@@ -3,7 +3,6 @@ output is written through a symlink, a mistaken override changes nothing, and a 
 checkpoint resumes from the previous one with each iteration logged once."""
 import json
 import os
-import pickle
 import subprocess
 import sys
 
@@ -19,16 +18,6 @@ from tests.conftest import REPO_ROOT
 from tests.detection.conftest import DEMO
 
 
-class Payload:
-    """Unpickling this runs a shell command: what a crafted checkpoint does."""
-
-    def __init__(self, marker):
-        self.marker = marker
-
-    def __reduce__(self):
-        return (os.system, (f"touch {self.marker}",))
-
-
 def data_args(coco: dict, train: bool = True) -> list[str]:
     splits = ("train", "val") if train else ("val",)
     return [arg for split in splits for arg in (f"--{split}-json", str(coco[f"{split}_json"]),
@@ -36,10 +25,11 @@ def data_args(coco: dict, train: bool = True) -> list[str]:
 
 
 @pytest.mark.parametrize("path", ["init-checkpoint", "eval-weights", "resume"])
-def test_a_pickle_payload_is_refused_on_every_loading_path_and_never_runs(path, coco, tiny, tmp_path, capsys):
-    marker, out = tmp_path / "pwned", tmp_path / "run"
+def test_a_pickle_payload_is_refused_on_every_loading_path_and_never_runs(path, coco, tiny, tmp_path, capsys,
+                                                                          write_payload):
+    out = tmp_path / "run"
     payload = tmp_path / "model_final.pkl"
-    payload.write_bytes(pickle.dumps({"model": {"backbone.net.pos_embed": Payload(marker)}, "__author__": "x"}))
+    marker = write_payload(payload, lambda p: {"model": {"backbone.net.pos_embed": p}, "__author__": "x"})
     if path == "init-checkpoint":
         argv = ["train", "--init-checkpoint", str(payload), *data_args(coco)]
     elif path == "eval-weights":

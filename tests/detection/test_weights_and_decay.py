@@ -15,11 +15,11 @@ def tiny_cfg(tiny):
     return LazyConfig.apply_overrides(cfg, list(tiny))
 
 
-def test_a_pretrained_vit_file_fills_the_detectors_vit_and_leaves_the_rest(tiny, mae_file, mae_state):
+def test_a_pretrained_vit_file_fills_the_detectors_vit_and_leaves_the_rest(tiny, mae_file, mae_release_state):
     model = instantiate(tiny_cfg(tiny).model)
     before = {k: v.clone() for k, v in model.state_dict().items()}
     assert load_initial_weights(model, str(mae_file)) == "backbone"
-    state, after = mae_state(), model.state_dict()
+    state, after = mae_release_state(), model.state_dict()
     for key, value in state.items():
         if key.startswith("blocks.") or key.startswith("patch_embed."):
             torch.testing.assert_close(after[f"backbone.net.{key}"], value, rtol=0, atol=0, msg=key)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import pickle
 from pathlib import Path
 
 import pytest
@@ -213,15 +212,7 @@ def test_training_never_goes_into_a_folder_of_the_users_own_files(command, tmp_p
     assert sorted(p.name for p in folder.iterdir()) == ["config.yaml", "metrics.json", "model_final.pth"]
 
 
-class Payload:
-    def __init__(self, marker):
-        self.marker = marker
-
-    def __reduce__(self):
-        return (os.system, (f"touch {self.marker}",))
-
-
-def test_a_failed_resume_leaves_a_finished_run_as_it_was(tmp_path, capsys, synthetic_data):
+def test_a_failed_resume_leaves_a_finished_run_as_it_was(tmp_path, capsys, synthetic_data, write_payload):
     """A finished detection run whose newest checkpoint is refused on loading: the resume fails inside the run,
     and the finished run's record and metrics.json are put back byte for byte."""
     out = tmp_path / "run"
@@ -230,8 +221,8 @@ def test_a_failed_resume_leaves_a_finished_run_as_it_was(tmp_path, capsys, synth
                      init="mae", metrics={"APbox": 12.5, "APmask": 10.0})
     (out / "metrics.json").write_text("".join(json.dumps({"iteration": i, "bbox/AP": 12.5}) + "\n"
                                               for i in range(3)))
-    payload = {"model": {"backbone.net.pos_embed": Payload(tmp_path / "M")}, "__author__": "x"}
-    (out / "model_final.pkl").write_bytes(pickle.dumps(payload))
+    marker = write_payload(out / "model_final.pkl",
+                           lambda p: {"model": {"backbone.net.pos_embed": p}, "__author__": "x"})
     (out / "last_checkpoint").write_text("model_final.pkl")
     before = snapshot(out)
     tiny = ["model.backbone.net.embed_dim=32", "model.backbone.net.depth=2", "model.backbone.net.num_heads=2",
@@ -246,7 +237,7 @@ def test_a_failed_resume_leaves_a_finished_run_as_it_was(tmp_path, capsys, synth
     after = snapshot(out)
     for name in ("run_record.json", "metrics.json", "model_final.pkl", "last_checkpoint"):
         assert after[str(out / name)] == before[str(out / name)], name
-    assert not (tmp_path / "M").exists()
+    assert not marker.exists()
 
 
 # ------------------------------------------------------------------------------------------- the policy itself

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from backbone import read_state_dict
+from backbone import VIT_SIZES, read_state_dict
 from pretrain import export_encoder
 from pretrain.cli import export as export_cli
 from pretrain.export import timm_create_args
@@ -84,9 +84,11 @@ def test_timm_name_for_preset_widths():
         return {"patch_embed.proj.weight": torch.zeros(width, 3, patch, patch),
                 "pos_embed": torch.zeros(1, 1 + grid * grid, width),
                 **{f"blocks.{i}.mlp.fc1.weight": torch.zeros(4 * width, width) for i in range(depth)}}
-    assert timm_create_args(shaped(768, 12, 16, 14), 12) == ("vit_base_patch16_224", {})
-    assert timm_create_args(shaped(1280, 32, 14, 16), None) == ("vit_huge_patch14_224", {})
-    assert timm_create_args(shaped(192, 4, 16, 8), 3) == ("vit_tiny_patch16_224", {"img_size": 128, "depth": 4})
+    base, huge, tiny = (VIT_SIZES[name] for name in ("vit_base", "vit_huge", "vit_tiny"))
+    assert timm_create_args(shaped(base.width, base.depth, 16, 14), base.heads) == ("vit_base_patch16_224", {})
+    assert timm_create_args(shaped(huge.width, huge.depth, 14, 16), None) == ("vit_huge_patch14_224", {})
+    assert timm_create_args(shaped(tiny.width, 4, 16, 8), tiny.heads) == (
+        "vit_tiny_patch16_224", {"img_size": 128, "depth": 4})
 
 
 def test_hf_export_loads_in_transformers_vitmae_with_our_outputs(pretrained, tmp_path):

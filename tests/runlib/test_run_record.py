@@ -6,8 +6,8 @@ import stat
 import pytest
 import torch
 
-from runlib import (USER_ERROR_EXIT, UserError, atomic_torch_save, atomic_write, atomic_write_json, prepare_run_dir,
-    read_run_record, remove_torn, run_command, run_lifecycle, write_run_record)
+from runlib import (USER_ERROR_EXIT, UserError, atomic_torch_save, atomic_write, atomic_write_json, keep_log_before,
+    prepare_run_dir, read_run_record, remove_torn, run_command, run_lifecycle, write_run_record)
 
 
 def test_write_then_read_round_trip(tmp_path):
@@ -176,3 +176,13 @@ def test_record_names_its_executor_and_slurm_job(tmp_path, monkeypatch):
     assert read_run_record(tmp_path)["job_id"] == "41" and read_run_record(tmp_path)["executor"] == "slurm"
     array = {"SLURM_JOB_ID": "43", "SLURM_ARRAY_JOB_ID": "40", "SLURM_ARRAY_TASK_ID": "3"}
     assert executor_fields(array) == {"executor": "slurm", "job_id": "40_3"}
+
+
+def test_a_resumed_log_keeps_the_steps_before_the_resumed_one_and_drops_a_torn_line(tmp_path):
+    log = tmp_path / "log.jsonl"
+    rows = [{"step": s, "loss": 1.0 / s} for s in (1, 2, 3, 4)]
+    log.write_text("".join(json.dumps(row) + "\n" for row in rows) + '{"step": 5, "lo')  # killed mid-line
+    keep_log_before(log, "step", 3)
+    assert [json.loads(line) for line in log.read_text().splitlines()] == rows[:2]
+    keep_log_before(log, "step", 0)  # a fresh run
+    assert log.read_text() == ""

@@ -7,9 +7,9 @@ from functools import partial
 from pathlib import Path
 
 import pytest
-import torch
 
 import segmentation  # noqa: F401  (installs the mmcv.ops stand-in, registers our modules)
+from tests.conftest import save_mae_release
 
 WIDTH, DEPTH, HEADS, PATCH, PRETRAIN_IMAGE = 64, 4, 2, 8, 64
 
@@ -40,14 +40,6 @@ def mae_release_state(mae_release_state):
     """The root fixture at this folder's sizes (``WIDTH`` wide, ``DEPTH`` blocks, patch ``PATCH``, pretrained at
     ``PRETRAIN_IMAGE`` px), with small values; ``mae_release_state(width=, depth=, seed=)``."""
     return partial(mae_release_state, width=WIDTH, depth=DEPTH, patch=PATCH, grid=PRETRAIN_IMAGE // PATCH, std=0.02)
-
-
-@pytest.fixture(scope="session")
-def mae_file(tmp_path_factory, mae_release_state) -> Path:
-    """A tiny encoder in the official MAE release format, ``{'model': encoder state dict}``."""
-    path = tmp_path_factory.mktemp("weights") / "mae_pretrain_vit_tiny.pth"
-    torch.save({"model": mae_release_state()}, path)
-    return path
 
 
 @pytest.fixture(scope="session")
@@ -95,10 +87,11 @@ def tiny_options() -> dict:
 
 
 @pytest.fixture(scope="session")
-def trained_run(tmp_path_factory, demo_config, ade_root, mae_file) -> Path:
-    """A run folder of ``segmentation.train`` (TINY, 2 iterations from ``mae_file``): ``iter_2.pth``, its
+def trained_run(tmp_path_factory, demo_config, ade_root, mae_release_state) -> Path:
+    """A run folder of ``segmentation.train`` (TINY, 2 iterations from an MAE release file): ``iter_2.pth``, its
     ``last_checkpoint`` and a finished run record. Tests copy it (``copy_run``) before changing anything."""
     work = tmp_path_factory.mktemp("trained") / "mae"
+    mae_file = save_mae_release(tmp_path_factory.mktemp("weights") / "mae_pretrain_vit_tiny.pth", mae_release_state())
     segmentation.train(demo_config, work, TINY, init_checkpoint=mae_file, init="mae", data_root=ade_root)
     return work
 

@@ -8,11 +8,18 @@ from mmengine.config import Config
 from mmengine.registry import init_default_scope
 from mmseg.registry import MODELS
 
+from backbone import VIT_SIZES
 from segmentation import PlainViT
 
-# ViT-B / ViT-L (MAE paper Sec. 3; B's out_indices from mmseg's MAE config, L's the same spacing over 24 blocks)
-SIZES = {"b": dict(embed_dim=768, depth=12, num_heads=12, out_indices=(3, 5, 7, 11)),
-         "l": dict(embed_dim=1024, depth=24, num_heads=16, out_indices=(7, 11, 15, 23))}
+
+def backbone_sizes(name: str, out_indices: tuple[int, ...]) -> dict:
+    size = VIT_SIZES[name]
+    return dict(embed_dim=size.width, depth=size.depth, num_heads=size.heads, out_indices=out_indices)
+
+
+# ViT-B / ViT-L (the registry's rows, pinned to the MAE paper's sizes in tests/backbone/test_presets.py); B's
+# out_indices from mmseg's MAE config, L's the same spacing over 24 blocks
+SIZES = {"b": backbone_sizes("vit_base", (3, 5, 7, 11)), "l": backbone_sizes("vit_large", (7, 11, 15, 23))}
 
 
 @functools.lru_cache(maxsize=None)
@@ -44,7 +51,7 @@ def test_large_differs_from_base_in_sizes_only(configs_dir):
     base = load(configs_dir, "upernet_vit_b_mae_ade20k_512x512_160k")
     large = load(configs_dir, "upernet_vit_l_mae_ade20k_512x512_160k")
     sizes = {f"model.backbone.{k}" for k in SIZES["b"]} | {
-        "width", "model.neck.embed_dim", "model.decode_head.in_channels", "model.decode_head.channels",
+        "model.neck.embed_dim", "model.decode_head.in_channels", "model.decode_head.channels",
         "model.auxiliary_head.in_channels"}
     assert differing_keys(base, large) == sizes | {"model.pretrained"}
 
@@ -57,6 +64,9 @@ def test_numbers_equal_reference(configs_dir, size):
     backbone = cfg.model.backbone
     assert backbone.type == "PlainViT" and backbone.img_size == 512 and backbone.patch_size == 16
     assert {k: backbone[k] for k in SIZES[size]} == SIZES[size]
+    width = backbone.embed_dim  # the neck and heads take the backbone's maps
+    assert cfg.model.neck.embed_dim == cfg.model.auxiliary_head.in_channels == cfg.model.decode_head.channels == width
+    assert cfg.model.decode_head.in_channels == [width] * 4
     assert backbone.drop_path_rate == 0.1 and backbone.use_rel_pos is True
     assert cfg.model.neck.type == "Feature2Pyramid" and cfg.model.neck.rescales == [4, 2, 1, 0.5]
     assert (cfg.model.decode_head.type, cfg.model.decode_head.num_classes) == ("UPerHead", 150)

@@ -51,4 +51,4 @@ vis_backends = [dict(type='LocalVisBackend'), dict(type='TensorboardVisBackend')
 visualizer = dict(type='SegLocalVisualizer', vis_backends=vis_backends, name='visualizer')
 
 randomness = dict(seed=0)  # every init sees the same data order
-run_record = dict(dataset='ade20k')  # for the run record segmentation.train writes (backbone.run_lifecycle)
+run_record = dict(dataset='ade20k')  # for the run record segmentation.train writes (runlib.run_lifecycle)

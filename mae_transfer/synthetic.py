@@ -427,7 +427,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog=f"mae-transfer {COMMAND}",
                                      description="Write the generated data sets (pretrain, classify, COCO, ADE20K) "
                                                  "of one seeded scene generator into --out.",
-                                     usage=f"mae-transfer {COMMAND} --out DIR [--overwrite] [--COUNT N ...]",
+                                     usage=f"mae-transfer {COMMAND} --out DIR [--overwrite] [--seed N] "
+                                           "[--image-size N] [--num-pretrain N] [...]",
                                      epilog=grammar.aliases_line("the folder as positional argument for --out"))
     parser.add_argument("--out", type=Path, metavar="DIR", help="output folder (alias: the positional OUT)")
     grammar.add_positional_alias(parser, "out", "OUT", "--out", type=Path)

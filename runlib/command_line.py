@@ -87,8 +87,9 @@ def aliases_line(text: str) -> str:
 
 
 def add_positional_alias(parser: argparse.ArgumentParser, dest: str, metavar: str, option: str, type=None) -> None:
-    """An optional positional argument kept as the alias of ``option`` (whose ``dest`` is ``dest``)."""
-    parser.add_argument(f"{dest}_positional", nargs="?", metavar=metavar, type=type, help=f"alias of {option}")
+    """An optional positional argument kept as the alias of ``option`` (whose ``dest`` is ``dest``); ``-h`` names it
+    in the option's help and the aliases line, not among the arguments."""
+    parser.add_argument(f"{dest}_positional", nargs="?", metavar=metavar, type=type, help=argparse.SUPPRESS)
 
 
 def take_positional(parser: argparse.ArgumentParser, args: argparse.Namespace, dest: str, option: str) -> None:

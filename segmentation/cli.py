@@ -81,14 +81,16 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
     predict.add_argument("--max-pixels", type=int, default=MAX_PIXELS, metavar="N",
                          help=f"refuse larger images (default {MAX_PIXELS:,}: the score maps are at full resolution)")
     predict.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: the first GPU if any, else the CPU)")
-    predict.add_argument("--opacity", type=float, default=0.5, metavar="A", help="of the overlay's colours (default 0.5)")
+    predict.add_argument("--opacity", type=float, default=0.5, metavar="A",
+                         help="of the overlay's colours (default 0.5)")
     grammar.add_init(train, "the config's model.pretrained")
     train.add_argument("--resume", nargs="?", const=True, default=False, metavar="CHECKPOINT",
                        help="resume from the output folder's newest whole checkpoint, or from the one given")
     train.add_argument("--resume-from", metavar="CHECKPOINT", help="resume from this whole checkpoint")
     grammar.add_init_label(test, init_alias=True)
     for sub in (train, test):
-        sub.add_argument("--data-root", type=Path, metavar="DIR", help="ADE20K-format root (ADEChallengeData2016) for all splits")
+        sub.add_argument("--data-root", type=Path, metavar="DIR",
+                         help="ADE20K-format root (ADEChallengeData2016) for all splits")
         sub.add_argument("--launcher", choices=["none", "pytorch", "slurm", "mpi"], default="none",
                          help="'pytorch' under torchrun")
     for sub in (train, test, predict):

@@ -248,7 +248,8 @@ def test_generate_data_and_zoo_publish_old_spellings_run_as_the_new(monkeypatch,
     manifest = tmp_path / "manifest.json"
     manifest.write_text('{"counts": {}}')
     generated = _calls(monkeypatch, "mae_transfer.synthetic:generate", {"manifest": manifest})
-    assert cli(["generate-data", "data", "--seed", "3"]) == 0 and cli(["generate-data", "--out", "data", "--seed", "3"]) == 0
+    assert cli(["generate-data", "data", "--seed", "3"]) == 0
+    assert cli(["generate-data", "--out", "data", "--seed", "3"]) == 0
     assert generated[0] == generated[1] and generated[0][0][0] == Path("data")
     published = _calls(monkeypatch, "mae_transfer.zoo:publish", {})
     assert cli(["zoo", "publish", "build", "--zoo", "z"]) == 0 and cli(["zoo", "publish", "build", "--out", "z"]) == 0

@@ -29,7 +29,8 @@ _EXAMPLES = f"""examples:
   mae-transfer detect predict --config configs/detection/mask_rcnn_vit_b_mae.py --weights model_final.pth \\
       --input photos/ extra/*.jpg --out predictions model.roi_heads.box_predictor.test_score_thresh=0.5
 COCO in detectron2's layout is found under $DETECTRON2_DATASETS (default ./datasets).
-{grammar.ALIASES}."""
+KEY=VALUE keys must be in the config (a misspelt key is an error, not a new key); +KEY=VALUE adds a key."""
+_ALIASES = {"train": grammar.TRAIN_ALIASES, "eval": grammar.EVAL_ALIASES, "predict": grammar.PREDICT_ALIASES}
 
 _USAGE = {
     "train": "mae-transfer detect train --config C --out DIR [--init WEIGHTS] [--init-label LABEL] [--resume] "
@@ -44,38 +45,46 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
     parser = argparse.ArgumentParser(prog="mae-transfer detect", description="Mask R-CNN with the ViT backbone in "
                                      "detectron2: train (or resume) from a LazyConfig, evaluate a trained "
                                      "detector, or draw its predictions on images",
-                                     epilog=_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+                                     epilog=f"{_EXAMPLES}\n{grammar.ALIASES}",
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
     verbs = {}
     for name, help_ in (("train", "train (or --resume) from a LazyConfig, then evaluate"),
                         ("eval", "evaluate a trained detector"),
                         ("predict", "overlays and COCO-format predictions of a trained detector on image files")):
-        sub = verbs[name] = commands.add_parser(name, help=help_, usage=_USAGE[name], epilog=_EXAMPLES,
+        sub = verbs[name] = commands.add_parser(name, help=help_, usage=_USAGE[name],
+                                                epilog=f"{_EXAMPLES}\n{grammar.framework_aliases(*_ALIASES[name])}",
                                                 formatter_class=argparse.RawDescriptionHelpFormatter)
         grammar.add_config(sub, "a LazyConfig, e.g. configs/detection/*.py"
                            + (" (or a yacs .yaml)" if name == "predict" else ""))
         if name == "predict":
             _predict_arguments(sub)
             continue
-        grammar.add_out(sub, "run folder (default: the config's train.output_dir)")
         if name == "train":
-            sub.add_argument("--resume", action="store_true", help="continue from OUT/last_checkpoint")
+            grammar.add_out(sub, "run folder (default: the config's train.output_dir)")
             grammar.add_init(sub, "the config's train.init_checkpoint; a ViT (MAE, timm, our export) or a detector")
-            sub.add_argument("--train-json", help="a COCO-format instances json to train on instead of the config's")
-            sub.add_argument("--train-images", help="the image folder of --train-json")
+            sub.add_argument("--resume", action="store_true", help="continue from OUT/last_checkpoint")
+            sub.add_argument("--train-json", metavar="JSON",
+                             help="a COCO-format instances json to train on instead of the config's")
+            sub.add_argument("--train-images", metavar="DIR", help="the image folder of --train-json")
         else:
             grammar.add_weights(sub, "the detector to evaluate (.pth or model-zoo .pkl)")
+            grammar.add_out(sub, "folder for the evaluation's results and run record (default: the config's "
+                                 "train.output_dir)")
             grammar.add_init_label(sub, init_alias=True)
-        sub.add_argument("--val-json", help="a COCO-format instances json to evaluate on instead of the config's")
-        sub.add_argument("--val-images", help="the image folder of --val-json")
-        sub.add_argument("--dataset-name", help="register the --*-json sets as NAME_train / NAME_val (default: "
-                                                "the json file names); the run record names the evaluation set")
-        sub.add_argument("--num-gpus", type=int, default=1, help="processes (GPUs) per machine")
-        sub.add_argument("--num-machines", type=int, default=1)
-        sub.add_argument("--machine-rank", type=int, default=0, help="the rank of the machine that runs this command")
+        sub.add_argument("--val-json", metavar="JSON",
+                         help="a COCO-format instances json to evaluate on instead of the config's")
+        sub.add_argument("--val-images", metavar="DIR", help="the image folder of --val-json")
+        sub.add_argument("--dataset-name", metavar="NAME",
+                         help="register the --*-json sets as NAME_train / NAME_val (default: the json file names); "
+                              "the run record names the evaluation set")
+        sub.add_argument("--num-gpus", type=int, default=1, metavar="N", help="processes (GPUs) per machine")
+        sub.add_argument("--num-machines", type=int, default=1, metavar="N")
+        sub.add_argument("--machine-rank", type=int, default=0, metavar="N",
+                         help="the rank of the machine that runs this command")
         # detectron2's default: a port derived from the user id, so that users of one machine do not collide.
         port = 2 ** 15 + 2 ** 14 + hash(os.getuid() if sys.platform != "win32" else 1) % 2 ** 14
-        sub.add_argument("--dist-url", default=f"tcp://127.0.0.1:{port}",
+        sub.add_argument("--dist-url", default=f"tcp://127.0.0.1:{port}", metavar="URL",
                          help="initialization URL for multi-machine training")
         grammar.add_overrides(sub, "train.max_iter=1000 dataloader.train.total_batch_size=16")
     return parser, verbs

@@ -787,13 +787,22 @@ def markdown_table(header: list[str], body: list[list[str]]) -> list[str]:
     return [line(header), "|" + "|".join("---" for _ in header) + "|"] + [line(cells) for cells in body]
 
 
+OUT_NAME = "comparison"  # compare --out DIR writes DIR/comparison.{md,tex,csv,png}
+OUT_SUFFIXES = {"md": "md", "latex": "tex", "csv": "csv", "png": "png"}  # option -> file suffix
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
         prog="mae-transfer compare",
+        usage="mae-transfer compare RUN_DIR [RUN_DIR ...] [--out DIR] [--dataset NAME] [--layout long|paper] "
+              "[--md PATH] [--latex PATH] [--csv PATH] [--png PATH]",
         description="Tables of finished runs (their run_record.json run records) next to the published numbers. "
                     "Markdown goes to stdout.")
     parser.add_argument("run_dirs", nargs="+", metavar="RUN_DIR",
                         help="a run folder, a folder searched recursively for run_record.json, or a run_record.json file")
+    parser.add_argument("--out", type=Path, metavar="DIR",
+                        help="also write " + ", ".join(f"{OUT_NAME}.{ext}" for ext in OUT_SUFFIXES.values())
+                             + " into DIR (a --md, --latex, --csv or --png path replaces its file)")
     parser.add_argument("--dataset", action="append", metavar="NAME",
                         help="only runs on this data set (repeatable); the others are listed as not selected")
     parser.add_argument("--layout", choices=LAYOUTS, default="long",
@@ -805,6 +814,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--csv", type=Path, metavar="PATH", help="also write the tables' rows as CSV (a row per run)")
     parser.add_argument("--png", type=Path, metavar="PATH", help="also write a grouped bar chart")
     args = parser.parse_args(argv)
+    for option, suffix in OUT_SUFFIXES.items():  # --out DIR: every format, under its default name
+        if args.out is not None and getattr(args, option) is None:
+            setattr(args, option, args.out / f"{OUT_NAME}.{suffix}")
 
     def body():
         comparison = compare_runs(args.run_dirs, datasets=args.dataset)

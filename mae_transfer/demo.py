@@ -223,13 +223,13 @@ def main(argv: list[str]) -> int:
                                          f"  {name:8} {plan.about}" for name, plan in PLANS.items()))
     parser.add_argument("--plan", choices=sorted(PLANS), default="default", help="how much to run (default %(default)s)")
     parser.add_argument("--quick", action="store_true", help="the same as --plan quick (under 5 minutes on 2 cores)")
-    parser.add_argument("--seeds", type=int, help="transfer runs per init and task, seeds 0..N-1 (default: the plan's)")
-    parser.add_argument("--out", type=Path, help="output folder (default output/demo, output/demo-PLAN for other plans)")
+    parser.add_argument("--seeds", type=int, metavar="N", help="transfer runs per init and task, seeds 0..N-1 (default: the plan's)")
+    parser.add_argument("--out", type=Path, metavar="DIR", help="output folder (default output/demo, output/demo-PLAN for other plans)")
     parser.add_argument("--fresh", action="store_true", help="start over instead of reusing finished stages")
     parser.add_argument("--zoo", action="store_true",
                         help="transfer from the zoo's released encoders (zoo:demo-mae, zoo:demo-supervised; "
                              "mae-transfer zoo makes them) instead of pretraining both here")
-    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, metavar="N",
                         help="independent runs at a time, one torch thread each (default: the number of cores, "
                              "%(default)s here); the numbers do not depend on it")
     args = parser.parse_args(argv)

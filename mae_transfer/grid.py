@@ -580,15 +580,15 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mae-transfer grid", description=__doc__.split("\n\n")[0],
                                      epilog="example: mae-transfer grid configs/grid/mae_table4_coco.py --out "
                                             "output/table4 --partition learnlab --dry-run")
-    parser.add_argument("grid", type=Path, help="a grid file, e.g. configs/grid/mae_table4_coco.py")
-    parser.add_argument("--out", type=Path, required=True, help="output folder: one folder per run, jobs/, "
+    parser.add_argument("grid", type=Path, metavar="GRID", help="a grid file, e.g. configs/grid/mae_table4_coco.py")
+    parser.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder: one folder per run, jobs/, "
                                                                 "comparison.md")
     parser.add_argument("--executor", choices=EXECUTORS, default="local",
                         help="slurm: sbatch through submitit; local: local processes (default)")
     parser.add_argument("--dry-run", action="store_true", help="print the runs, resources and dependencies")
     parser.add_argument("--seeds", type=int, metavar="N",
                         help="runs with seeds: seeds 0..N-1 instead of the grid file's list")
-    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, metavar="N",
                         help="local executor: runs at a time (default: the number of cores, %(default)s here)")
     slurm = parser.add_argument_group("SLURM (default: the grid file's resources)")
     for key, kind in (("partition", str), ("account", str), ("qos", str), ("constraint", str), ("nodes", int),

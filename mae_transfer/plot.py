@@ -134,8 +134,9 @@ def plot_runs(paths: list[str | Path], out: str | Path) -> Path:
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="mae-transfer plot", description=__doc__.split("\n\n")[0])
     parser.add_argument("runs", nargs="+", metavar="RUN_DIR",
-                        help="run folders (pretrain --out, detect --output-dir, segment --work-dir), or folders "
-                             "with runs below them")
-    parser.add_argument("--out", type=Path, default=Path("curves.png"), help="output PNG (default %(default)s)")
+                        help="run folders (the --out of pretrain, finetune, linprobe, detect train, segment train), "
+                             "or folders with runs below them")
+    parser.add_argument("--out", type=Path, default=Path("curves.png"), metavar="PNG",
+                        help="output PNG (default %(default)s)")
     args = parser.parse_args(argv)
     return run_command("plot", lambda: print(f"wrote {plot_runs(args.runs, args.out)}"))

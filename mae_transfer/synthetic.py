@@ -49,6 +49,7 @@ import pycocotools.mask as mask_utils
 from PIL import Image
 
 from runlib import UserError, run_command
+from runlib import command_line as grammar
 from runlib.output_dir import MARKER, check_output_dir, made_by, write_marker
 from skimage import data as skdata
 
@@ -423,12 +424,21 @@ def generate(out_dir, spec: SyntheticSpec = SyntheticSpec(), *, overwrite: bool 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m mae_transfer.synthetic", description=__doc__.split("\n")[0])
-    parser.add_argument("out", type=Path)
+    parser = argparse.ArgumentParser(prog=f"mae-transfer {COMMAND}",
+                                     description="Write the generated data sets (pretrain, classify, COCO, ADE20K) "
+                                                 "of one seeded scene generator into --out.",
+                                     usage=f"mae-transfer {COMMAND} --out DIR [--overwrite] [--seed N] "
+                                           "[--image-size N] [--num-pretrain N] [...]",
+                                     epilog=grammar.aliases_line("the folder as positional argument for --out"))
+    parser.add_argument("--out", type=Path, metavar="DIR", help="output folder (alias: the positional OUT)")
+    grammar.add_positional_alias(parser, "out", "OUT", "--out", type=Path)
     for f in fields(SyntheticSpec):
-        parser.add_argument("--" + f.name.replace("_", "-"), type=int, default=f.default)
-    parser.add_argument("--overwrite", action="store_true")
+        parser.add_argument("--" + f.name.replace("_", "-"), type=int, default=f.default, metavar="N",
+                            help="(default %(default)s)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace a different generation in --out (only a folder this command made)")
     args = parser.parse_args(argv)
+    grammar.take_positional(parser, args, "out", "--out")
     start = time.perf_counter()
     try:
         spec = SyntheticSpec(**{f.name: getattr(args, f.name) for f in fields(SyntheticSpec)})

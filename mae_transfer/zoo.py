@@ -260,11 +260,13 @@ def main(argv: list[str]) -> int:
     verbs = parser.add_subparsers(dest="verb", required=True)
     b = verbs.add_parser("build", help="generate the data and train both encoders (resumes an interrupted build)")
     b.add_argument("--plan", choices=sorted(PLANS), default="gpu" if torch.cuda.is_available() else "cpu")
-    b.add_argument("--out", type=Path, required=True, help="the build folder (new, empty, or an earlier build's)")
+    b.add_argument("--out", type=Path, required=True, metavar="DIR",
+                   help="the build folder (new, empty, or an earlier build's)")
     p = verbs.add_parser("publish", help="write the fp16 files, probes and model cards of a finished build")
-    p.add_argument("build_dir", type=Path)
-    p.add_argument("--zoo", type=Path, default=default_zoo(),
-                   help="the zoo folder (default: $MAE_TRANSFER_ZOO, else zoo/ in the repository: %(default)s)")
+    p.add_argument("build_dir", type=Path, metavar="BUILD_DIR", help="a finished build's folder (zoo build --out)")
+    p.add_argument("--out", "--zoo", dest="zoo", type=Path, default=default_zoo(), metavar="DIR",
+                   help="the zoo folder (alias: --zoo; default: $MAE_TRANSFER_ZOO, else zoo/ in the repository: "
+                        "%(default)s)")
     args = parser.parse_args(argv)
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", torch.get_num_threads())))
 

@@ -14,7 +14,9 @@ Hugging Face transformers.
   the ``preprocessor_config.json`` of their ``ViTImageProcessor`` (resize to the encoder's size, bicubic, ImageNet
   mean and std), for ``transformers.ViTMAEModel.from_pretrained(FOLDER)`` and ``AutoImageProcessor``.
 
-The decoder, the mask token and the training state stay behind. The checkpoint may be ours, the MAE repo's, an
+Beside the export, ``NAME.json`` records the label of the weights (``mae`` from a pretraining run's checkpoint)
+when the source's run folder or its own export record tells it, so that runs starting from the export record the
+same ``init`` (``runlib.run_record.init_label``). The decoder, the mask token and the training state stay behind. The checkpoint may be ours, the MAE repo's, an
 official ``*_full.pth``, a Hugging Face ViTMAE file or a weights reference (``timm:``, ``hf:``, a URL).
 """
 from __future__ import annotations
@@ -31,7 +33,7 @@ import torch
 from backbone import VIT_SIZES, CheckpointError, read_state_dict, resolve_weights, size_of_width
 from runlib import atomic_torch_save
 from backbone.layouts import timm_to_hf
-from runlib.run_record import atomic_write
+from runlib.run_record import atomic_write, write_export_record
 
 logger = logging.getLogger(__name__)
 
@@ -219,6 +221,7 @@ def export_encoder(checkpoint: str | Path, out_path: str | Path, format: str = "
         _write_json(hf_vitmae_config(encoder, heads, config), out_path / "config.json")
         _write_json(hf_preprocessor_config(encoder), out_path / "preprocessor_config.json")
         path = out_path
+    write_export_record(checkpoint, path, format)  # a run starting from the export records the source's label
     logger.info("exported %d encoder tensors from %s to %s as %s (left out %d others: decoder, mask token, head)",
                 len(encoder), checkpoint, path, format, len(state) - len(encoder))
     return path

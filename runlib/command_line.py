@@ -8,7 +8,9 @@ positional argument (mmseg's tools) for ``--config``; ``--output-dir`` / ``--wor
 ``--init-checkpoint`` / ``--checkpoint`` for ``--init`` (training) and ``--checkpoint`` or the second positional
 argument for ``--weights`` (evaluation, prediction); ``--cfg-options K=V ...`` for trailing ``KEY=VALUE``; and
 ``--init LABEL`` with a bare word that names no file (``--init mae``: detectron2 train's run-record label) for
-``--init-label LABEL``.
+``--init-label LABEL``. The other commands (generate-data, export, visualize, compare, plot, zoo, grid, demo)
+take ``--out``, ``--weights`` and ``--input`` where they apply, a positional spelling kept as alias
+(``add_positional_alias``).
 """
 from __future__ import annotations
 
@@ -21,11 +23,27 @@ from typing import Iterable
 from .overrides import is_override
 from .run_record import INIT_LABEL_RULE, NO_WEIGHTS
 
-ALIASES = textwrap.fill(
-    "aliases (the frameworks' spellings): --config-file or a first positional CONFIG for --config; --output-dir, "
-    "--work-dir for --out; --init-checkpoint, --checkpoint for --init; --checkpoint or a second positional "
-    "CHECKPOINT for --weights; --cfg-options K=V ... for trailing KEY=VALUE; --init WORD (a bare word naming no "
-    "file, e.g. --init mae) for --init-label WORD", width=110)
+_FRAMEWORK_SPELLINGS = {  # grammar option -> the frameworks' spellings of it
+    "config": "--config-file or a first positional CONFIG for --config",
+    "out": "--output-dir, --work-dir for --out",
+    "init": "--init-checkpoint, --checkpoint for --init",
+    "weights": "--checkpoint or a second positional CHECKPOINT for --weights",
+    "overrides": "--cfg-options K=V ... for trailing KEY=VALUE",
+    "init_label": "--init WORD (a bare word naming no file, e.g. --init mae) for --init-label WORD",
+}
+
+
+def framework_aliases(*options: str, also: tuple[str, ...] = ()) -> str:
+    """The epilog paragraph naming the frameworks' spellings of ``options`` (keys of ``_FRAMEWORK_SPELLINGS``; all
+    when none is given), then the command's own ``also``."""
+    parts = [_FRAMEWORK_SPELLINGS[name] for name in options or _FRAMEWORK_SPELLINGS] + list(also)
+    return textwrap.fill("aliases (the frameworks' spellings): " + "; ".join(parts), width=110)
+
+
+ALIASES = framework_aliases()
+TRAIN_ALIASES = ("config", "out", "init", "overrides", "init_label")  # of a training command
+EVAL_ALIASES = ("config", "weights", "out", "overrides", "init_label")
+PREDICT_ALIASES = ("config", "weights", "out", "overrides")
 WEIGHTS_REFERENCES = "a file, timm:NAME, hf:ORG/REPO, zoo:NAME, a URL, detectron2://PATH"
 _BARE_WORD = re.compile(r"[A-Za-z][\w-]*")
 
@@ -57,9 +75,32 @@ def add_init_label(parser: argparse.ArgumentParser, init_alias: bool = False) ->
                         help=f"LABEL: {INIT_LABEL_RULE}" + (" (alias: --init)" if init_alias else ""))
 
 
-def add_weights(parser: argparse.ArgumentParser, help_: str) -> None:
+def add_weights(parser: argparse.ArgumentParser, help_: str, positional: str = "the second positional argument"
+                ) -> None:
     parser.add_argument("--weights", "--checkpoint", dest="weights", metavar="W",
-                        help=f"{help_} (alias: --checkpoint, or the second positional argument)")
+                        help=f"{help_} (alias: --checkpoint, or {positional})")
+
+
+def aliases_line(text: str) -> str:
+    """A command's epilog: its other spellings, in one paragraph at the end of ``-h``."""
+    return textwrap.fill(f"aliases: {text}", width=110)
+
+
+def add_positional_alias(parser: argparse.ArgumentParser, dest: str, metavar: str, option: str, type=None) -> None:
+    """An optional positional argument kept as the alias of ``option`` (whose ``dest`` is ``dest``); ``-h`` names it
+    in the option's help and the aliases line, not among the arguments."""
+    parser.add_argument(f"{dest}_positional", nargs="?", metavar=metavar, type=type, help=argparse.SUPPRESS)
+
+
+def take_positional(parser: argparse.ArgumentParser, args: argparse.Namespace, dest: str, option: str) -> None:
+    """``args.<dest>`` from the option or its positional alias (``add_positional_alias``); both given with
+    different values, or neither, is one argparse error."""
+    positional, given = vars(args).pop(f"{dest}_positional"), getattr(args, dest)
+    if given is not None and positional is not None and given != positional:
+        parser.error(f"{option} {given} and the positional {positional}: give it once")
+    if given is None and positional is None:
+        parser.error(f"the following arguments are required: {option}")
+    setattr(args, dest, given if given is not None else positional)
 
 
 def add_overrides(parser: argparse.ArgumentParser, example: str, can_add: bool = True) -> None:

@@ -158,10 +158,14 @@ def newest_whole_checkpoint(folder: str | Path, step_of: Callable[[str], float |
 
 NO_WEIGHTS = ("random", "none")      # --init values that mean: start from random weights
 INIT_WORDS = ("mae", "supervised")   # labels found as words in a weights reference
+TASK_LABELS = {"pretrain": "mae", "finetune": "supervised"}  # the label of weights a run of the task trained
+EXPORT_SCHEMA = "mae-transfer/export-v1"
 INIT_LABEL_RULE = ("the run record's init (a row of compare's tables): --init-label, else the resumed run's, "
-                   "else 'random' without weights, else 'mae' or 'supervised' when that word is in the weights' "
-                   "file or folder name (zoo:demo-mae, output/mae/encoder.pth, hf:facebook/vit-mae-base), else the "
-                   "config's own label, else the weights as given")
+                   "else 'random' without weights, else the label an export recorded beside the weights "
+                   "(WEIGHTS.json) or the task of the run folder holding them (pretrain: 'mae', finetune: "
+                   "'supervised'), else 'mae' or 'supervised' when that word is in the weights' file or folder "
+                   "name (zoo:demo-mae, output/mae/encoder.pth, hf:facebook/vit-mae-base), else the config's own "
+                   "label, else the weights as given")
 
 
 def no_weights(weights: str | Path | None) -> bool:
@@ -171,13 +175,60 @@ def no_weights(weights: str | Path | None) -> bool:
 
 def init_label(weights: str | Path | None, config_label: str | None = None) -> str:
     """The run record's ``init`` of a run starting from ``weights`` (a file, ``timm:``/``hf:``/``zoo:`` name, URL),
-    by ``INIT_LABEL_RULE`` less its first two steps (the caller's): ``random`` without weights, a word of
-    ``INIT_WORDS`` in the reference's last two names, the config's label, the reference."""
+    by ``INIT_LABEL_RULE`` less its first two steps (the caller's): ``random`` without weights, the label recorded
+    with a local file or folder (``recorded_weights_label``), a word of ``INIT_WORDS`` in the reference's last two
+    names, the config's label, the reference."""
     if weights is None or no_weights(weights):
         return "random"
+    recorded = recorded_weights_label(weights)
+    if recorded:
+        return recorded
     last_two = re.split(r"[/\\]", str(weights).split(":")[-1])[-2:]
     words = set(re.split(r"[^a-z0-9]+", " ".join(last_two).lower()))
     return next((word for word in INIT_WORDS if word in words), None) or config_label or str(weights)
+
+
+def export_record_path(weights: str | Path) -> Path:
+    """Where an export records what its weights are: ``NAME.json`` beside the file or folder ``NAME`` (beside,
+    not inside: a timm or Hugging Face folder holds the files of its own layout only)."""
+    weights = Path(weights)
+    return weights.with_name(weights.name + ".json")
+
+
+def recorded_weights_label(weights: str | Path) -> str | None:
+    """The label recorded with local weights: the ``init`` of the export record beside them, else that of the
+    run whose folder holds them (the folder of the weights or the one above it, as ``checkpoints/``): ``mae`` for
+    a pretrain run, ``supervised`` for a finetune run (``TASK_LABELS``). None for a name (``timm:``, ``hf:``, a
+    URL) and for weights nothing records."""
+    path = Path(weights)
+    if not path.exists():
+        return None
+    try:
+        export = json.loads(export_record_path(path).read_text())
+    except (OSError, ValueError):
+        export = None
+    if isinstance(export, dict) and export.get("schema") == EXPORT_SCHEMA and isinstance(export.get("init"), str):
+        return export["init"]
+    for folder in path.resolve().parents[:2]:
+        if (folder / RECORD_NAME).is_file():
+            try:
+                return TASK_LABELS.get(read_run_record(folder).get("task"))
+            except UserError:
+                return None
+    return None
+
+
+def write_export_record(source: str | Path, out: str | Path, format: str) -> Path | None:
+    """Record beside the export ``out`` (``export_record_path``) the label of the weights it came from, so that a
+    run starting from the export records the same ``init``; when nothing records one, remove a record an earlier
+    export left there. Returns the record written, or None."""
+    record_path = export_record_path(out)
+    label = recorded_weights_label(source)
+    if label is None:
+        record_path.unlink(missing_ok=True)
+        return None
+    return atomic_write_json({"schema": EXPORT_SCHEMA, "init": label, "source": str(source), "format": format},
+                             record_path)
 
 
 def recorded_init(out_dir: str | Path) -> str | None:

@@ -34,9 +34,9 @@ USAGE_EXAMPLES = f"""examples:
   mae-transfer segment predict --config CONFIG --weights work_dirs/NAME/iter_160000.pth --input photos/ \\
       --out predictions/
 
-KEY=VALUE keys must be in the config (a misspelt key is an error, not a new key); +key=value adds a key.
-{grammar.ALIASES}; segment test for segment eval.
+KEY=VALUE keys must be in the config (a misspelt key is an error, not a new key); +KEY=VALUE adds a key.
 """
+_ALIASES = {"train": grammar.TRAIN_ALIASES, "eval": grammar.EVAL_ALIASES, "predict": grammar.PREDICT_ALIASES}
 
 _USAGE = {
     "train": "mae-transfer segment train --config C --out DIR [--init WEIGHTS] [--init-label LABEL] [--resume] "
@@ -46,17 +46,21 @@ _USAGE = {
                "[KEY=VALUE ...]",
 }
 VERB_ALIASES = {"test": "eval"}  # mmseg's tools/test.py
+TEST_ALIAS = "segment test for segment eval"
 
 
 def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
     parser = argparse.ArgumentParser(prog="mae-transfer segment",
                                      description="UperNet with this project's ViT in mmsegmentation",
-                                     epilog=USAGE_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+                                     epilog=USAGE_EXAMPLES + grammar.framework_aliases(also=(TEST_ALIAS,)),
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
 
     def verb(name: str, help_: str, aliases: tuple[str, ...] = ()) -> argparse.ArgumentParser:
+        epilog = USAGE_EXAMPLES + grammar.framework_aliases(*_ALIASES[name],
+                                                            also=(TEST_ALIAS,) if name == "eval" else ())
         return commands.add_parser(name, help=help_, aliases=list(aliases), usage=_USAGE[name],
-                                   epilog=USAGE_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+                                   epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter)
 
     train = verb("train", "train, then evaluate the final weights")
     test = verb("eval", "evaluate a trained checkpoint (alias: test)", aliases=("test",))
@@ -67,24 +71,26 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
         grammar.add_weights(sub, "a segmentor checkpoint of this config (iter_N.pth)")
     grammar.add_out(train, "checkpoints, logs and run_record.json (default: work_dirs/<config name>)")
     grammar.add_out(test, "logs and run_record.json (default: work_dirs/<config name>_test_<checkpoint name>)")
-    grammar.add_out(predict, "writes vis/NAME.png (overlays) and pred/NAME.png (class indices, palette PNG)",
-                    required=True)
     predict.add_argument("--input", nargs="+", required=True, metavar="PATH",
                          help="image files, folders (their images) and glob patterns")
+    grammar.add_out(predict, "writes vis/NAME.png (overlays) and pred/NAME.png (class indices, palette PNG)",
+                    required=True)
     predict.add_argument("--label-offset", type=int, default=0, metavar="N",
                          help="pred/NAME.png holds class k as k+N (default 0: the 0-based class index; 1: the "
                               "ADE20K-format ground truth's convention, 0 = ignore)")
     predict.add_argument("--max-pixels", type=int, default=MAX_PIXELS, metavar="N",
                          help=f"refuse larger images (default {MAX_PIXELS:,}: the score maps are at full resolution)")
     predict.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: the first GPU if any, else the CPU)")
-    predict.add_argument("--opacity", type=float, default=0.5, help="of the overlay's colours (default 0.5)")
+    predict.add_argument("--opacity", type=float, default=0.5, metavar="A",
+                         help="of the overlay's colours (default 0.5)")
     grammar.add_init(train, "the config's model.pretrained")
     train.add_argument("--resume", nargs="?", const=True, default=False, metavar="CHECKPOINT",
                        help="resume from the output folder's newest whole checkpoint, or from the one given")
     train.add_argument("--resume-from", metavar="CHECKPOINT", help="resume from this whole checkpoint")
     grammar.add_init_label(test, init_alias=True)
     for sub in (train, test):
-        sub.add_argument("--data-root", type=Path, help="ADE20K-format root (ADEChallengeData2016) for all splits")
+        sub.add_argument("--data-root", type=Path, metavar="DIR",
+                         help="ADE20K-format root (ADEChallengeData2016) for all splits")
         sub.add_argument("--launcher", choices=["none", "pytorch", "slurm", "mpi"], default="none",
                          help="'pytorch' under torchrun")
     for sub in (train, test, predict):

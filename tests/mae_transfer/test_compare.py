@@ -401,3 +401,13 @@ def test_a_breakdown_without_its_ap_is_listed_and_a_nan_breakdown_is_an_empty_ce
         ("only50", "finished, but has none of the detection metrics (APbox, APmask)")]
     coco = table(comparison, "detection", "coco_2017_val")
     assert coco.metrics == ["APbox"] and coco.cells()[0][3] == "50.00"
+
+
+def test_out_writes_every_format_under_its_default_name_and_a_given_path_wins(runs, tmp_path, capsys):
+    chosen = tmp_path / "mine.csv"
+    assert main([str(runs), "--out", str(tmp_path / "tables"), "--csv", str(chosen)]) == 0
+    printed = capsys.readouterr().out
+    assert sorted(p.name for p in (tmp_path / "tables").iterdir()) == [
+        "comparison.md", "comparison.png", "comparison.tex"]
+    assert (tmp_path / "tables" / "comparison.md").read_text().strip() == printed.strip()
+    assert chosen.read_text().count("\n") > 1

@@ -1,6 +1,7 @@
 """The one command grammar (runlib/command_line.py) of pretrain, finetune, linprobe, detect and segment: what -h
 shows, the frameworks' spellings as aliases, trailing KEY=VALUE overrides reaching the config, the init label, and
-overrides checked one way for the three config systems (runlib/overrides.py)."""
+overrides checked one way for the three config systems (runlib/overrides.py); the other commands' --out, --weights
+and --input with their positional spellings as aliases."""
 from pathlib import Path
 
 import pytest
@@ -201,3 +202,64 @@ def test_grid_commands_speak_the_one_grammar():
         args = parse(argv[1:])
         assert (args.init, args.init_label) == (runs[name].weights, runs[name].init)
         assert args.overrides == [item for item in argv if "=" in item and not item.startswith("-")]
+
+
+@pytest.mark.parametrize("command, shown", [
+    ("generate-data", ("--out",)), ("export", ("--weights", "--out")), ("visualize", ("--weights", "--input", "--out")),
+    ("compare", ("--out",)), ("plot", ("--out",)), ("zoo publish", ("--out",)), ("grid", ("--out",)),
+    ("demo", ("--out",)),
+])
+def test_the_other_commands_speak_the_grammar_where_it_applies(command, shown, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        cli([*command.split(), "-h"])
+    assert exit_.value.code == 0
+    usage = capsys.readouterr().out.split("\n\n")[0]
+    assert usage.startswith(f"usage: mae-transfer {command}")
+    assert all(option in usage for option in shown), (usage, shown)
+
+
+def _calls(monkeypatch, target: str, result=None) -> list:
+    """Replace ``target`` (module:function) by a recorder of its arguments."""
+    module, function = target.split(":")
+    calls = []
+    monkeypatch.setattr(f"{module}.{function}", lambda *args, **kwargs: calls.append((args, kwargs)) or result)
+    return calls
+
+
+@pytest.mark.parametrize("old, new", [
+    (["export", "w.pth", "--out", "e.pth"], ["export", "--weights", "w.pth", "--out", "e.pth"]),
+    (["export", "--checkpoint", "w.pth", "--out", "e.pth", "--format", "hf"],
+     ["export", "--out", "e.pth", "--weights", "w.pth", "--format", "hf"]),
+])
+def test_export_old_spellings_run_as_the_new(old, new, monkeypatch):
+    calls = _calls(monkeypatch, "pretrain.export:export_encoder", "e.pth")
+    assert cli(old) == 0 and cli(new) == 0
+    assert calls[0] == calls[1] and calls[0][0][0] == "w.pth"
+
+
+def test_visualize_old_spellings_run_as_the_new(monkeypatch):
+    calls = _calls(monkeypatch, "pretrain.reconstruction:visualize", "r.png")
+    assert cli(["visualize", "w.pth", "--images", "a.png", "b.png", "--out", "r.png"]) == 0
+    assert cli(["visualize", "--weights", "w.pth", "--input", "a.png", "b.png", "--out", "r.png"]) == 0
+    assert calls[0] == calls[1] and calls[0][0][:2] == ("w.pth", ["a.png", "b.png"])
+
+
+def test_generate_data_and_zoo_publish_old_spellings_run_as_the_new(monkeypatch, tmp_path):
+    manifest = tmp_path / "manifest.json"
+    manifest.write_text('{"counts": {}}')
+    generated = _calls(monkeypatch, "mae_transfer.synthetic:generate", {"manifest": manifest})
+    assert cli(["generate-data", "data", "--seed", "3"]) == 0
+    assert cli(["generate-data", "--out", "data", "--seed", "3"]) == 0
+    assert generated[0] == generated[1] and generated[0][0][0] == Path("data")
+    published = _calls(monkeypatch, "mae_transfer.zoo:publish", {})
+    assert cli(["zoo", "publish", "build", "--zoo", "z"]) == 0 and cli(["zoo", "publish", "build", "--out", "z"]) == 0
+    assert published[0] == published[1] == (((Path("build"), Path("z")), {}))
+
+
+def test_an_option_and_its_positional_alias_given_differently_is_one_argument_error(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        cli(["export", "a.pth", "--weights", "b.pth", "--out", "e.pth"])
+    assert exit_.value.code == 2 and "give it once" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli(["generate-data"])
+    assert "required: --out" in capsys.readouterr().err

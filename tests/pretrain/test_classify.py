@@ -39,7 +39,8 @@ def test_linear_probe_trains_only_the_head_and_reports_top1_per_epoch(encoder, c
     assert "head.0.weight" not in trained and trained["head.0.running_var"].shape == (32,)
     assert trained["head.1.weight"].shape == (2, 32)
     record = read_run_record(tmp_path / "lp")
-    assert (record["task"], record["status"], record["init"]) == ("linprobe", "finished", str(encoder))
+    # the export records the label of its pretraining run beside it (runlib.run_record.init_label)
+    assert (record["task"], record["status"], record["init"]) == ("linprobe", "finished", "mae")
     assert record["metrics"] == {"top1": result.top1, "top1_best": result.top1_best}
 
 
@@ -69,7 +70,7 @@ def test_finetune_from_the_export_uses_layer_decay_and_resumes(encoder, classify
     no_decay = {n for g in ckpt["optimizer"]["param_groups"] if g["weight_decay"] == 0 for n in g["names"]}
     assert {"pos_embed", "cls_token", "blocks.0.norm1.weight", "head.bias"} <= no_decay
     assert "blocks.0.attn.qkv.weight" not in no_decay
-    assert read_run_record(tmp_path / "ft")["init"] == str(encoder)
+    assert read_run_record(tmp_path / "ft")["init"] == "mae"
 
     # one more epoch, continued from the checkpoint: the epoch-1 evaluation is kept, epoch 2 is added
     more = finetune(CONFIGS / "pretrain" / "finetune.py", tmp_path / "ft", checkpoint=encoder, resume=True,

@@ -176,3 +176,30 @@ def test_hf_export_without_a_known_head_count_is_one_error(tmp_path, capsys, mae
     assert len(err) == 1 and "number of attention heads" in err[0] and "--num-heads" in err[0]
     assert export_cli([str(source), "--format", "hf", "--num-heads", "4", "--out", str(tmp_path / "hf")]) == 0
     assert transformers.ViTMAEConfig.from_pretrained(tmp_path / "hf").num_attention_heads == 4
+
+
+def test_exports_record_the_label_of_their_run_for_the_runs_starting_from_them(pretrained, tmp_path):
+    """A pretraining run's checkpoint is labelled 'mae' by its run record; its exports, whatever their names and
+    formats, carry the label beside them (NAME.json), and so do exports of an export. A finetune run's weights are
+    'supervised'. Weights nothing records keep the name rule (here: the weights as given)."""
+    import shutil
+
+    from runlib.run_record import export_record_path, init_label, write_run_record
+
+    assert init_label(pretrained) == "mae"
+    encoder = export_encoder(pretrained, tmp_path / "encoder.pth")
+    folders = [export_encoder(encoder, tmp_path / "hf", format="hf", num_heads=HEADS),
+               export_encoder(encoder, tmp_path / "timm", format="timm", num_heads=HEADS)]
+    assert [init_label(path) for path in (encoder, *folders)] == ["mae", "mae", "mae"]
+    assert json.loads(export_record_path(encoder).read_text())["source"] == str(pretrained)
+    assert sorted(p.name for p in folders[1].iterdir()) == ["config.json", "model.safetensors"]  # beside, not in
+
+    tuned = tmp_path / "tuned"
+    write_run_record(tuned, task="finetune", status="finished", dataset="d", arch="vit", init="random")
+    (tuned / "checkpoints").mkdir()
+    assert init_label(shutil.copy(encoder, tuned / "checkpoints" / "step_1.pth")) == "supervised"
+
+    plain = Path(shutil.copy(encoder, tmp_path / "plain.pth"))
+    assert init_label(plain) == str(plain)
+    export_encoder(plain, encoder)  # the same export from weights nothing records: its old record goes
+    assert not export_record_path(encoder).exists() and init_label(encoder) == str(encoder)

@@ -1,0 +1,233 @@
+"""Recipe search for ``mae-transfer grid --recipe-search``: every init gets the same small budget over lr and layer
+decay, the best point chosen on the validation split, the chosen and the published recipe reported on a test split.
+
+ViTDet chose its per-init recipes (Table 11) by searching each init's lr, weight decay and layer decay on COCO
+val; a table of published recipes alone compares inits under recipes tuned at another scale. A grid file declares
+the space per task and the split to report on::
+
+    search = dict(detect=dict(lr=[1e-4, 2e-4], layer_decay=[0.75, 1.0]),
+                  segment=dict(lr=[1e-3, 2e-3], layer_decay=[0.65, 0.9]))
+    test_split = dict(detect=dict(args=[...]), segment=dict(args=[...], overrides=[...]))
+
+Each transfer run ``NAME`` (``detect`` / ``segment`` with an init) then gets, per point of the product of its
+task's lists and per seed, a run ``search/NAME/lrLR_ldLD`` (the run with ``lr`` and ``layer_decay`` overridden,
+every other setting its own: weight decay, schedule, data), and two evaluations on the test split per seed:
+``test/NAME/published`` (the run itself) and ``test/NAME/searched`` (the point whose validation metric, APbox or
+mIoU, has the highest mean over the seeds; the first listed on a tie). Each writes ``test/NAME/RECIPE.json``: the
+recipe's lr and layer decay and every point's validation mean. ``search.md`` puts both rows per init side by side.
+"""
+from __future__ import annotations
+
+import itertools
+import json
+import statistics
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Callable, Mapping
+
+from runlib import UserError, read_run_record
+from runlib.run_record import atomic_write_json
+
+# How each framework's config spells the two searched settings.
+RECIPE_KEYS = {
+    "detect": {"lr": "optimizer.lr", "layer_decay": "optimizer.params.lr_factor_func.decay"},
+    "segment": {"lr": "optim_wrapper.optimizer.lr", "layer_decay": "optim_wrapper.paramwise_cfg.layer_decay_rate"},
+}
+SELECT_BY = {"detect": "APbox", "segment": "mIoU"}   # the validation metric a point is chosen by
+TEST_KINDS = {"detect": "detect-test", "segment": "segment-test"}
+TASKS = {"detect": "detection", "segment": "segmentation"}
+SHORT = {"lr": "lr", "layer_decay": "ld"}
+REPORT_NAME = "search.md"
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A recipe a test evaluation may pick: its search point (empty: the run's published recipe), its runs' folders
+    (one per seed: the validation mean is over them) and the folder of the run to evaluate (this seed's)."""
+    point: tuple[tuple[str, float], ...]
+    folders: tuple[str, ...]
+    evaluate: str
+
+
+def point_label(point: Mapping[str, float]) -> str:
+    return "_".join(f"{SHORT[key]}{point[key]:g}" for key in SHORT if key in point)
+
+
+def point_text(point: Mapping[str, float]) -> str:
+    """``lr 0.0002, ld 0.75``: lr first, whatever order the point's keys come in (JSON files sort them)."""
+    return ", ".join(f"{SHORT[key]} {point[key]:g}" for key in SHORT if key in point)
+
+
+# ------------------------------------------------------------------------------------------------ expansion
+def search_points(path: Path, space: object, kind: str) -> list[dict[str, float]]:
+    """The product of one task's lists, in the file's order of keys and values."""
+    if not isinstance(space, dict) or not space:
+        raise UserError(f"{path}: search.{kind} must be a dict of lists, e.g. dict(lr=[1e-4, 2e-4], "
+                        f"layer_decay=[0.75, 1.0]), got {space!r}")
+    for key, values in space.items():
+        if key not in RECIPE_KEYS[kind]:
+            raise UserError(f"{path}: search.{kind}: unknown key {key!r} (known: {', '.join(RECIPE_KEYS[kind])})")
+        if (not isinstance(values, (list, tuple)) or not values
+                or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 for v in values)):
+            raise UserError(f"{path}: search.{kind}.{key} must be a list of positive numbers, got {values!r}")
+    keys = list(space)
+    return [dict(zip(keys, values)) for values in itertools.product(*(space[k] for k in keys))]
+
+
+def search_runs(path: Path, cfg: Mapping, runs: list, out: Path, fill: Callable[[object], object]) -> list:
+    """The search runs and the test evaluations of a grid's transfer runs (``runs``: the grid's own, expanded);
+    ``fill`` puts ``{out}`` and the params into the test split's strings."""
+    space, test_split = cfg.get("search"), cfg.get("test_split")
+    if not isinstance(space, dict) or not space:
+        raise UserError(f"{path}: --recipe-search needs search = dict(detect=dict(lr=[...], layer_decay=[...]), "
+                        "segment=...) in the grid file")
+    for kind in space:
+        if kind not in RECIPE_KEYS:
+            raise UserError(f"{path}: search: unknown task {kind!r} (known: {', '.join(RECIPE_KEYS)})")
+        if not isinstance(test_split, dict) or not isinstance(test_split.get(kind), dict):
+            raise UserError(f"{path}: search.{kind} needs test_split = dict({kind}=dict(args=[...], "
+                            "overrides=[...])): the split the chosen recipe is reported on")
+    entries: dict[str, list] = {}  # a transfer entry's name -> its runs, one per seed
+    for run in runs:
+        if run.kind in space and run.init:
+            entries.setdefault(_entry_name(run), []).append(run)
+    added = []
+    for entry, seed_runs in entries.items():
+        kind = seed_runs[0].kind
+        split = {key: tuple(fill(test_split[kind].get(key, []))) for key in ("args", "overrides")}
+        by_point = [(point, [_searched(run, entry, point, out) for run in seed_runs])
+                    for point in search_points(path, space[kind], kind)]
+        added += [run for _, searched in by_point for run in searched]
+        for index, run in enumerate(seed_runs):
+            published = Candidate((), (str(run.folder),), str(run.folder))
+            searched = [Candidate(tuple(point.items()), tuple(str(r.folder) for r in point_runs),
+                                  str(point_runs[index].folder)) for point, point_runs in by_point]
+            after = {"published": (run.name,), "searched": tuple(r.name for _, rs in by_point for r in rs)}
+            for recipe, candidates in (("published", (published,)), ("searched", tuple(searched))):
+                name = f"test/{entry}/{recipe}" + _seed_suffix(run, entry)
+                added.append(replace(run, name=name, folder=out / name, kind=TEST_KINDS[kind], weights=None,
+                                     after=after[recipe], export=None, creates=str(out / f"test/{entry}/{recipe}.json"),
+                                     candidates=candidates, **split))
+    return added
+
+
+def _entry_name(run) -> str:
+    return run.name.removesuffix(f"/seed{run.seed}") if run.seed is not None else run.name
+
+
+def _seed_suffix(run, entry: str) -> str:
+    return run.name[len(entry):]
+
+
+def _searched(run, entry: str, point: dict[str, float], out: Path):
+    name = f"search/{entry}/{point_label(point)}" + _seed_suffix(run, entry)
+    keys = RECIPE_KEYS[run.kind]
+    return replace(run, name=name, folder=out / name, point=tuple(point.items()),
+                   overrides=run.overrides + tuple(f"{keys[key]}={value!r}" for key, value in point.items()))
+
+
+# ------------------------------------------------------------------------------------------------ selection
+def task_of(run) -> str:
+    """``detect`` or ``segment``: the task a test evaluation's candidates were trained for."""
+    return next(kind for kind, test in TEST_KINDS.items() if test == run.kind)
+
+
+def validation_mean(folders: tuple[str, ...], metric: str) -> float:
+    values = []
+    for folder in folders:
+        record = read_run_record(folder)
+        value = record.get("metrics", {}).get(metric)
+        if record.get("status") != "finished" or not isinstance(value, (int, float)):
+            raise UserError(f"{folder}: no finished run with {metric} to choose a recipe by")
+        values.append(float(value))
+    return statistics.fmean(values)
+
+
+def select(run) -> dict:
+    """The recipe a test evaluation reports: the candidate of the highest validation mean, with what it was chosen
+    from. The published recipe's lr and layer decay are its config's."""
+    task = task_of(run)
+    metric = SELECT_BY[task]
+    scored = [(candidate, validation_mean(candidate.folders, metric)) for candidate in run.candidates]
+    best, _ = max(scored, key=lambda pair: pair[1])  # max keeps the first of equal values
+    published = not best.point
+    return {"recipe": "published" if published else "searched", "task": TASKS[task], "init": run.init,
+            "metric": metric, "lr_layer_decay": config_recipe(task, run.config) if published else dict(best.point),
+            "evaluate": best.evaluate, "seeds": len(best.folders),
+            "validation": [{"point": dict(c.point), "mean": mean, "runs": len(c.folders)} for c, mean in scored]}
+
+
+def record_selection(run) -> dict:
+    selection = select(run)
+    atomic_write_json(selection, run.creates)
+    return selection
+
+
+def config_recipe(task: str, config: str) -> dict[str, float]:
+    """lr and layer decay as a transfer config sets them."""
+    if task == "detect":
+        from detectron2.config import LazyConfig
+        optimizer = LazyConfig.load(config).optimizer
+        return {"lr": float(optimizer.lr), "layer_decay": float(optimizer.params.lr_factor_func.decay)}
+    from pretrain.config import read_mmengine_config
+    wrapper = read_mmengine_config(Path(config)).optim_wrapper
+    return {"lr": float(wrapper.optimizer.lr), "layer_decay": float(wrapper.paramwise_cfg.layer_decay_rate)}
+
+
+def test_command(run, selection: dict) -> list[str]:
+    """The ``mae-transfer`` arguments that evaluate the selected run on the test split."""
+    target = Path(selection["evaluate"])
+    seed = run.seed is not None
+    if run.kind == TEST_KINDS["detect"]:
+        argv = ["detect", "eval", "--config-file", run.config, "--weights", str(target / "model_final.pth"),
+                "--out", str(run.folder), *run.args] + (["--init", run.init] if run.init else [])
+        return argv + list(run.overrides) + ([f"train.seed={run.seed}"] if seed else [])
+    checkpoint = target / read_run_record(target)["checkpoint"]
+    argv = ["segment", "test", run.config, str(checkpoint), "--out", str(run.folder), *run.args]
+    options = list(run.overrides) + ([f"randomness.seed={run.seed}"] if seed else [])
+    return argv + (["--init", run.init] if run.init else []) + (["--cfg-options", *options] if options else [])
+
+
+# ------------------------------------------------------------------------------------------------ the report
+TEST_METRICS = {"detection": ("APbox", "APmask"), "segmentation": ("mIoU", "mAcc", "aAcc")}
+
+
+def write_report(runs: list, out: Path) -> Path | None:
+    """``out/search.md``: per task, a row per init and recipe (published, searched) with the recipe's lr and layer
+    decay, its validation mean and its test-split metrics (mean ± std over seeds); then each init's validation
+    mean at every point of the search."""
+    from mae_transfer.compare import _mean_text, markdown_table
+
+    groups: dict[str, list] = {}
+    for run in runs:
+        if run.kind in TEST_KINDS.values():
+            groups.setdefault(run.creates, []).append(run)
+    if not groups:
+        return None
+    selections = [(json.loads(Path(path).read_text()), members) for path, members in groups.items()]
+    lines = [f"# Recipe search: published and searched recipes on the test split", ""]
+    for task in dict.fromkeys(s["task"] for s, _ in selections):
+        chosen = [(s, members) for s, members in selections if s["task"] == task]
+        metric, tests = chosen[0][0]["metric"], TEST_METRICS[task]
+        header = ["init", "recipe", "lr", "layer decay", "n", f"val {metric}", *(f"test {m}" for m in tests)]
+        body = []
+        for selection, members in chosen:
+            values = {m: [read_run_record(r.folder)["metrics"][m] for r in members] for m in tests}
+            val = next(v["mean"] for v in selection["validation"]
+                       if not v["point"] or v["point"] == selection["lr_layer_decay"])
+            recipe = selection["recipe"] if selection["recipe"] == "published" else \
+                f"searched ({point_text(selection['lr_layer_decay'])})"
+            body.append([selection["init"], recipe, f"{selection['lr_layer_decay']['lr']:g}",
+                         f"{selection['lr_layer_decay']['layer_decay']:g}", str(len(members)), f"{val:.2f}"]
+                        + [_mean_text(statistics.fmean(v), statistics.stdev(v) if len(v) > 1 else None, m)
+                           for m, v in values.items()])
+        lines += [f"## {task}: chosen on val by {metric}, reported on test", ""] + markdown_table(header, body) + [""]
+        searched = [s for s, _ in chosen if s["validation"] and s["validation"][0]["point"]]
+        if searched:
+            points = [point_text(v["point"]) for v in searched[0]["validation"]]
+            lines += [f"val {metric} at every point (mean over seeds; the same points for every init):", ""]
+            lines += markdown_table(["init", *points], [[s["init"], *(f"{v['mean']:.2f}" for v in s["validation"])]
+                                                        for s in searched]) + [""]
+    path = out / REPORT_NAME
+    path.write_text("\n".join(lines))
+    return path

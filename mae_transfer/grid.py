@@ -88,7 +88,7 @@ class Run:
     args: tuple[str, ...] = ()
     overrides: tuple[str, ...] = ()
     export: str | None = None
-    creates: str | None = None
+    creates: str | None = None          # command: the path that marks it finished; test evaluation: its selection
     command: tuple[str, ...] = ()
     resources: Resources = field(default_factory=Resources)
     point: tuple[tuple[str, float], ...] = ()   # a recipe-search run: the lr / layer decay it sets

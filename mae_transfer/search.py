@@ -205,7 +205,7 @@ def write_report(runs: list, out: Path) -> Path | None:
     if not groups:
         return None
     selections = [(json.loads(Path(path).read_text()), members) for path, members in groups.items()]
-    lines = [f"# Recipe search: published and searched recipes on the test split", ""]
+    lines = ["# Recipe search: published and searched recipes on the test split", ""]
     for task in dict.fromkeys(s["task"] for s, _ in selections):
         chosen = [(s, members) for s, members in selections if s["task"] == task]
         metric, tests = chosen[0][0]["metric"], TEST_METRICS[task]

@@ -94,21 +94,33 @@ def search_runs(path: Path, cfg: Mapping, runs: list, out: Path, fill: Callable[
     added = []
     for entry, seed_runs in entries.items():
         kind = seed_runs[0].kind
-        split = {key: tuple(fill(test_split[kind].get(key, []))) for key in ("args", "overrides")}
         by_point = [(point, [_searched(run, entry, point, out) for run in seed_runs])
                     for point in search_points(path, space[kind], kind)]
+        split = {key: tuple(fill(test_split[kind].get(key, []))) for key in ("args", "overrides")}
         added += [run for _, searched in by_point for run in searched]
-        for index, run in enumerate(seed_runs):
-            published = Candidate((), (str(run.folder),), str(run.folder))
-            searched = [Candidate(tuple(point.items()), tuple(str(r.folder) for r in point_runs),
-                                  str(point_runs[index].folder)) for point, point_runs in by_point]
-            after = {"published": (run.name,), "searched": tuple(r.name for _, rs in by_point for r in rs)}
-            for recipe, candidates in (("published", (published,)), ("searched", tuple(searched))):
-                name = f"test/{entry}/{recipe}" + _seed_suffix(run, entry)
-                added.append(replace(run, name=name, folder=out / name, kind=TEST_KINDS[kind], weights=None,
-                                     after=after[recipe], export=None, creates=str(out / f"test/{entry}/{recipe}.json"),
-                                     candidates=candidates, **split))
+        added += _test_evaluations(entry, seed_runs, by_point, out, split)
     return added
+
+
+def _test_evaluations(entry: str, seed_runs: list, by_point: list, out: Path, split: dict) -> list:
+    """Per seed, the published run's and the chosen point's evaluation on the test split (``split``: its args and
+    overrides); the chosen one waits for every point's runs (the choice is on the mean over seeds)."""
+    trained = seed_runs[0].resources  # an evaluation is one process on at most one GPU, whatever training took
+    one_process = replace(trained, nodes=1, gpus_per_node=min(1, trained.gpus_per_node))
+    kind = TEST_KINDS[seed_runs[0].kind]
+    evaluations = []
+    for index, run in enumerate(seed_runs):
+        published = Candidate((), (str(run.folder),), str(run.folder))
+        searched = tuple(Candidate(tuple(point.items()), tuple(str(r.folder) for r in point_runs),
+                                   str(point_runs[index].folder)) for point, point_runs in by_point)
+        after = {"published": (run.name,), "searched": tuple(r.name for _, rs in by_point for r in rs)}
+        for recipe, candidates in (("published", (published,)), ("searched", searched)):
+            name = f"test/{entry}/{recipe}" + _seed_suffix(run, entry)
+            evaluations.append(replace(run, name=name, folder=out / name, kind=kind, weights=None,
+                                       after=after[recipe], export=None, resources=one_process,
+                                       creates=str(out / f"test/{entry}/{recipe}.json"), candidates=candidates,
+                                       **split))
+    return evaluations
 
 
 def _entry_name(run) -> str:
@@ -196,7 +208,7 @@ def write_report(runs: list, out: Path) -> Path | None:
     """``out/search.md``: per task, a row per init and recipe (published, searched) with the recipe's lr and layer
     decay, its validation mean and its test-split metrics (mean ± std over seeds); then each init's validation
     mean at every point of the search."""
-    from mae_transfer.compare import _mean_text, markdown_table
+    from mae_transfer.compare import markdown_table
 
     groups: dict[str, list] = {}
     for run in runs:
@@ -210,17 +222,7 @@ def write_report(runs: list, out: Path) -> Path | None:
         chosen = [(s, members) for s, members in selections if s["task"] == task]
         metric, tests = chosen[0][0]["metric"], TEST_METRICS[task]
         header = ["init", "recipe", "lr", "layer decay", "n", f"val {metric}", *(f"test {m}" for m in tests)]
-        body = []
-        for selection, members in chosen:
-            values = {m: [read_run_record(r.folder)["metrics"][m] for r in members] for m in tests}
-            val = next(v["mean"] for v in selection["validation"]
-                       if not v["point"] or v["point"] == selection["lr_layer_decay"])
-            recipe = selection["recipe"] if selection["recipe"] == "published" else \
-                f"searched ({point_text(selection['lr_layer_decay'])})"
-            body.append([selection["init"], recipe, f"{selection['lr_layer_decay']['lr']:g}",
-                         f"{selection['lr_layer_decay']['layer_decay']:g}", str(len(members)), f"{val:.2f}"]
-                        + [_mean_text(statistics.fmean(v), statistics.stdev(v) if len(v) > 1 else None, m)
-                           for m, v in values.items()])
+        body = [_report_row(selection, members, tests) for selection, members in chosen]
         lines += [f"## {task}: chosen on val by {metric}, reported on test", ""] + markdown_table(header, body) + [""]
         searched = [s for s, _ in chosen if s["validation"] and s["validation"][0]["point"]]
         if searched:
@@ -231,3 +233,16 @@ def write_report(runs: list, out: Path) -> Path | None:
     path = out / REPORT_NAME
     path.write_text("\n".join(lines))
     return path
+
+
+def _report_row(selection: dict, members: list, tests: tuple[str, ...]) -> list[str]:
+    """init, recipe, lr, layer decay, n, the validation mean it was chosen by, the test metrics over the seeds."""
+    from mae_transfer.compare import _mean_text
+
+    values = {m: [read_run_record(r.folder)["metrics"][m] for r in members] for m in tests}
+    chosen = selection["lr_layer_decay"]
+    val = next(v["mean"] for v in selection["validation"] if not v["point"] or v["point"] == chosen)
+    recipe = "published" if selection["recipe"] == "published" else f"searched ({point_text(chosen)})"
+    return ([selection["init"], recipe, f"{chosen['lr']:g}", f"{chosen['layer_decay']:g}", str(len(members)),
+             f"{val:.2f}"] + [_mean_text(statistics.fmean(v), statistics.stdev(v) if len(v) > 1 else None, m)
+                              for m, v in values.items()])

@@ -54,6 +54,19 @@ def test_the_test_evaluations_wait_for_their_candidates_and_read_the_test_split(
     assert data[data.index("--num-coco-test") + 1] == data[data.index("--num-coco-val") + 1]
 
 
+def test_a_multi_gpu_grid_evaluates_each_recipe_in_one_process(tmp_path):
+    runs = {run.name: run for run in grid.load_grid(CONFIGS / "grid" / "mae_table4_coco.py", tmp_path)}
+    trained = runs["detection/vit_b/mae/seed0"]
+    path = tmp_path / "table4_search.py"
+    path.write_text(f"_base_ = '{CONFIGS / 'grid' / 'mae_table4_coco.py'}'\n"
+                    "search = dict(detect=dict(lr=[1e-4], layer_decay=[0.65, 0.75]))\n"
+                    "test_split = dict(detect=dict(args=['--val-json', 'test.json', '--val-images', 'test']))\n")
+    searched = {run.name: run for run in grid.load_grid(path, tmp_path, recipe_search_on=True)}
+    assert searched["search/detection/vit_b/mae/lr0.0001_ld0.65/seed0"].resources == trained.resources
+    test = searched["test/detection/vit_b/mae/searched/seed0"]
+    assert trained.world_size == 64 and test.world_size == 1 and test.resources.gpus_per_node == 1
+
+
 def finished(folder: Path, **metrics) -> str:
     atomic_write_json({"schema": SCHEMA, "status": "finished", "task": "x", "metrics": metrics,
                        "checkpoint": "iter_30.pth"},

@@ -170,8 +170,18 @@ def select(run) -> dict:
 
 
 def record_selection(run) -> dict:
-    selection = select(run)
-    atomic_write_json(selection, run.creates)
+    """Choose (``select``) and write the choice to ``run.creates``. A choice that differs from one already
+    evaluated there (the seeds changed, and with them the means) is an error: the seeds' test rows would mix
+    two recipes."""
+    selection, path = select(run), Path(run.creates)
+    before = json.loads(path.read_text())["lr_layer_decay"] if path.is_file() else None
+    evaluated = [record for record in path.with_suffix("").rglob("run_record.json")
+                 if read_run_record(record).get("status") == "finished"]
+    if before is not None and before != selection["lr_layer_decay"] and evaluated:
+        raise UserError(f"{path}: the recipe chosen on val is now {point_text(selection['lr_layer_decay'])}, "
+                        f"not {point_text(before)} as evaluated in {evaluated[0].parent}; the seeds changed the "
+                        "choice: run the search into another --out")
+    atomic_write_json(selection, path)
     return selection
 
 

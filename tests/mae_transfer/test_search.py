@@ -90,6 +90,22 @@ def test_the_point_of_the_best_validation_mean_over_seeds_is_chosen(tmp_path):
     assert json.loads((tmp_path / "searched.json").read_text()) == selection
 
 
+def test_a_choice_that_changes_after_it_was_evaluated_is_an_error(tmp_path):
+    first = finished(tmp_path / "lr1" / "seed0", APbox=5.0)
+    second = finished(tmp_path / "lr2" / "seed0", APbox=4.0)
+    run = grid.Run("t", "detect-test", tmp_path / "test" / "searched" / "seed0", config="c.py", seed=0,
+                   creates=str(tmp_path / "test" / "searched.json"),
+                   candidates=(search.Candidate((("lr", 1.0),), (first,), first),
+                               search.Candidate((("lr", 2.0),), (second,), second)))
+    assert search.record_selection(run)["lr_layer_decay"] == {"lr": 1.0}
+    finished(tmp_path / "lr2" / "seed0", APbox=6.0)
+    assert search.record_selection(run)["lr_layer_decay"] == {"lr": 2.0}  # nothing evaluated yet: chosen again
+    finished(tmp_path / "test" / "searched" / "seed0", APbox=1.0)
+    finished(tmp_path / "lr1" / "seed0", APbox=7.0)
+    with pytest.raises(UserError, match="now lr 1, not lr 2 as evaluated in"):
+        search.record_selection(run)
+
+
 def test_a_candidate_without_its_validation_metric_is_an_error(tmp_path):
     folder = tmp_path / "a"
     atomic_write_json({"schema": SCHEMA, "status": "failed", "metrics": {}}, folder / "run_record.json")

@@ -188,9 +188,9 @@ def run_demo(out: Path, name: str, seeds: int | None = None, fresh: bool = False
     if recipe_search:
         results["recipe_search"] = out / "search.md"
     stages = Stages(total=2)
+    mae = latest_checkpoint(out / "pretrain" / "mae") if pretrain else ZOO_RECONSTRUCTION
     stages.run("reconstruction figure", lambda: pretraining.visualize(
-        latest_checkpoint(out / "pretrain" / "mae") if pretrain else ZOO_RECONSTRUCTION, out / "data" / "coco" / "val",
-        results["reconstructions"], num_images=4, seed=0))
+        mae, out / "data" / "coco" / "val", results["reconstructions"], num_images=4, seed=0))
     stages.run("loss curves", lambda: plot_runs([out], results["loss_curves"]))
     return results
 

@@ -14,11 +14,15 @@ test: setup
 test-quick: setup  # all but the tests marked slow (the end-to-end demo)
 	$(PY) -m pytest -q -m "not slow" tests
 
-demo: setup
-	$(VENV)/bin/mae-transfer demo --out $(OUT)
+# The demo transfers from the zoo's released encoders (zoo/: zoo:demo-mae, zoo:demo-supervised); add
+# DEMO_ARGS=--pretrain to pretrain both here first, DEMO_ARGS=--recipe-search for the lr x layer-decay search.
+DEMO_ARGS ?=
 
-demo-quick: setup
-	$(VENV)/bin/mae-transfer demo --quick --out $(OUT)-quick
+demo: setup  # the default plan, one seed (about 12 minutes on 2 cores)
+	$(VENV)/bin/mae-transfer demo --out $(OUT) $(DEMO_ARGS)
+
+demo-quick: setup  # the quick plan: every stage once, in minutes
+	$(VENV)/bin/mae-transfer demo --quick --out $(OUT)-quick $(DEMO_ARGS)
 
 bench: setup
 	$(PY) -m benchmarks.pretrain_speed

@@ -2,16 +2,20 @@
 
 1. generate the data world: a labelled, object-centric pretraining set (the IN-1K analogue), a held-out
    classification set, and smaller labelled scene sets in COCO and ADE20K format;
-2. MAE-pretrain a small ViT on the pretraining images (labels unused) and export its encoder (MAE release format);
-3. train the same ViT supervised on the same images with their labels (the IN-1K supervised baseline);
-4. Mask R-CNN (detectron2) and 5. UperNet (mmseg) from each of MAE / supervised / random init, one run per seed,
-   with the same config machinery as the real COCO / ADE20K runs (configs/*/demo_tiny*.py);
-6. the compare table (with each run's cost; the paper layout in LaTeX), a reconstruction figure and the loss curves.
+2. the encoders: the zoo's released MAE encoder and its supervised twin (``zoo:demo-mae``, ``zoo:demo-supervised``,
+   pretrained by ``mae-transfer zoo`` on the same generated world), as users of MAE download released weights; or,
+   with ``--pretrain``, MAE-pretrain a small ViT on the pretraining images (labels unused) and train the same ViT
+   supervised on the same images with their labels (the IN-1K supervised baseline) here;
+3. Mask R-CNN (detectron2) and 4. UperNet (mmseg) from each of MAE / supervised / random init, one run per seed,
+   with the same config machinery as the real COCO / ADE20K runs (configs/*/demo_tiny*.py), each init with its
+   published recipe; with ``--recipe-search`` also the same small lr x layer-decay search for every init, chosen
+   on val and reported on a separate test split beside the published recipe (mae_transfer/search.py);
+5. the compare table (with each run's cost; the paper layout in LaTeX), a reconstruction figure and the loss curves.
 
-Stages 1-5 are the plan's grid file (``configs/grid/demo*.py``) run by ``mae-transfer grid``'s local executor,
-``--jobs`` runs at a time, each a process with one torch thread and its own log (OUT/jobs/). Every stage writes into
-one output folder. A run that already finished there is reused (``--fresh`` starts over); the numbers printed are
-whatever the runs measured, at toy scale, not the papers' numbers.
+Stages 1-4 are the plan's grid file (``configs/grid/demo*.py``: its ``params`` and ``seeds`` are the plan) run by
+``mae-transfer grid``'s local executor, ``--jobs`` runs at a time, each a process with one torch thread and its own
+log (OUT/jobs/). Every stage writes into one output folder. A run that already finished there is reused
+(``--fresh`` starts over); the numbers printed are whatever the runs measured, at toy scale, not the papers' numbers.
 """
 from __future__ import annotations
 
@@ -23,7 +27,7 @@ import resource
 import shutil
 import sys
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
@@ -31,10 +35,21 @@ from backbone import resolve_weights
 from runlib import UserError, prepare_run_dir, run_command
 from runlib.output_dir import check_output_dir, made_by
 from mae_transfer.plot import plot_runs
-from mae_transfer.synthetic import SyntheticSpec
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 GRIDS = {"quick": "demo_quick.py", "default": "demo.py", "paper": "demo_paper.py"}  # each plan as a grid file
+# Sizes are chosen by cost and by what the transfer runs need (benchmarks/demo_diagnostics/README.md section 6).
+# Cost, one torch thread per run, idle 2-core machine: about 0.75 CPU s per MAE step and 1.3 s per supervised step
+# of 64 images, 0.5 s per Mask R-CNN and 0.3 s per UperNet iteration of 4 images, plus 20-40 s per run (start-up,
+# evaluation); ``--jobs`` runs (default: one per core) share the cores. Length: at 100 iterations no init learned
+# any object class in either task; UperNet needs about 400-600 iterations at the demo's lr before the first
+# object classes appear, Mask R-CNN reaches APbox 5-6 in 300 (README: each plan's measured time).
+ABOUT = {
+    "quick": "every stage once, at the smallest size that runs (the test suite runs it)",
+    "default": "the whole pipeline in about 15 minutes, one seed",
+    "paper": "the paper's proportions within an hour: pretraining sees 10x more images than each transfer set, "
+             "3 seeds per transfer run",
+}
 # The demo_tiny configs of pretrain/, detection/ and segmentation/ share one encoder: ViT-Tiny width (192, 3 heads),
 # 4 blocks, patch 16, 128 px images. The demo sets only data paths, data sizes, seeds and the number of epochs or
 # iterations of each stage; learning rates, warm-ups and lr steps are the configs', as fractions of the run.
@@ -42,49 +57,15 @@ GRIDS = {"quick": "demo_quick.py", "default": "demo.py", "paper": "demo_paper.py
 DETECTION_CONFIGS = {"mae": "demo_tiny.py", "supervised": "demo_tiny_supervised.py", "random": "demo_tiny_random.py"}
 
 
-@dataclass(frozen=True)
-class Plan:
-    """How much of everything a demo run does.
-
-    Shaped like the paper's regime: MAE and the supervised baseline see the same labelled, object-centric
-    pretraining set (the IN-1K analogue; MAE ignores the labels), many more images than the labelled scenes
-    the detectors and segmenters are fine-tuned on (the COCO / ADE20K analogues). ``seeds`` transfer runs per
-    init and task (seeds 0..seeds-1); pretraining and the supervised baseline run once.
-    """
-    data: SyntheticSpec
-    pretrain_epochs: int
-    supervised_epochs: int
-    detection_iters: int
-    segmentation_iters: int
-    seeds: int = 1
-    about: str = ""
+def plan_file(name: str) -> Path:
+    return CONFIGS / "grid" / GRIDS[name]
 
 
-def _data(num_pretrain: int, coco_train: int, ade_train: int, val: int, classify_val: int) -> SyntheticSpec:
-    return SyntheticSpec(seed=0, image_size=128, num_pretrain=num_pretrain, num_classify_train=0,
-                         num_classify_val=classify_val, classify_image_size=128, num_coco_train=coco_train,
-                         num_coco_val=val, num_ade_train=ade_train, num_ade_val=val, max_objects=4)
-
-
-# Sizes chosen by cost and by what the transfer runs need (benchmarks/demo_diagnostics/README.md section 6).
-# Cost, one torch thread per run, idle 2-core machine: about 0.75 CPU s per MAE step and 1.3 s per supervised step
-# of 64 images, 0.5 s per Mask R-CNN and 0.3 s per UperNet iteration of 4 images, plus 20-40 s per run (start-up,
-# evaluation); ``--jobs`` runs (default: one per core) share the cores. Length: at 100 iterations no init learned
-# any object class in either task; UperNet needs about 400-600 iterations at the demo's lr before the first
-# object classes appear, Mask R-CNN reaches APbox 5-6 in 300. Measured with 2 jobs on the idle 2 cores: quick
-# 154 s (every stage once: the machinery, not the inits), default 763 s, paper 2,730 s (README).
-PLANS = {
-    "quick": Plan(_data(num_pretrain=256, coco_train=48, ade_train=48, val=8, classify_val=4),
-                  pretrain_epochs=6, supervised_epochs=4, detection_iters=40, segmentation_iters=30,
-                  about="every stage once, at the smallest size that runs (the test suite runs it)"),
-    "default": Plan(_data(num_pretrain=768, coco_train=96, ade_train=96, val=24, classify_val=10),
-                    pretrain_epochs=24, supervised_epochs=8, detection_iters=300, segmentation_iters=400,
-                    about="the whole pipeline in about 15 minutes, one seed"),
-    "paper": Plan(_data(num_pretrain=2048, coco_train=192, ade_train=192, val=48, classify_val=20),
-                  pretrain_epochs=24, supervised_epochs=6, detection_iters=400, segmentation_iters=600, seeds=3,
-                  about="the paper's proportions within an hour: pretraining sees 10x more images than each "
-                        "transfer set, 3 seeds per transfer run"),
-}
+def read_plan(name: str) -> dict:
+    """The plan's sizes as its grid file sets them: ``params`` (data sizes, epochs, iterations) and ``seeds``."""
+    from mmengine.config import Config
+    cfg = Config.fromfile(str(plan_file(name)))
+    return {"params": cfg.params.to_dict(), "seeds": cfg.seeds}
 
 
 class Stages:
@@ -153,13 +134,12 @@ def claim_output(out: Path, fresh: bool) -> None:
     prepare_run_dir(out, command=COMMAND, resume=True)
 
 
-def check_plan(out: Path, plan: Plan, zoo: bool = False) -> None:
-    """Record the plan (and where the encoders come from) in ``out``; an ``out`` holding another plan's stages is
-    an error (they would be reused). The number of seeds may change: more seeds add runs next to the finished ones."""
+def check_plan(out: Path, name: str, pretrain: bool = False) -> None:
+    """Record the plan's sizes (and where the encoders come from) in ``out``; an ``out`` holding another plan's
+    stages is an error (they would be reused). The number of seeds may change: more seeds add runs next to the
+    finished ones; so may ``--recipe-search``, which adds runs."""
     path = out / PLAN_FILE
-    wanted = json.loads(json.dumps({k: v for k, v in asdict(plan).items() if k not in ("seeds", "about")}))
-    if zoo:
-        wanted["encoders"] = "zoo"
+    wanted = {"grid": GRIDS[name], "params": read_plan(name)["params"], "encoders": "pretrain" if pretrain else "zoo"}
     stored = json.loads(path.read_text()) if path.is_file() else wanted
     if {key: stored.get(key) for key in wanted} != wanted:
         raise UserError(f"{out} holds a run of another plan ({path}); give another --out or add --fresh to start "
@@ -173,37 +153,40 @@ ZOO_RECONSTRUCTION = "zoo:demo-mae-full"
 
 def from_zoo(runs: list) -> list:
     """The plan's runs less its pretraining: each init's transfer runs start from the zoo's released encoder."""
-    return [replace(run, weights=ZOO_ENCODERS.get(run.init, run.weights),
+    return [replace(run, weights=ZOO_ENCODERS.get(run.init, run.weights) if run.weights else None,
                     after=tuple(name for name in run.after if not name.startswith("pretrain/")))
             for run in runs if not run.name.startswith("pretrain/")]
 
 
 def run_demo(out: Path, name: str, seeds: int | None = None, fresh: bool = False, jobs: int = 1,
-             zoo: bool = False) -> dict[str, Path]:
+             pretrain: bool = False, recipe_search: bool = False) -> dict[str, Path]:
     """Run every stage of plan ``name`` into ``out`` and return the paths of the results: the plan's grid file on
     the grid's local executor (``jobs`` runs at a time; a transfer run starts once the encoder it needs is
-    exported, random-init runs fill the cores meanwhile), then the figures. With ``zoo`` the MAE and supervised
-    encoders are the zoo's released ones (``mae-transfer zoo``) instead of pretrained here."""
-    import pretrain  # heavy imports only once the demo starts
+    there, random-init runs fill the cores meanwhile), then the figures. The MAE and supervised encoders are the
+    zoo's released ones (``mae-transfer zoo``), or with ``pretrain`` pretrained here; ``recipe_search`` adds the
+    grid file's search over lr and layer decay and the test-split evaluations (``search.md``)."""
+    import pretrain as pretraining  # heavy imports only once the demo starts
     from mae_transfer import grid
 
-    plan = PLANS[name] if seeds is None else replace(PLANS[name], seeds=seeds)
-    if zoo:
+    if not pretrain:
         for reference in (*ZOO_ENCODERS.values(), ZOO_RECONSTRUCTION):
             resolve_weights(reference)  # a zoo without the demo's entries fails here, before anything is written
     claim_output(out, fresh)
-    check_plan(out, plan, zoo)
-    grid_file = CONFIGS / "grid" / GRIDS[name]
-    runs = grid.load_grid(grid_file, out, seeds=plan.seeds)
-    grid.execute(from_zoo(runs) if zoo else runs, out, grid_file, grid.LocalExecutor(out), jobs=jobs, owned=True)
+    check_plan(out, name, pretrain)
+    grid_file = plan_file(name)
+    runs = grid.load_grid(grid_file, out, seeds=seeds, recipe_search_on=recipe_search)
+    grid.execute(runs if pretrain else from_zoo(runs), out, grid_file, grid.LocalExecutor(out), jobs=jobs,
+                 owned=True)
 
     results = {"table": out / "comparison.md", "latex": out / "comparison.tex", "csv": out / "comparison.csv",
                "chart": out / "comparison.png", "reconstructions": out / "reconstructions.png",
                "loss_curves": out / "loss_curves.png"}
+    if recipe_search:
+        results["recipe_search"] = out / "search.md"
     stages = Stages(total=2)
-    stages.run("reconstruction figure", lambda: pretrain.visualize(
-        ZOO_RECONSTRUCTION if zoo else latest_checkpoint(out / "pretrain" / "mae"), out / "data" / "coco" / "val",
-        results["reconstructions"], num_images=4, seed=0))
+    mae = latest_checkpoint(out / "pretrain" / "mae") if pretrain else ZOO_RECONSTRUCTION
+    stages.run("reconstruction figure", lambda: pretraining.visualize(
+        mae, out / "data" / "coco" / "val", results["reconstructions"], num_images=4, seed=0))
     stages.run("loss curves", lambda: plot_runs([out], results["loss_curves"]))
     return results
 
@@ -219,36 +202,51 @@ def latest_checkpoint(run_dir: Path) -> Path:
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="mae-transfer demo", description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog="plans:\n" + "\n".join(
-                                         f"  {name:8} {plan.about}" for name, plan in PLANS.items()))
-    parser.add_argument("--plan", choices=sorted(PLANS), default="default", help="how much to run (default %(default)s)")
+                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog="plans (sizes: "
+                                     "configs/grid/demo*.py):\n" + "\n".join(
+                                         f"  {name:8} {about}" for name, about in ABOUT.items())
+                                     + "\n\nencoders: the zoo's by default; --pretrain adds the MAE and supervised "
+                                       "pretraining runs.\n--recipe-search adds, per seed, 24 transfer runs (4 points "
+                                       "x 3 inits x 2 tasks) and 12 test-split evaluations.")
+    parser.add_argument("--plan", choices=sorted(GRIDS), default="default", help="how much to run (default %(default)s)")
     parser.add_argument("--quick", action="store_true", help="the same as --plan quick (under 5 minutes on 2 cores)")
     parser.add_argument("--seeds", type=int, metavar="N", help="transfer runs per init and task, seeds 0..N-1 (default: the plan's)")
     parser.add_argument("--out", type=Path, metavar="DIR", help="output folder (default output/demo, output/demo-PLAN for other plans)")
     parser.add_argument("--fresh", action="store_true", help="start over instead of reusing finished stages")
-    parser.add_argument("--zoo", action="store_true",
-                        help="transfer from the zoo's released encoders (zoo:demo-mae, zoo:demo-supervised; "
-                             "mae-transfer zoo makes them) instead of pretraining both here")
+    encoders = parser.add_mutually_exclusive_group()
+    encoders.add_argument("--zoo", action="store_true",
+                          help="transfer from the zoo's released encoders (zoo:demo-mae, zoo:demo-supervised; "
+                               "mae-transfer zoo makes them): the default")
+    encoders.add_argument("--pretrain", action="store_true",
+                          help="pretrain both encoders here instead (MAE, then the supervised twin, on the plan's "
+                               "pretraining set)")
+    parser.add_argument("--recipe-search", action="store_true",
+                        help="also give every init the same search over lr and layer decay (the grid file's "
+                             "search: 4 points per init and task), chosen on val, and report the chosen and the "
+                             "published recipe on a separate test split (OUT/search.md)")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, metavar="N",
                         help="independent runs at a time, one torch thread each (default: the number of cores, "
                              "%(default)s here); the numbers do not depend on it")
     args = parser.parse_args(argv)
     name = "quick" if args.quick else args.plan
-    plan = PLANS[name]
-    if args.seeds is not None:
-        if args.seeds < 1:
-            parser.error(f"--seeds must be at least 1, got {args.seeds}")
-        plan = replace(plan, seeds=args.seeds)
+    if args.seeds is not None and args.seeds < 1:
+        parser.error(f"--seeds must be at least 1, got {args.seeds}")
     if args.jobs < 1:
         parser.error(f"--jobs must be at least 1, got {args.jobs}")
     out = args.out or Path("output/demo" if name == "default" else f"output/demo-{name}")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    print(f"mae-transfer demo ({name} plan, {plan.seeds} seed{'s' * (plan.seeds > 1)}) into {out}", flush=True)
     started = time.monotonic()
 
     def body():
-        results = run_demo(out, name, seeds=args.seeds, fresh=args.fresh, jobs=args.jobs, zoo=args.zoo)
+        seeds = args.seeds or read_plan(name)["seeds"]
+        print(f"mae-transfer demo ({name} plan, {seeds} seed{'s' * (seeds > 1)}, encoders "
+              f"{'pretrained here' if args.pretrain else 'from the zoo'}"
+              f"{', recipe search' if args.recipe_search else ''}) into {out}", flush=True)
+        results = run_demo(out, name, seeds=args.seeds, fresh=args.fresh, jobs=args.jobs, pretrain=args.pretrain,
+                           recipe_search=args.recipe_search)
         print("\n" + results["table"].read_text())
+        if args.recipe_search:
+            print("\n" + results["recipe_search"].read_text())
         print(f"finished in {time.monotonic() - started:.0f} s ({cpu_seconds():.0f} s of CPU); outputs in {out}:")
         for key, path in results.items():
             print(f"  {key:16} {path}")

@@ -23,6 +23,10 @@ starts a run once the runs it comes after are finished, ``--jobs`` at a time. Th
 waits for running ones and resubmits failed ones, which continue from their last checkpoint (``--resume``). Once
 every run is finished, ``OUT/comparison.md`` (+ ``.csv``, ``.png``) is written by ``mae-transfer compare``'s code.
 
+``--recipe-search`` adds, for a grid file that declares ``search`` and ``test_split``, the same small search over lr
+and layer decay for every init, the choice on the validation split and both recipes evaluated on the test split
+(mae_transfer/search.py; ``OUT/search.md``).
+
 Several GPUs and nodes use the frameworks' own start-up inside the allocation, as the MAE and ViTDet submitit
 launchers do: one SLURM task per GPU with torchrun's environment (``RANK``, ``LOCAL_RANK``, ``WORLD_SIZE``,
 ``MASTER_ADDR``, ``MASTER_PORT``) for pretraining and mmengine, one task per node running detectron2's ``launch``
@@ -44,6 +48,7 @@ from typing import Mapping
 from mae_transfer import cli
 from runlib import UserError, read_run_record, run_command
 from runlib.run_record import atomic_write_json
+from mae_transfer import search as recipe_search
 
 SCHEMA = "mae-transfer/grid-v1"
 STATE_NAME = "grid_state.json"  # the grid's mark on its output folder: a folder holding another file is refused
@@ -84,9 +89,11 @@ class Run:
     args: tuple[str, ...] = ()
     overrides: tuple[str, ...] = ()
     export: str | None = None
-    creates: str | None = None
+    creates: str | None = None          # command: the path that marks it finished; test evaluation: its selection
     command: tuple[str, ...] = ()
     resources: Resources = field(default_factory=Resources)
+    point: tuple[tuple[str, float], ...] = ()   # a recipe-search run: the lr / layer decay it sets
+    candidates: tuple[recipe_search.Candidate, ...] = ()  # a test evaluation: the runs it chooses from
 
     @property
     def world_size(self) -> int:
@@ -100,9 +107,10 @@ class Run:
 
 # ----------------------------------------------------------------------------------------------- the grid file
 def load_grid(path: str | Path, out: Path, cli_resources: Mapping[str, object] = {},
-              seeds: int | None = None) -> list[Run]:
+              seeds: int | None = None, recipe_search_on: bool = False) -> list[Run]:
     """The runs of a grid file, ``{out}`` and ``{KEY}`` of its ``params`` filled in and the command line's resources
-    over the file's; ``seeds`` (or the file's) replaces every entry's list of seeds by 0..seeds-1."""
+    over the file's; ``seeds`` (or the file's) replaces every entry's list of seeds by 0..seeds-1.
+    ``recipe_search_on`` adds the file's recipe search and test evaluations (mae_transfer/search.py)."""
     from mmengine.config import Config
 
     path = Path(path)
@@ -132,8 +140,12 @@ def load_grid(path: str | Path, out: Path, cli_resources: Mapping[str, object] =
         if unknown:
             raise UserError(f"{path}: run {run.name!r}: after {unknown[0]!r} names no run")
     # "after" may name a run with seeds: it then waits for every seed
-    return [replace(run, after=tuple(n for a in run.after for n in names if n == a or n.startswith(a + "/seed")))
+    runs = [replace(run, after=tuple(n for a in run.after for n in names if n == a or n.startswith(a + "/seed")))
             for run in runs]
+    if recipe_search_on:
+        runs += recipe_search.search_runs(path, cfg, runs, out,
+                                          lambda value: _fill(path, "test_split", value, params, out))
+    return runs
 
 
 def _resources(path: Path, where: str, values: object, base: Resources,
@@ -167,17 +179,7 @@ def _expand(path: Path, index: int, entry: object, out: Path, params: Mapping[st
     resources = _resources(path, f"{where}: resources", entry.get("resources", {}), defaults, cli_resources)
 
     def fill(value):
-        if isinstance(value, str):
-            for key, given in {**params, "out": out}.items():
-                value = value.replace("{" + key + "}", str(given))
-            unknown = PLACEHOLDER.search(value)
-            if unknown:
-                raise UserError(f"{path}: {where}: {unknown.group()} in {value!r} is neither {{out}} nor a key of "
-                                "params")
-            return value
-        if isinstance(value, (list, tuple)):
-            return tuple(fill(v) for v in value)
-        return value
+        return _fill(path, where, value, params, out)
 
     common = {key: fill(entry[key]) for key in ("kind", "config", "init", "weights", "after", "args", "overrides",
                                                  "export", "creates", "command") if entry.get(key) is not None}
@@ -191,6 +193,20 @@ def _expand(path: Path, index: int, entry: object, out: Path, params: Mapping[st
                     **common)]
     return [Run(name=f"{entry['name']}/seed{seed}", folder=out / entry["name"] / f"seed{seed}", seed=seed,
                 resources=resources, **common) for seed in seeds]
+
+
+def _fill(path: Path, where: str, value: object, params: Mapping[str, object], out: Path) -> object:
+    """``value`` with ``{out}`` and ``{KEY}`` of ``params`` filled in, in a string or the strings of a list."""
+    if isinstance(value, str):
+        for key, given in {**params, "out": out}.items():
+            value = value.replace("{" + key + "}", str(given))
+        unknown = PLACEHOLDER.search(value)
+        if unknown:
+            raise UserError(f"{path}: {where}: {unknown.group()} in {value!r} is neither {{out}} nor a key of params")
+        return value
+    if isinstance(value, (list, tuple)):
+        return tuple(_fill(path, where, v, params, out) for v in value)
+    return value
 
 
 def _config_path(grid: Path, config: str) -> Path:
@@ -208,6 +224,8 @@ def commands(run: Run, resume: bool, dist: Mapping[str, str] = {}) -> list[list[
     folder = str(run.folder)
     if run.kind == "command":
         return [list(run.command)]
+    if run.kind in recipe_search.TEST_KINDS.values():
+        return [recipe_search.test_command(run, recipe_search.select(run))]
     argv = [*((run.kind, "train") if run.kind in TRANSFER_KINDS else (run.kind,)), "--config", run.config,
             "--out", folder, *run.args]  # the one command grammar of every task (runlib.command_line)
     argv += ["--init", run.weights] if run.weights else []
@@ -263,6 +281,8 @@ class GridJob:
         torch.set_num_threads(self.run.resources.cpus_per_task)  # not one per core of a shared node
         if self.run.world_size > 1:
             os.environ.update(distributed_env(self.run, os.environ))
+        if self.run.kind in recipe_search.TEST_KINDS.values():
+            recipe_search.record_selection(self.run)
         for argv in commands(self.run, self.resume, os.environ):
             code = cli.main(argv)
             if code:
@@ -536,9 +556,10 @@ def execute(runs: list[Run], out: Path, grid_file: Path, executor: Executor, job
     if progress.failed:  # one line per run
         raise UserError(f"{len(progress.failed)} of {len(runs)} runs did not finish:\n  "
                         + "\n  ".join(progress.failed.values()))
-    table = write_comparison(runs, out)
+    table = write_comparison([run for run in runs if not run.point], out)  # each init's own recipe
+    report = recipe_search.write_report(runs, out)
     print(f"grid finished: {len(runs)} runs, {progress.submitted} submitted, {time.monotonic() - started_at:.0f} s"
-          + (f"; table {table}" if table else ""), flush=True)
+          + (f"; table {table}" if table else "") + (f"; recipe search {report}" if report else ""), flush=True)
     return table
 
 
@@ -588,6 +609,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--dry-run", action="store_true", help="print the runs, resources and dependencies")
     parser.add_argument("--seeds", type=int, metavar="N",
                         help="runs with seeds: seeds 0..N-1 instead of the grid file's list")
+    parser.add_argument("--recipe-search", action="store_true",
+                        help="add the grid file's search over lr and layer decay (the same points for every init), "
+                             "chosen on val, the chosen and the published recipe evaluated on the test split "
+                             "(OUT/search.md)")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, metavar="N",
                         help="local executor: runs at a time (default: the number of cores, %(default)s here)")
     slurm = parser.add_argument_group("SLURM (default: the grid file's resources)")
@@ -606,7 +631,7 @@ def main(argv: list[str]) -> int:
 
     def body():
         out = args.out.resolve()
-        runs = load_grid(args.grid, out, cli_resources, seeds=args.seeds)
+        runs = load_grid(args.grid, out, cli_resources, seeds=args.seeds, recipe_search_on=args.recipe_search)
         if args.dry_run:
             print(dry_run_text(runs, args.executor))
             return

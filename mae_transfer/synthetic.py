@@ -11,11 +11,14 @@ Layout of ``generate(OUT)``::
 
     OUT/pretrain/<thing class>/000000.png ...            one centred object per image (the IN-1K analogue)
     OUT/classify/{train,val}/<thing class>/0000.png ...  one centred object per image
-    OUT/coco/{train,val}/000001.png ...                  instance segmentation images
-    OUT/coco/annotations/instances_{train,val}.json
-    OUT/ade/ADEChallengeData2016/images/{training,validation}/ADE_{train,val}_00000001.jpg
-    OUT/ade/ADEChallengeData2016/annotations/{training,validation}/ADE_..._00000001.png
+    OUT/coco/{train,val,test}/000001.png ...             instance segmentation images
+    OUT/coco/annotations/instances_{train,val,test}.json
+    OUT/ade/ADEChallengeData2016/images/{training,validation,test}/ADE_{train,val,test}_00000001.jpg
+    OUT/ade/ADEChallengeData2016/annotations/{training,validation,test}/ADE_..._00000001.png
     OUT/manifest.json
+
+The ``test`` scene split (``num_coco_test`` / ``num_ade_test``, none by default) is a draw of its own, separate from
+``val``, with labels: a recipe chosen on ``val`` is reported on it (``mae-transfer grid --recipe-search``).
 
 The pretraining set is object-centric and labelled, as ImageNet is: MAE reads its images only (the official
 code reads ImageNet through ``ImageFolder`` and drops the labels), the supervised baseline trains on the same
@@ -23,7 +26,7 @@ images with their labels. Image i shows class ``THING_CLASSES[i % 6]``, so the c
 ``classify`` folders are a separate draw of the same kind (``classify/val`` is the held-out set; the
 ``classify/train`` count may be 0).
 
-ADE ``training``/``validation`` image i is the same scene as COCO ``train``/``val`` image i
+ADE ``training``/``validation``/``test`` image i is the same scene as COCO ``train``/``val``/``test`` image i
 (for i below both counts), like COCO-Stuff: thing pixels of label k lie inside COCO masks of
 category k. Label PNGs: 0 = ignore, k = ``SEMANTIC_CLASSES[k-1]``; things come first, so a
 thing's semantic label equals its COCO category id. Only genuinely mixed pixels are 0:
@@ -70,7 +73,7 @@ _STUFF_LOOK = {"brick": ("brick", 15, (0.35, 0.7)), "grass": ("grass", 100, (0.3
                "gravel": ("gravel", 35, (0.0, 0.2)), "sky": ("gradient", 210, (0.2, 0.45)),
                "water": ("ripples", 190, (0.4, 0.7)), "clutter": ("photo", 0, (0.0, 0.0))}
 _CLUTTER_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket")  # all ship inside skimage
-_STREAMS = {"pretrain": 1, "train": 2, "val": 3, "classify_train": 4, "classify_val": 5}
+_STREAMS = {"pretrain": 1, "train": 2, "val": 3, "classify_train": 4, "classify_val": 5, "test": 6}
 
 
 def _hsv(hue: float, sat: float, val: float) -> np.ndarray:
@@ -95,9 +98,12 @@ class SyntheticSpec:
     num_ade_train: int = 64
     num_ade_val: int = 16
     max_objects: int = 4
+    num_coco_test: int = 0
+    num_ade_test: int = 0
 
     def __post_init__(self):
-        minimum = {"seed": 0, "image_size": 32, "classify_image_size": 32, "num_classify_train": 0}
+        minimum = {"seed": 0, "image_size": 32, "classify_image_size": 32, "num_classify_train": 0,
+                   "num_coco_test": 0, "num_ade_test": 0}
         for f in fields(self):
             value, lowest = getattr(self, f.name), minimum.get(f.name, 1)
             if isinstance(value, bool) or not isinstance(value, int) or value < lowest:
@@ -313,7 +319,7 @@ def _write_classify(root: Path, spec: SyntheticSpec) -> dict:
 
 
 def _write_scenes(root: Path, spec: SyntheticSpec, split: str, num_coco: int, num_ade: int) -> dict:
-    ade_split, ade_tag = {"train": ("training", "train"), "val": ("validation", "val")}[split]
+    ade_split, ade_tag = {"train": ("training", "train"), "val": ("validation", "val"), "test": ("test", "test")}[split]
     ade = root / "ade" / "ADEChallengeData2016"
     images, annotations = [], []
     for i in range(max(num_coco, num_ade)):
@@ -343,6 +349,24 @@ _LAYOUT = {"pretrain": "pretrain", "classify_train": "classify/train", "classify
            "coco_train_json": "coco/annotations/instances_train.json",
            "coco_val_json": "coco/annotations/instances_val.json",
            "ade_root": "ade/ADEChallengeData2016", "manifest": "manifest.json"}
+_TEST_LAYOUT = {"coco_test_images": "coco/test", "coco_test_json": "coco/annotations/instances_test.json"}
+
+
+def _has_test(spec: SyntheticSpec) -> bool:
+    return spec.num_coco_test > 0 or spec.num_ade_test > 0
+
+
+def _layout(spec: SyntheticSpec) -> dict[str, str]:
+    return {**_LAYOUT, **(_TEST_LAYOUT if _has_test(spec) else {})}
+
+
+def _spec_record(spec: SyntheticSpec) -> dict:
+    """The spec as the manifest keeps it: without the test counts when there is no test split, so that a folder
+    generated without one is the same generation for a spec that asks for none."""
+    record = asdict(spec)
+    if not _has_test(spec):
+        del record["num_coco_test"], record["num_ade_test"]
+    return record
 
 
 def _write_pretrain(root: Path, spec: SyntheticSpec, indices: range) -> None:
@@ -363,10 +387,12 @@ def _write_all(root: Path, spec: SyntheticSpec, workers: int = 1) -> None:
     counts = {"pretrain": spec.num_pretrain, **_write_classify(root, spec),
               **_write_scenes(root, spec, "train", spec.num_coco_train, spec.num_ade_train),
               **_write_scenes(root, spec, "val", spec.num_coco_val, spec.num_ade_val)}
-    manifest = {"format_version": FORMAT_VERSION, "seed": spec.seed, "spec": asdict(spec),
+    if _has_test(spec):
+        counts.update(_write_scenes(root, spec, "test", spec.num_coco_test, spec.num_ade_test))
+    manifest = {"format_version": FORMAT_VERSION, "seed": spec.seed, "spec": _spec_record(spec),
                 "counts": counts, "thing_classes": THING_CLASSES, "stuff_classes": STUFF_CLASSES,
                 "semantic_classes": SEMANTIC_CLASSES, "semantic_palette": SEMANTIC_PALETTE,
-                "ignore_label": 0, "paths": _LAYOUT}
+                "ignore_label": 0, "paths": _layout(spec)}
     (root / "manifest.json").write_text(json.dumps(manifest, indent=1))
 
 
@@ -392,13 +418,13 @@ def generate(out_dir, spec: SyntheticSpec = SyntheticSpec(), *, overwrite: bool 
     if not isinstance(spec, SyntheticSpec):
         raise TypeError(f"spec must be a SyntheticSpec, got {type(spec).__name__}")
     out = Path(out_dir).absolute()
-    paths = {key: out / rel for key, rel in _LAYOUT.items()}
+    paths = {key: out / rel for key, rel in _layout(spec).items()}
     if check_output_dir(out, COMMAND):  # a foreign folder (one without this command's marker) is refused
         if not made_by(out, COMMAND):
             raise UserError(f"output folder {out} was not written by mae-transfer {COMMAND}; it is never replaced, "
                             "even with overwrite=True")
         manifest = _read_manifest(out)
-        if manifest and manifest.get("format_version") == FORMAT_VERSION and manifest.get("spec") == asdict(spec):
+        if manifest and manifest.get("format_version") == FORMAT_VERSION and manifest.get("spec") == _spec_record(spec):
             return paths
         if not overwrite:
             raise UserError(f"{out} already holds a different synthetic generation; pass overwrite=True "

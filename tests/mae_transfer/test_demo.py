@@ -1,7 +1,6 @@
 """The demo end to end (``slow``), and the path its MAE encoder takes into detectron2 and mmseg."""
 import csv
 import json
-from dataclasses import replace
 
 import pytest
 import torch
@@ -136,19 +135,48 @@ def test_segmentation_run_record_carries_the_seed(tmp_path):
 
 
 def test_an_output_folder_of_another_plan_is_refused(tmp_path):
-    demo.check_plan(tmp_path, demo.PLANS["quick"])
-    demo.check_plan(tmp_path, demo.PLANS["quick"])  # the same plan again: reused
-    demo.check_plan(tmp_path, replace(demo.PLANS["quick"], seeds=3))  # more seeds: runs added to the same folder
+    demo.check_plan(tmp_path, "quick")
+    demo.check_plan(tmp_path, "quick")  # the same plan again: reused (more seeds or --recipe-search add runs)
     with pytest.raises(UserError, match="another plan"):
-        demo.check_plan(tmp_path, demo.PLANS["default"])
+        demo.check_plan(tmp_path, "default")
+    with pytest.raises(UserError, match="another plan"):  # the encoders of another origin
+        demo.check_plan(tmp_path, "quick", pretrain=True)
 
 
 def test_plans_are_shaped_like_the_papers():
-    for name, plan in demo.PLANS.items():
-        transfer = max(plan.data.num_coco_train, plan.data.num_ade_train)
-        assert plan.data.num_pretrain >= 4 * transfer, name  # pretraining sees far more images
-        assert plan.pretrain_epochs > plan.supervised_epochs, name
-    assert demo.PLANS["paper"].seeds >= 3
+    for name in demo.GRIDS:
+        plan = demo.read_plan(name)
+        params = plan["params"]
+        assert params["num_pretrain"] >= 4 * params["num_scenes_train"], name  # pretraining sees far more images
+        assert params["mae_epochs"] > params["supervised_epochs"], name
+        assert params["num_scenes_test"] == params["num_scenes_val"], name  # the recipe search reports on as many
+    assert demo.read_plan("paper")["seeds"] >= 3
+
+
+class _Called(Exception):
+    pass
+
+
+@pytest.mark.parametrize("flags, pretrain, search", [([], False, False), (["--zoo"], False, False),
+                                                     (["--pretrain"], True, False), (["--recipe-search"], False, True)])
+def test_the_demo_transfers_from_the_zoo_unless_told_to_pretrain(monkeypatch, tmp_path, flags, pretrain, search):
+    calls = []
+
+    def run_demo(out, name, **kwargs):
+        calls.append(kwargs)
+        raise _Called
+
+    monkeypatch.setattr(demo, "run_demo", run_demo)
+    monkeypatch.setattr(demo, "run_command", lambda name, body: body())
+    with pytest.raises(_Called):
+        demo.main(["--quick", "--out", str(tmp_path), *flags])
+    assert calls[0]["pretrain"] is pretrain and calls[0]["recipe_search"] is search
+
+
+def test_zoo_and_pretrain_exclude_each_other(capsys):
+    with pytest.raises(SystemExit):
+        demo.main(["--zoo", "--pretrain"])
+    assert "not allowed with argument" in capsys.readouterr().err
 
 
 def test_fresh_removes_only_a_folder_the_demo_made(tmp_path, capsys):
@@ -166,7 +194,7 @@ def test_fresh_removes_only_a_folder_the_demo_made(tmp_path, capsys):
 
     ours = tmp_path / "demo"
     demo.claim_output(ours, fresh=False)
-    demo.check_plan(ours, demo.PLANS["quick"])
+    demo.check_plan(ours, "quick")
     (ours / "pretrain").mkdir()
     demo.claim_output(ours, fresh=True)
     assert [p.name for p in ours.iterdir()] == [MARKER]  # emptied, and marked as the demo's again
@@ -175,7 +203,7 @@ def test_fresh_removes_only_a_folder_the_demo_made(tmp_path, capsys):
 @pytest.mark.slow
 def test_quick_demo_runs_every_stage_and_reuses_them(tmp_path, capsys):
     out = tmp_path / "demo"
-    assert cli.main(["demo", "--quick", "--out", str(out)]) == 0
+    assert cli.main(["demo", "--quick", "--pretrain", "--out", str(out)]) == 0  # the pretraining path
     first = capsys.readouterr().out
 
     rows = list(csv.DictReader((out / "comparison.csv").open()))
@@ -195,6 +223,6 @@ def test_quick_demo_runs_every_stage_and_reuses_them(tmp_path, capsys):
     records = [json.loads(p.read_text()) for p in out.glob("*/*/seed0/run_record.json")]
     assert len(records) == 6 and all(r["seed"] == 0 for r in records)
 
-    assert cli.main(["demo", "--quick", "--out", str(out)]) == 0
+    assert cli.main(["demo", "--quick", "--pretrain", "--out", str(out)]) == 0
     second = capsys.readouterr().out
     assert second.count("finished (not resubmitted)") == 9 and "9 runs, 0 submitted" in second  # all but figures

@@ -6,7 +6,6 @@ import shutil
 import subprocess
 import sys
 import time
-from dataclasses import asdict
 from pathlib import Path
 
 import pytest
@@ -53,16 +52,20 @@ def test_dry_run_shows_dependencies_and_command_line_resources(tmp_path, capsys)
     assert all(row[hours:].split()[0] == "0.5" for row in rows.values())  # --timeout-min 30 over the file's 60
 
 
-@pytest.mark.parametrize("plan, path", [("quick", "demo_quick.py"), ("default", "demo.py"), ("paper", "demo_paper.py")])
-def test_demo_grids_are_the_demo_plans(plan, path):
+@pytest.mark.parametrize("plan", ["quick", "default", "paper"])
+def test_demo_grids_keep_the_configs_fractions(plan):
+    """Each plan's grid file sets only sizes and lengths: warm-ups and lr steps at the configs' fractions."""
     from mae_transfer import demo
-    plan, runs = demo.PLANS[plan], {run.name: run for run in grid.load_grid(CONFIGS / "grid" / path, Path("/o"))}
+    params = demo.read_plan(plan)["params"]
+    runs = {run.name: run for run in grid.load_grid(demo.plan_file(plan), Path("/o"))}
     data = runs["data"].command
-    sizes = {key: value for key, value in asdict(plan.data).items() if key != "seed"}
-    assert {key: int(data[data.index("--" + key.replace("_", "-")) + 1]) for key in sizes} == sizes
-    for name, config, kind, epochs in (("pretrain/mae", "demo_tiny.py", "pretrain", plan.pretrain_epochs),
+    for option, key in (("--num-pretrain", "num_pretrain"), ("--num-coco-train", "num_scenes_train"),
+                        ("--num-ade-val", "num_scenes_val"), ("--num-coco-test", "num_scenes_test"),
+                        ("--num-ade-test", "num_scenes_test")):
+        assert int(data[data.index(option) + 1]) == params[key], option
+    for name, config, kind, epochs in (("pretrain/mae", "demo_tiny.py", "pretrain", params["mae_epochs"]),
                                        ("pretrain/supervised", "demo_tiny_finetune.py", "finetune",
-                                        plan.supervised_epochs)):
+                                        params["supervised_epochs"])):
         schedule = demo._epochs(CONFIGS / "pretrain" / config, kind, epochs)
         assert {f"epochs={schedule['epochs']}", f"warmup_epochs={schedule['warmup_epochs']:g}"} <= \
             set(runs[name].overrides)
@@ -70,8 +73,8 @@ def test_demo_grids_are_the_demo_plans(plan, path):
         run = runs[f"detection/{init}/seed0"]
         assert Path(run.config) == CONFIGS / "detection" / config
         assert grid.commands(run, resume=False)[0][-5:] == demo._detection_overrides(
-            CONFIGS / "detection" / config, plan.detection_iters, 0)
-    options = demo._segmentation_options(CONFIGS / "segmentation" / "demo_tiny.py", plan.segmentation_iters, 0)
+            CONFIGS / "detection" / config, params["detection_iters"], 0)
+    options = demo._segmentation_options(CONFIGS / "segmentation" / "demo_tiny.py", params["segmentation_iters"], 0)
     warmup, poly = options.pop("param_scheduler")
     options.update({"param_scheduler.0.end": warmup["end"], "param_scheduler.1.begin": poly["begin"],
                     "param_scheduler.1.end": poly["end"]})

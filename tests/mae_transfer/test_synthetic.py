@@ -165,6 +165,28 @@ def test_classification_training_set_may_be_empty(tmp_path):
     assert len(list(paths["classify_val"].rglob("*.png"))) == TINY.num_classify_val * len(THING_CLASSES)
 
 
+def test_test_split_is_a_draw_of_its_own_and_leaves_the_other_splits_unchanged(tmp_path):
+    from pycocotools.coco import COCO
+
+    without = generate(tmp_path / "without", TINY)["manifest"].parent
+    paths = generate(tmp_path / "with", dataclasses.replace(TINY, num_coco_test=2, num_ade_test=3))
+    root = paths["manifest"].parent
+    manifest = json.loads(paths["manifest"].read_text())
+    assert manifest["counts"]["coco_test_images"] == 2 and manifest["counts"]["ade_test"] == 3
+    assert len(COCO(str(paths["coco_test_json"])).getImgIds()) == 2
+    assert len(list((root / "ade/ADEChallengeData2016/annotations/test").glob("*.png"))) == 3
+    hashes, before = _hashes(root), _hashes(without)
+    # every file of the generation without a test split is byte for byte the same (the manifest aside)
+    assert {k: h for k, h in hashes.items() if k in before and k != "manifest.json"} == \
+        {k: h for k, h in before.items() if k != "manifest.json"}
+    test_images = {h for k, h in hashes.items() if k.startswith("coco/test/")}
+    val_images = {h for k, h in hashes.items() if k.startswith("coco/val/")}
+    assert len(test_images) == 2 and not test_images & val_images  # other scenes than val's
+    # a folder made without a test split is the same generation for a spec that asks for none
+    assert "num_coco_test" not in json.loads((without / "manifest.json").read_text())["spec"]
+    assert generate(without, TINY)["manifest"].parent == without and "coco_test_json" not in generate(without, TINY)
+
+
 def test_same_seed_same_bytes_other_seed_differs(tmp_path):
     first = generate(tmp_path / "a", TINY)["manifest"].parent
     again = generate(tmp_path / "b", TINY)["manifest"].parent

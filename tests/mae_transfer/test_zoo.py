@@ -98,7 +98,7 @@ def test_the_demo_from_the_zoo_runs_no_pretraining_and_starts_each_init_from_its
 def test_the_demo_from_an_empty_zoo_fails_before_writing_anything(tmp_path, monkeypatch):
     monkeypatch.setenv("MAE_TRANSFER_ZOO", str(tmp_path / "empty-zoo"))
     with pytest.raises(CheckpointError, match="zoo:demo-mae: no such zoo entry"):
-        run_demo(tmp_path / "demo", "quick", zoo=True)
+        run_demo(tmp_path / "demo", "quick")  # the zoo is the default
     assert not (tmp_path / "demo").exists()
 
 

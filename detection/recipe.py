@@ -61,3 +61,9 @@ def schedule_overrides(config: str | Path, max_iter: int) -> list[str]:
     milestones = [round(m * max_iter / schedule.num_updates) for m in schedule.milestones]
     return [f"train.max_iter={max_iter}", f"lr_multiplier.scheduler.num_updates={max_iter}",
             f"lr_multiplier.scheduler.milestones={milestones}"]
+
+
+def lr_and_layer_decay(config: str | Path) -> dict[str, float]:
+    """The base lr and the layer decay the LazyConfig ``config`` sets (ViTDet Table 11's two per-init numbers)."""
+    optimizer = LazyConfig.load(str(config)).optimizer
+    return {"lr": float(optimizer.lr), "layer_decay": float(optimizer.params.lr_factor_func.decay)}

@@ -188,9 +188,8 @@ def record_selection(run) -> dict:
 def config_recipe(task: str, config: str) -> dict[str, float]:
     """lr and layer decay as a transfer config sets them."""
     if task == "detect":
-        from detectron2.config import LazyConfig
-        optimizer = LazyConfig.load(config).optimizer
-        return {"lr": float(optimizer.lr), "layer_decay": float(optimizer.params.lr_factor_func.decay)}
+        from detection.recipe import lr_and_layer_decay  # detectron2 loads only where a detection config is read
+        return lr_and_layer_decay(config)
     from pretrain.config import read_mmengine_config
     wrapper = read_mmengine_config(Path(config)).optim_wrapper
     return {"lr": float(wrapper.optimizer.lr), "layer_decay": float(wrapper.paramwise_cfg.layer_decay_rate)}

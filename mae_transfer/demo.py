@@ -123,8 +123,8 @@ def _epochs(config: Path, kind: str, epochs: int) -> dict:
 def _detection_overrides(config: Path, iters: int, seed: int) -> list[str]:
     """``iters`` iterations with the config's lr steps at the same fractions of the run (its warm-up is a
     fraction already), and ``seed``."""
-    from detectron2.config import LazyConfig
-    schedule = LazyConfig.load(str(config)).lr_multiplier.scheduler
+    from detection.engine import load_lazy_config
+    schedule = load_lazy_config(str(config)).lr_multiplier.scheduler
     milestones = [round(m * iters / schedule.num_updates) for m in schedule.milestones]
     return [f"train.max_iter={iters}", f"lr_multiplier.scheduler.num_updates={iters}",
             f"lr_multiplier.scheduler.milestones={milestones}", f"train.checkpointer.period={iters}",

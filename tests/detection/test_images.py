@@ -16,13 +16,14 @@ from runlib.images import read_rgb
 from runlib.output_dir import MARKER
 from detection.cli import main as detect
 from detection.data import CheckedMapper, DetectionInputError, check_image_file
-from tests.backbone.test_images import READER_KINDS, reader_sample
+from tests.runlib.test_images import READER_KINDS, reader_sample
 from tests.detection.conftest import DEMO
 
 
 def sixteen_bit_png(path: Path, height: int = 24, width: int = 32) -> Path:
     Image.fromarray(np.linspace(0, 65535, height * width).reshape(height, width).astype(np.uint16)).save(path)
-    assert Image.open(path).mode.startswith("I;16")
+    with Image.open(path) as image:
+        assert image.mode.startswith("I;16")
     return path
 
 

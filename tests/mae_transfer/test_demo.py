@@ -59,15 +59,17 @@ def test_mae_export_reaches_the_detectron2_backbone_unchanged(demo_export):
 
 
 def test_mae_export_reaches_the_mmseg_backbone_unchanged(demo_export):
-    import segmentation  # noqa: F401  (registers PlainViT)
-    from mmengine.config import Config
     from mmengine.registry import init_default_scope
     from mmseg.registry import MODELS
 
-    cfg = Config.fromfile(str(CONFIGS / "segmentation" / "demo_tiny.py"))
+    from pretrain.config import read_mmengine_config
+    from segmentation.frameworks import framework_patches, mmseg_build_notices_off  # registers PlainViT
+
+    cfg = read_mmengine_config(CONFIGS / "segmentation" / "demo_tiny.py")
     cfg.model.pretrained = str(demo_export["path"])  # as segmentation.train(init_checkpoint=...) sets it
     init_default_scope("mmseg")
-    segmentor = MODELS.build(cfg.model)
+    with framework_patches(), mmseg_build_notices_off():  # as a run builds it
+        segmentor = MODELS.build(cfg.model)
     segmentor.init_weights()
     assert_every_encoder_tensor_arrived(demo_export["state"], segmentor.backbone.state_dict())
 
@@ -115,10 +117,10 @@ def test_detection_schedule_keeps_the_configs_fractions():
 
 
 def test_segmentation_schedule_keeps_the_configs_fractions():
-    from mmengine.config import Config
+    from pretrain.config import read_mmengine_config
 
     config = CONFIGS / "segmentation" / "demo_tiny.py"
-    cfg = Config.fromfile(str(config))
+    cfg = read_mmengine_config(config)
     fraction = cfg.param_scheduler[0]["end"] / cfg.train_cfg.max_iters
     cfg.merge_from_dict(demo._segmentation_options(config, iters=200, seed=1))
     warmup, poly = cfg.param_scheduler

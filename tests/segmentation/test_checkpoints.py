@@ -39,7 +39,8 @@ def payload(tmp_path):
 
 def test_mmengines_loader_refuses_a_payload(payload, tmp_path):
     marker = payload(tmp_path / "iter_1.pth", lambda p: {"state_dict": {}, "meta": p})
-    with pytest.raises(CheckpointError, match=r"iter_1.pth: refused, it would run code on loading: .*GLOBAL io.open"):
+    with pytest.raises(CheckpointError, match=r"iter_1.pth: refused, it would run code on loading: .*GLOBAL io.open"), \
+            segmentation.framework_patches():  # what every run is inside
         CheckpointLoader.load_checkpoint(str(tmp_path / "iter_1.pth"))  # load_from, resume, init_model, inferencer
     assert not marker.exists()
 
@@ -119,7 +120,7 @@ def test_a_copied_run_folder_resumes_from_its_own_checkpoint(copy_run, trained_r
 KILLED_WRITE = """
 import ast, os, signal, sys
 import segmentation
-from backbone import atomic_write
+from runlib import atomic_write
 from segmentation import checkpoints
 
 def put(self, data, filepath):  # the real atomic write, killed (SIGKILL) halfway through iter_4.pth

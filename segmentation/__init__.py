@@ -23,7 +23,7 @@ Code that drives mmseg itself (``mmseg.apis``, ``MMSegInferencer``, models built
 enters it too: ``with segmentation.framework_patches(): ...``. The configs name this package in
 ``custom_imports`` for the registrations; see configs/segmentation/.
 
-Python API, each run writing the run record ``work_dir/run_record.json`` (``backbone.run_lifecycle``, task
+Python API, each run writing the run record ``work_dir/run_record.json`` (``runlib.run_lifecycle``, task
 "segmentation", metrics mIoU / mAcc / aAcc in percent; "running", then "finished" or "failed"):
 
     train(config, work_dir, cfg_options=None, *, init_checkpoint=None, init=None, data_root=None,

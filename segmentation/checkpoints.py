@@ -2,8 +2,8 @@
 
 mmengine 0.10.7 reads checkpoints with a bare ``torch.load`` and writes them in place: under torch >= 2.6 it
 cannot read its own files (their message hub pickles ``HistoryBuffer`` objects and, through ``getattr``, bound
-methods), and a kill during a write leaves a torn ``iter_N.pth`` that ``last_checkpoint`` may point at. Every run
-of ``segmentation`` has three things otherwise:
+methods), and a kill during a write leaves a torn ``iter_N.pth`` that ``last_checkpoint`` may point at. In every
+run of ``segmentation`` three things differ:
 
 - mmengine's loader of local files (``CheckpointLoader``'s default scheme, used by ``load_from``, resume, test,
   ``init_model`` and mmseg's inferencer) is ``backbone.read_checkpoint``: ``torch.load(weights_only=True)``,
@@ -11,7 +11,7 @@ of ``segmentation`` has three things otherwise:
   through ``segmentation.framework_patches()``) and puts mmengine's back afterwards;
 - ``SafeCheckpointHook`` (the config's ``default_hooks.checkpoint``, swapped in by ``load_config``) saves the
   message hub as plain data (its ``HistoryBuffer``s as lists, restored on loading) and writes each file through
-  ``backbone.atomic_write`` (a hidden temporary file renamed into place), so an ``iter_N.pth`` is whole or absent;
+  ``runlib.atomic_write`` (a hidden temporary file renamed into place), so an ``iter_N.pth`` is whole or absent;
 - ``resume_checkpoint`` picks the newest whole checkpoint of a run folder, skipping (and naming) torn files and a
   stale or empty ``last_checkpoint``, which names its file relative to the run folder.
 """

@@ -3,7 +3,7 @@
 ``train`` = Runner.train() (resume optional) followed by Runner.test() of the final weights; ``test`` = a
 strict load of a trained checkpoint, then Runner.test(). Before either starts, the config, its overrides, the
 output folder, the checkpoints and every image and label map are checked; a problem there is one
-``UserError`` and leaves the folder's run record as it was. Then ``backbone.run_lifecycle`` writes
+``UserError`` and leaves the folder's run record as it was. Then ``runlib.run_lifecycle`` writes
 ``work_dir/run_record.json``: "running", then "finished" with mIoU / mAcc / aAcc (percent, from mmseg's
 IoUMetric) and the run's cost (``runlib.cost``: parameters, FLOPs, time per iteration and per image, peak
 memory, device-hours), or "failed" with the error (``LossDiverged`` when the loss becomes inf or NaN). Only rank 0

@@ -180,7 +180,7 @@ def test_quick_demo_runs_every_stage_and_reuses_them(tmp_path, capsys):
     assert cli.main(["demo", "--quick", "--out", str(out)]) == 0
     first = capsys.readouterr().out
 
-    rows = list(csv.DictReader((out / "comparison.csv").open()))
+    rows = list(csv.DictReader((out / "comparison.csv").read_text().splitlines()))
     transfer = {(r["task"], r["init"]) for r in rows}
     assert transfer == {(task, init) for task in ("detection", "segmentation")
                         for init in ("mae", "supervised", "random")}

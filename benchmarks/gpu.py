@@ -275,22 +275,23 @@ def section_detection(smoke: bool) -> dict:
 
 def section_upernet(smoke: bool) -> dict:
     import torch
-    from mmengine.config import Config
     from mmengine.optim import build_optim_wrapper
     from mmengine.registry import init_default_scope
     from mmengine.structures import PixelData
     from mmseg.registry import MODELS
     from mmseg.structures import SegDataSample
 
-    import segmentation  # noqa: F401  (registers PlainViT and the layer-decay constructor)
+    from pretrain.config import read_mmengine_config
+    from segmentation.frameworks import framework_patches, mmseg_build_notices_off  # registers PlainViT & co.
 
     device = _device(smoke)
     config = "demo_tiny.py" if smoke else "upernet_vit_b_supervised_ade20k_512x512_160k.py"
-    cfg = Config.fromfile(str(HERE.parent / "configs" / "segmentation" / config))
+    cfg = read_mmengine_config(HERE.parent / "configs" / "segmentation" / config)
     cfg.model.pretrained = None
     img, batch = (cfg.crop_size[0], 2) if smoke else (512, 2)
     init_default_scope("mmseg")
-    model = MODELS.build(cfg.model).to(device).train()
+    with framework_patches(), mmseg_build_notices_off():  # as segmentation.train builds it
+        model = MODELS.build(cfg.model).to(device).train()
     wrapper = build_optim_wrapper(model, cfg.optim_wrapper if device == "cuda"
                                   else {**cfg.optim_wrapper, "type": "OptimWrapper"})
     g = torch.Generator().manual_seed(0)

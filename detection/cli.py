@@ -137,6 +137,8 @@ def predict(args: argparse.Namespace) -> None:
 def train_or_eval(args: argparse.Namespace) -> None:
     # detectron2 (seconds to import) only once the arguments are known to be well formed.
     import torch
+
+    from . import frameworks  # noqa: F401, I001  (first: detectron2 without its import-time notices)
     from detectron2.engine import launch
 
     from runlib import read_run_record

@@ -3,6 +3,8 @@ counter of its ``tools/analyze_model.py``), model time through ``inference_on_da
 times from the trainer's event storage (``IterationTimer``'s ``time``)."""
 from __future__ import annotations
 
+from . import frameworks  # noqa: F401, I001  (first: detectron2 without its import-time notices)
+
 from detectron2.utils.analysis import FlopCountAnalysis
 from torch.nn.parallel import DistributedDataParallel
 

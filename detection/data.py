@@ -17,7 +17,10 @@ wrong data (16-bit PNGs clip to white, a json without annotations evaluates to e
 """
 from __future__ import annotations
 
+from . import frameworks  # noqa: F401, I001  (first: detectron2 without its import-time notices)
+
 import os
+import warnings
 from functools import partial
 from pathlib import Path
 from typing import Callable, Sequence
@@ -72,7 +75,10 @@ class CheckedMapper:
         path = dataset_dict["file_name"]
         check_image_file(path, dataset_dict.get("width"), dataset_dict.get("height"))
         try:
-            return self.mapper(dataset_dict)
+            with warnings.catch_warnings():
+                # detectron2 makes RLE masks into tensors from read-only arrays (torch warns, once); nothing writes them
+                warnings.filterwarnings("ignore", message=frameworks.READ_ONLY_ARRAY, category=UserWarning)
+                return self.mapper(dataset_dict)
         except (OSError, SyntaxError, Image.DecompressionBombError) as exc:  # PIL's errors for a bad file
             raise DetectionInputError(f"image {path}: cannot be read ({type(exc).__name__}: {exc})") from None
 

@@ -17,6 +17,8 @@ the run "failed" (``LossDiverged``), and a training set with RLE masks is read a
 """
 from __future__ import annotations
 
+from . import frameworks  # noqa: F401, I001  (first: detectron2 without its import-time notices)
+
 import inspect
 import logging
 import math
@@ -392,8 +394,9 @@ def run(options: RunOptions) -> dict[str, float]:
             record.write("running", iteration=iteration)
 
         cost = RunCost(devices=comm.get_world_size())
-        results = (evaluate_checkpoint(cfg, cost) if options.eval_only
-                   else do_train(cfg, resume_from, on_eval, cost))
+        with frameworks.run_notices_off():
+            results = (evaluate_checkpoint(cfg, cost) if options.eval_only
+                       else do_train(cfg, resume_from, on_eval, cost))
         record.metrics = coco_metrics(results)
         if not record.metrics:
             raise DetectionInputError(f"the evaluation on {'+'.join(_names(cfg.dataloader.test.dataset.names))} "

@@ -22,6 +22,8 @@ truth), else the input's number from 1.
 """
 from __future__ import annotations
 
+from . import frameworks  # noqa: F401, I001  (first: detectron2 without its import-time notices)
+
 import json
 import os
 import sys
@@ -103,7 +105,7 @@ class Predictor:
         aug_input = T.AugInput(np.ascontiguousarray(pixels))
         self.augmentations(aug_input)
         tensor = torch.as_tensor(aug_input.image.astype("float32").transpose(2, 0, 1)).to(self.device)
-        with torch.no_grad():
+        with torch.no_grad(), frameworks.run_notices_off():
             outputs = self.model([{"image": tensor, "height": height, "width": width}])[0]
         return outputs["instances"].to("cpu")
 

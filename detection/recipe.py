@@ -5,6 +5,8 @@ Both are LazyCall-friendly: configs keep every number visible and overridable as
 """
 from __future__ import annotations
 
+from . import frameworks  # noqa: F401, I001  (detectron2 imported without its import-time notices)
+
 from functools import partial
 from pathlib import Path
 from typing import Callable, Sequence

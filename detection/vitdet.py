@@ -8,6 +8,8 @@ detectron2's ViTDet, so a published ViTDet ``model_final`` loads key for key.
 """
 from __future__ import annotations
 
+from . import frameworks  # noqa: F401, I001  (first: detectron2 without its import-time notices)
+
 import torch
 import torch.nn.functional as F
 from detectron2.modeling import Backbone

@@ -15,6 +15,8 @@ LazyConfigs (detectron2's yacs data path has no LSJ).
 """
 from __future__ import annotations
 
+from . import frameworks  # noqa: F401, I001  (first: detectron2 without its import-time notices)
+
 import logging
 
 import torch

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
+import warnings
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -264,7 +265,11 @@ def read_mmengine_config(path: str | Path):
 
     _install_safe_yaml()
     try:
-        return Config.fromfile(str(path))
+        with warnings.catch_warnings():
+            # mmengine finds `mmseg::` base files through pkg_resources, re-imported on each lookup; setuptools
+            # deprecates it (UserWarning) and it works with the pinned setuptools<81
+            warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)
+            return Config.fromfile(str(path))
     except yaml.YAMLError as exc:  # in the file or in one of its _base_ files (read from temporary copies)
         raise yaml_error(path, exc) from None
 

@@ -29,6 +29,7 @@ import math
 import resource
 import statistics
 import time
+import warnings
 from typing import Any, Iterable, Iterator, Sequence
 
 import torch
@@ -38,6 +39,10 @@ WARMUP_ITERS = 3        # detectron2's IterationTimer default
 INFERENCE_WARMUP = 5    # detectron2's inference_on_dataset: min(5, n - 1) calls
 GB = 1024 ** 3
 CUDA_PEAK, RSS_PEAK = "cuda_max_allocated", "cpu_rss_peak"
+# torch deprecates torch.jit.script (FutureWarning) in favour of torch.compile. fvcore and detectron2 script a few
+# helpers with it when imported, and tracing a model for FLOPs scripts detectron2's @script_if_tracing functions;
+# those work, and only fvcore / detectron2 can change how they are made: the notice is left out where they do it.
+JIT_SCRIPT_DEPRECATED = r"`torch\.jit\.script` is deprecated"
 
 
 def parameter_counts(model: nn.Module, backbone: nn.Module) -> dict[str, int]:
@@ -66,7 +71,8 @@ def count_flops(analysis, model: nn.Module) -> int:
     training = model.training
     model.eval()
     try:
-        with torch.no_grad():
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=JIT_SCRIPT_DEPRECATED, category=FutureWarning)
             return int(analysis.total())
     finally:
         model.train(training)

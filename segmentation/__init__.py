@@ -8,15 +8,22 @@ The only package that imports mmseg / mmcv / mmengine. Importing it registers, i
   ``backbone.param_groups`` (optim_constructor.py);
 - ``ADEFormatDataset`` (``DATASETS``) and ``CheckSegSample`` (``TRANSFORMS``): the ADE20K layout with any
   class list, and one clear ``SegDataError`` for bad input (dataset.py);
-- ``SafeCheckpointHook`` (``HOOKS``) and mmengine's loader of local checkpoint files replaced by
-  ``backbone.read_checkpoint``: checkpoints are read without running code and written whole (checkpoints.py).
+- ``SafeCheckpointHook`` (``HOOKS``): checkpoints written whole and as plain data (checkpoints.py).
 
-It first installs ``mmcv_ops_stub`` (a pure-torch ``mmcv.ops`` where mmcv-lite has no compiled ops). Configs
-load it with ``custom_imports = dict(imports=['segmentation.mmcv_ops_stub', 'segmentation'])``; see
-configs/segmentation/. With mmcv-lite, import ``segmentation`` before ``mmseg.apis`` or any other mmseg module
-(they import ``mmcv.ops``); see predict.py.
+Importing it changes nothing else. What a run needs from mmcv and mmengine beyond their registries is put in
+place by the run and taken back when it returns, through ``framework_patches()`` (frameworks.py), a context
+manager that ``train``, ``test``, ``predict`` and ``Predictor`` enter:
 
-Python API, each run writing the run record ``work_dir/run_record.json`` (``backbone.run_lifecycle``, task
+- with mmcv-lite (no compiled ops), a pure-torch stand-in at ``mmcv.ops``, which mmseg's datasets, models and
+  ``mmseg.apis`` import (mmcv_ops_stub.py); with full mmcv, nothing;
+- mmengine's loader of local checkpoint files (``load_from``, resume, ``init_model``, mmseg's inferencer) reading
+  through ``backbone.read_checkpoint``: no code in a file runs (checkpoints.py).
+
+Code that drives mmseg itself (``mmseg.apis``, ``MMSegInferencer``, models built through ``mmseg.registry``)
+enters it too: ``with segmentation.framework_patches(): ...``. The configs name this package in
+``custom_imports`` for the registrations; see configs/segmentation/.
+
+Python API, each run writing the run record ``work_dir/run_record.json`` (``runlib.run_lifecycle``, task
 "segmentation", metrics mIoU / mAcc / aAcc in percent; "running", then "finished" or "failed"):
 
     train(config, work_dir, cfg_options=None, *, init_checkpoint=None, init=None, data_root=None,
@@ -35,10 +42,10 @@ ADE20K-format root of every split, ``resume`` is True (newest whole checkpoint i
 
 Command line: ``mae-transfer segment train|test|predict`` (cli.py).
 """
-from . import mmcv_ops_stub  # noqa: F401  (before anything imports mmseg.models)
 from .checkpoints import SafeCheckpointHook
 from .config import SegmentationError
 from .dataset import ADEFormatDataset, CheckSegSample, SegDataError
+from .frameworks import framework_patches
 from .optim_constructor import ViTLayerDecayOptimizerConstructor
 from .plain_vit import PlainViT
 from .predict import Predictor, predict
@@ -46,5 +53,5 @@ from .run import test, train
 
 __all__ = [
     "PlainViT", "ViTLayerDecayOptimizerConstructor", "ADEFormatDataset", "CheckSegSample", "SafeCheckpointHook",
-    "SegDataError", "SegmentationError", "train", "test", "Predictor", "predict",
+    "SegDataError", "SegmentationError", "train", "test", "Predictor", "predict", "framework_patches",
 ]

@@ -2,12 +2,13 @@
 
 mmengine 0.10.7 reads checkpoints with a bare ``torch.load`` and writes them in place: under torch >= 2.6 it
 cannot read its own files (their message hub pickles ``HistoryBuffer`` objects and, through ``getattr``, bound
-methods), and a kill during a write leaves a torn ``iter_N.pth`` that ``last_checkpoint`` may point at. Importing
-``segmentation`` changes three things for every run it starts:
+methods), and a kill during a write leaves a torn ``iter_N.pth`` that ``last_checkpoint`` may point at. In every
+run of ``segmentation`` three things differ:
 
 - mmengine's loader of local files (``CheckpointLoader``'s default scheme, used by ``load_from``, resume, test,
   ``init_model`` and mmseg's inferencer) is ``backbone.read_checkpoint``: ``torch.load(weights_only=True)``,
-  nothing but tensors and plain Python data;
+  nothing but tensors and plain Python data. ``strict_checkpoint_loader()`` puts it in place for a block (a run,
+  through ``segmentation.framework_patches()``) and puts mmengine's back afterwards;
 - ``SafeCheckpointHook`` (the config's ``default_hooks.checkpoint``, swapped in by ``load_config``) saves the
   message hub as plain data (its ``HistoryBuffer``s as lists, restored on loading) and writes each file through
   ``runlib.atomic_write`` (a hidden temporary file renamed into place), so an ``iter_N.pth`` is whole or absent;
@@ -17,7 +18,9 @@ methods), and a kill during a write leaves a torn ``iter_N.pth`` that ``last_che
 from __future__ import annotations
 
 import re
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -44,7 +47,19 @@ def load_from_strict_reader(filename: str, map_location=None) -> object:
     return read_checkpoint(Path(filename).expanduser())
 
 
-CheckpointLoader.register_scheme(prefixes="", loader=load_from_strict_reader, force=True)
+@contextmanager
+def strict_checkpoint_loader() -> Iterator[None]:
+    """mmengine's loader of local checkpoint files is ``load_from_strict_reader`` inside the block; afterwards it
+    is the one that was there before."""
+    before = CheckpointLoader._schemes.get("")  # the table has no public getter
+    CheckpointLoader.register_scheme(prefixes="", loader=load_from_strict_reader, force=True)
+    try:
+        yield
+    finally:
+        if before is None:
+            CheckpointLoader._schemes.pop("", None)
+        else:
+            CheckpointLoader._schemes[""] = before
 
 
 class AtomicLocalBackend(LocalBackend):

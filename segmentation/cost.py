@@ -4,12 +4,17 @@ the config's test crop through fvcore's counter (mmseg's ``tools/analysis_tools/
 forward with mmengine's port of it)."""
 from __future__ import annotations
 
+import warnings
+
 import torch
-from fvcore.nn import FlopCountAnalysis
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 
-from runlib.cost import RunCost, count_flops, parameter_counts, shape_text
+from runlib.cost import JIT_SCRIPT_DEPRECATED, RunCost, count_flops, parameter_counts, shape_text
+
+with warnings.catch_warnings():  # fvcore.nn scripts its focal loss with torch.jit.script on import (see runlib.cost)
+    warnings.filterwarnings("ignore", message=JIT_SCRIPT_DEPRECATED, category=FutureWarning)
+    from fvcore.nn import FlopCountAnalysis
 
 
 class CostHook(Hook):

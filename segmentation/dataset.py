@@ -14,6 +14,10 @@ thousands of iterations later:
   values outside the classes: by ``check_files()`` over the whole set, which ``segmentation.train`` / ``test``
   run before the run starts, and again when a sample is loaded (``CheckSegSample`` runs right after
   ``LoadAnnotations``; the dataset inserts it, so mmseg's ADE20K pipelines are used unchanged).
+
+The dataset's ``reduce_zero_label`` is the one setting: mmseg's ``LoadAnnotations`` takes it from the dataset, and
+a ``LoadAnnotations(reduce_zero_label=...)`` in the pipeline (mmseg's ADE20K configs have one) is built without
+it when it agrees (mmseg deprecates the argument and warns on it) and is a ``SegDataError`` when it does not.
 """
 from __future__ import annotations
 
@@ -24,12 +28,16 @@ import numpy as np
 from mmcv.transforms import BaseTransform
 from mmengine.logging import print_log
 from PIL import Image
-from mmseg.datasets import ADE20KDataset, BaseSegDataset
-from mmseg.datasets.transforms import LoadAnnotations
 from mmseg.registry import DATASETS, TRANSFORMS
 
 from runlib import UserError
 from runlib.images import ImageError, image_info
+
+from . import mmcv_ops_stub
+
+with mmcv_ops_stub.installed():  # mmseg.datasets imports mmseg.utils, which imports mmcv.ops (point_sample)
+    from mmseg.datasets import ADE20KDataset, BaseSegDataset
+    from mmseg.datasets.transforms import LoadAnnotations
 
 LAYOUT = "images/{training,validation}/*.jpg and annotations/{training,validation}/*.png"
 
@@ -89,6 +97,17 @@ def check_label_values(present: np.ndarray, label_path, num_classes: int, ignore
                            f"(allowed: {allowed})")
 
 
+def _dataset_decides_zero_label(transform, reduce_zero_label: bool):
+    """A pipeline entry, a ``LoadAnnotations`` config without the ``reduce_zero_label`` the dataset holds."""
+    if not isinstance(transform, dict) or transform.get("type") not in ("LoadAnnotations", LoadAnnotations) \
+            or transform.get("reduce_zero_label") is None:
+        return transform
+    if transform["reduce_zero_label"] != reduce_zero_label:
+        raise SegDataError(f"LoadAnnotations(reduce_zero_label={transform['reduce_zero_label']}) in a pipeline of "
+                           f"a dataset with reduce_zero_label={reduce_zero_label}: set it on the dataset only")
+    return {k: v for k, v in transform.items() if k != "reduce_zero_label"}
+
+
 @DATASETS.register_module()
 class ADEFormatDataset(BaseSegDataset):
     """ADE20K-layout data: mmseg's ``ADE20KDataset`` with any class list and checked inputs.
@@ -105,6 +124,8 @@ class ADEFormatDataset(BaseSegDataset):
                  metainfo: dict | None = None, **kwargs):
         if metainfo and "classes" in metainfo and "palette" not in metainfo:
             metainfo = {**metainfo, "palette": []}  # not ADE's 150 colours
+        if "pipeline" in kwargs:
+            kwargs["pipeline"] = [_dataset_decides_zero_label(t, reduce_zero_label) for t in kwargs["pipeline"]]
         super().__init__(img_suffix=img_suffix, seg_map_suffix=seg_map_suffix,
                          reduce_zero_label=reduce_zero_label, metainfo=metainfo, **kwargs)
         transforms = self.pipeline.transforms

@@ -6,11 +6,9 @@ are read by ``backbone.read_checkpoint`` and must match the config's model exact
 code from the file and load a mismatched checkpoint with warnings only), and that the class names and palette
 are the ones the model was trained with (saved in the checkpoint by the training run).
 
-With mmcv-lite (no compiled ops), ``segmentation`` must be imported before any ``mmseg`` module other than the
-top-level package (``mmseg.apis``, ``mmseg.datasets``, ...): it installs the stand-in for ``mmcv.ops`` they
-import. ``from segmentation import Predictor`` does so; ``from mmseg.apis import MMSegInferencer`` first fails
-with ``No module named 'mmcv._ext'``, and works once ``segmentation`` is imported (the configs'
-``custom_imports`` import it too, but only once a config is read, which is too late for that import).
+Both run inside ``segmentation.framework_patches()`` (the ``mmcv.ops`` stand-in that ``mmseg.apis`` needs with
+mmcv-lite, the strict checkpoint loader), and leave them as they were when they return. mmseg's own
+``MMSegInferencer`` works with these configs and checkpoints inside that block.
 """
 from __future__ import annotations
 
@@ -31,6 +29,7 @@ from runlib.images import MAX_PIXELS, as_rgb, expand_inputs, image_info, read_rg
 
 from .checkpoints import load_segmentor_weights
 from .config import SegmentationError, apply_overrides, read_mmengine_config
+from .frameworks import framework_patches, mmseg_build_notices_off
 
 
 class Predictor:
@@ -49,6 +48,7 @@ class Predictor:
         max_pixels: image files with more pixels are refused before decoding (``runlib.images.MAX_PIXELS``).
     """
 
+    @framework_patches()
     def __init__(self, config: str | Path, checkpoint: str | Path, device: str | None = None,
                  cfg_options: dict | None = None, max_pixels: int | None = MAX_PIXELS):
         from mmseg.apis import init_model
@@ -61,7 +61,8 @@ class Predictor:
             raise SegmentationError(f"{checkpoint}: no such checkpoint file")
         cfg = read_mmengine_config(config)
         apply_overrides(cfg, cfg_options or {}, config)
-        self.model = init_model(cfg, checkpoint=None, device="cpu")  # built, weights below
+        with mmseg_build_notices_off():
+            self.model = init_model(cfg, checkpoint=None, device="cpu")  # built, weights below
         meta = load_segmentor_weights(checkpoint, self.model, config)
         self.model.dataset_meta = _dataset_meta(cfg, meta)
         self.model.to(device or ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -74,6 +75,7 @@ class Predictor:
     def palette(self) -> list[list[int]]:
         return [list(map(int, color)) for color in self.model.dataset_meta["palette"]]
 
+    @framework_patches()
     def __call__(self, image: str | Path | np.ndarray | list, format: str = "RGB"):
         """mmseg's ``SegDataSample`` of an image file or an HxWx3 uint8 array in ``format`` order ("RGB" or
         "BGR"); a list of them for a list."""
@@ -112,6 +114,7 @@ def label_image(labels: np.ndarray, palette: list[list[int]], offset: int = 0) -
     return image
 
 
+@framework_patches()
 def predict(config: str | Path, checkpoint: str | Path, inputs: list[str | Path], out_dir: str | Path, *,
             device: str | None = None, cfg_options: dict | None = None, opacity: float = 0.5,
             with_labels: bool = True, label_offset: int = 0,

@@ -3,7 +3,7 @@
 ``train`` = Runner.train() (resume optional) followed by Runner.test() of the final weights; ``test`` = a
 strict load of a trained checkpoint, then Runner.test(). Before either starts, the config, its overrides, the
 output folder, the checkpoints and every image and label map are checked; a problem there is one
-``UserError`` and leaves the folder's run record as it was. Then ``backbone.run_lifecycle`` writes
+``UserError`` and leaves the folder's run record as it was. Then ``runlib.run_lifecycle`` writes
 ``work_dir/run_record.json``: "running", then "finished" with mIoU / mAcc / aAcc (percent, from mmseg's
 IoUMetric) and the run's cost (``runlib.cost``: parameters, FLOPs, time per iteration and per image, peak
 memory, device-hours), or "failed" with the error (``LossDiverged`` when the loss becomes inf or NaN). Only rank 0
@@ -32,10 +32,12 @@ from runlib.run_record import RECORD_NAME, is_whole, recorded_init
 from .checkpoints import load_segmentor_weights, resume_checkpoint, use_safe_checkpoint_hook
 from .config import DATALOADERS, SegmentationError, load_config, pretrained_path
 from .cost import CostHook, model_cost
+from .frameworks import framework_patches, mmseg_build_notices_off
 
 METRICS = ("mIoU", "mAcc", "aAcc")
 
 
+@framework_patches()
 def train(config: str | Path, work_dir: str | Path, cfg_options: dict | None = None, *,
           init_checkpoint: str | Path | None = None, init: str | None = None,
           data_root: str | Path | None = None, resume: bool | str = False,
@@ -78,7 +80,8 @@ def train(config: str | Path, work_dir: str | Path, cfg_options: dict | None = N
         cfg.resume, cfg.load_from = True, str(resume)
     use_safe_checkpoint_hook(cfg)
     cfg.custom_hooks = [*cfg.get("custom_hooks", []), dict(type="FiniteLossHook")]
-    runner = Runner.from_cfg(cfg)  # sets up the process group: is_main_process() is right from here
+    with mmseg_build_notices_off():
+        runner = Runner.from_cfg(cfg)  # sets up the process group: is_main_process() is right from here
     check_data(cfg, DATALOADERS)
     with finished_run_kept(work_dir, enabled=bool(resume) and is_main_process()), \
             run_lifecycle(work_dir, task="segmentation", enabled=is_main_process(), **cfg.run_record) as record:
@@ -91,6 +94,7 @@ def train(config: str | Path, work_dir: str | Path, cfg_options: dict | None = N
     return record.metrics
 
 
+@framework_patches()
 def test(config: str | Path, checkpoint: str | Path, work_dir: str | Path, cfg_options: dict | None = None, *,
          init: str | None = None, data_root: str | Path | None = None, launcher: str = "none") -> dict[str, float]:
     """Evaluate a trained segmentor checkpoint of this config; returns mIoU / mAcc / aAcc.
@@ -108,7 +112,8 @@ def test(config: str | Path, checkpoint: str | Path, work_dir: str | Path, cfg_o
                                 "folder (--out)")
     work_dir = prepare_run_dir(work_dir, command="segment test", inputs=[config, data_root, checkpoint])
     cfg.load_from, cfg.resume = None, False
-    runner = Runner.from_cfg(cfg)
+    with mmseg_build_notices_off():
+        runner = Runner.from_cfg(cfg)
     load_segmentor_weights(checkpoint, runner.model, config)
     check_data(cfg, ("test_dataloader",))
     with run_lifecycle(work_dir, task="segmentation", enabled=is_main_process(), checkpoint=str(checkpoint),

@@ -22,7 +22,8 @@ from tests.detection.conftest import DEMO
 
 def sixteen_bit_png(path: Path, height: int = 24, width: int = 32) -> Path:
     Image.fromarray(np.linspace(0, 65535, height * width).reshape(height, width).astype(np.uint16)).save(path)
-    assert Image.open(path).mode.startswith("I;16")
+    with Image.open(path) as image:
+        assert image.mode.startswith("I;16")
     return path
 
 

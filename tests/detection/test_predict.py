@@ -67,7 +67,8 @@ def test_predict_writes_an_overlay_per_image_and_coco_results(lazy_detector, coc
     results = json.loads((out / "coco_instances_results.json").read_text())
     assert {r["file_name"] for r in results} == {str(p) for p in images}
     for result in results:
-        height, width = Image.open(result["file_name"]).size[::-1]
+        with Image.open(result["file_name"]) as image:
+            height, width = image.size[::-1]
         assert images[result["image_id"] - 1] == Path(result["file_name"])
         assert categories[result["category_id"]] == result["category_name"]
         mask = mask_util.decode(result["segmentation"])

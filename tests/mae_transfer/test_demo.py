@@ -58,15 +58,17 @@ def test_mae_export_reaches_the_detectron2_backbone_unchanged(demo_export):
 
 
 def test_mae_export_reaches_the_mmseg_backbone_unchanged(demo_export):
-    import segmentation  # noqa: F401  (registers PlainViT)
-    from mmengine.config import Config
     from mmengine.registry import init_default_scope
     from mmseg.registry import MODELS
 
-    cfg = Config.fromfile(str(CONFIGS / "segmentation" / "demo_tiny.py"))
+    from pretrain.config import read_mmengine_config
+    from segmentation.frameworks import framework_patches, mmseg_build_notices_off  # registers PlainViT
+
+    cfg = read_mmengine_config(CONFIGS / "segmentation" / "demo_tiny.py")
     cfg.model.pretrained = str(demo_export["path"])  # as segmentation.train(init_checkpoint=...) sets it
     init_default_scope("mmseg")
-    segmentor = MODELS.build(cfg.model)
+    with framework_patches(), mmseg_build_notices_off():  # as a run builds it
+        segmentor = MODELS.build(cfg.model)
     segmentor.init_weights()
     assert_every_encoder_tensor_arrived(demo_export["state"], segmentor.backbone.state_dict())
 
@@ -114,10 +116,10 @@ def test_detection_schedule_keeps_the_configs_fractions():
 
 
 def test_segmentation_schedule_keeps_the_configs_fractions():
-    from mmengine.config import Config
+    from pretrain.config import read_mmengine_config
 
     config = CONFIGS / "segmentation" / "demo_tiny.py"
-    cfg = Config.fromfile(str(config))
+    cfg = read_mmengine_config(config)
     fraction = cfg.param_scheduler[0]["end"] / cfg.train_cfg.max_iters
     cfg.merge_from_dict(demo._segmentation_options(config, iters=200, seed=1))
     warmup, poly = cfg.param_scheduler
@@ -206,7 +208,7 @@ def test_quick_demo_runs_every_stage_and_reuses_them(tmp_path, capsys):
     assert cli.main(["demo", "--quick", "--pretrain", "--out", str(out)]) == 0  # the pretraining path
     first = capsys.readouterr().out
 
-    rows = list(csv.DictReader((out / "comparison.csv").open()))
+    rows = list(csv.DictReader((out / "comparison.csv").read_text().splitlines()))
     transfer = {(r["task"], r["init"]) for r in rows}
     assert transfer == {(task, init) for task in ("detection", "segmentation")
                         for init in ("mae", "supervised", "random")}

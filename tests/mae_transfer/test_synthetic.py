@@ -104,9 +104,11 @@ def test_ade_labels_are_valid_and_agree_with_coco(synthetic_data):
 
 
 def test_mmseg_ade20k_dataset_reads_the_output(synthetic_data):
-    pytest.importorskip("segmentation.mmcv_ops_stub")  # mmcv-lite lacks mmcv.ops; the stub stands in
+    segmentation = pytest.importorskip("segmentation")
     from mmengine.registry import init_default_scope
-    from mmseg.datasets import ADE20KDataset
+
+    with segmentation.framework_patches():  # mmcv-lite lacks mmcv.ops, which mmseg.datasets imports
+        from mmseg.datasets import ADE20KDataset
 
     class SyntheticADE(ADE20KDataset):
         # Stock ADE20KDataset refuses metainfo classes that are not among its 150 (label_map

@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
-import segmentation  # noqa: F401  (installs the mmcv.ops stand-in, registers our modules)
+import segmentation  # noqa: F401  (registers our modules)
+from pretrain.config import read_mmengine_config
+from segmentation.frameworks import framework_patches, mmseg_build_notices_off
 from tests.conftest import save_mae_release
 
 WIDTH, DEPTH, HEADS, PATCH, PRETRAIN_IMAGE = 64, 4, 2, 8, 64
@@ -60,10 +62,8 @@ def demo_config(configs_dir) -> Path:
 @pytest.fixture
 def tiny_config(demo_config):
     """demo_tiny.py with TINY and keyword ``options`` merged (--cfg-options keys): ``tiny_config(**options)``."""
-    from mmengine.config import Config
-
     def load(**options):
-        cfg = Config.fromfile(str(demo_config))
+        cfg = read_mmengine_config(demo_config)
         cfg.merge_from_dict({**TINY, **options})
         return cfg
     return load
@@ -71,13 +71,14 @@ def tiny_config(demo_config):
 
 @pytest.fixture
 def build_segmentor(tiny_config):
-    """The segmentor of ``tiny_config(**options)``, built through mmseg's registry."""
+    """The segmentor of ``tiny_config(**options)``, built through mmseg's registry as a run builds it."""
     from mmengine.registry import init_default_scope
     from mmseg.registry import MODELS
 
     def build(**options):
         init_default_scope("mmseg")
-        return MODELS.build(tiny_config(**options).model)
+        with framework_patches(), mmseg_build_notices_off():  # as a run builds it
+            return MODELS.build(tiny_config(**options).model)
     return build
 
 

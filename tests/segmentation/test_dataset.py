@@ -50,6 +50,28 @@ def test_ade20k_classes_by_default(ade_root):
     assert len(dataset.metainfo["classes"]) == 150 and dataset.metainfo["classes"][0] == "wall"
 
 
+def test_the_dataset_alone_sets_reduce_zero_label(ade_root, recwarn):
+    """mmseg's ADE20K pipelines repeat reduce_zero_label on LoadAnnotations, which mmseg deprecates with a warning;
+    the dataset's value is the one used, and a pipeline that contradicts it is refused."""
+    init_default_scope("mmseg")
+    prefix = dict(img_path="images/training", seg_map_path="annotations/training")
+
+    def build(reduce_zero_label, in_pipeline):
+        return DATASETS.build(dict(type="ADEFormatDataset", data_root=str(ade_root), data_prefix=prefix,
+                                   reduce_zero_label=reduce_zero_label, pipeline=[
+                                       dict(type="LoadImageFromFile"),
+                                       dict(type="LoadAnnotations", reduce_zero_label=in_pipeline)]))
+    for reduce_zero_label in (True, False):
+        loaded = build(reduce_zero_label, reduce_zero_label)[0]
+        assert loaded["reduce_zero_label"] is reduce_zero_label
+        raw = np.array(Image.open(loaded["seg_map_path"]))
+        assert np.array_equal(loaded["gt_seg_map"], np.where(raw == 0, 255, raw - 1) if reduce_zero_label else raw)
+    assert not [w for w in recwarn if "reduce_zero_label" in str(w.message)]
+    with pytest.raises(SegDataError, match=r"LoadAnnotations\(reduce_zero_label=False\) in a pipeline of a dataset "
+                                           r"with reduce_zero_label=True: set it on the dataset only"):
+        build(True, False)
+
+
 def test_missing_data_root(build_dataset, demo_config, tiny_options, tmp_path):
     missing = tmp_path / "no_such_root"
     with pytest.raises(SegDataError, match=f"{missing}/images/training: no such image folder"):

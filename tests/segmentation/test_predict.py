@@ -115,34 +115,36 @@ def test_predict_refuses_bad_inputs_and_symlinked_outputs(trained_run, demo_conf
     assert "vis is a symlink" in capsys.readouterr().err
 
 
-IMPORT_ORDER = """
+INFERENCER = """
 import ast
 import sys
 import importlib.util
-from mmengine.config import Config
+
+import segmentation
+from pretrain.config import read_mmengine_config
 
 if importlib.util.find_spec("mmcv._ext") is None:  # mmcv-lite: mmseg.apis imports mmcv.ops, which needs the stand-in
     try:
         from mmseg.apis import MMSegInferencer
-        sys.exit("mmseg.apis imported before segmentation with mmcv-lite")
+        sys.exit("mmseg.apis imported outside framework_patches() with mmcv-lite")
     except ModuleNotFoundError as exc:
         assert "mmcv._ext" in str(exc), exc
-import segmentation
-from mmseg.apis import MMSegInferencer
+with segmentation.framework_patches():
+    from mmseg.apis import MMSegInferencer
 
-config, checkpoint, image, options = sys.argv[1:]
-cfg = Config.fromfile(config)
-cfg.merge_from_dict(ast.literal_eval(options))
-inferencer = MMSegInferencer(model=cfg, weights=checkpoint, device="cpu")
-print("prediction shape", inferencer(image)["predictions"].shape)
+    config, checkpoint, image, options = sys.argv[1:]
+    cfg = read_mmengine_config(config)
+    cfg.merge_from_dict(ast.literal_eval(options))
+    inferencer = MMSegInferencer(model=cfg, weights=checkpoint, device="cpu")
+    print("prediction shape", inferencer(image)["predictions"].shape)
 """
 
 
-def test_mmseg_inferencer_works_once_segmentation_is_imported(trained_run, demo_config, ade_root, tiny_options,
+def test_mmseg_inferencer_works_inside_framework_patches(trained_run, demo_config, ade_root, tiny_options,
                                                              pytestconfig):
     image = sorted((ade_root / "images" / "validation").glob("*.jpg"))[0]
     env = {**os.environ, "PYTHONPATH": str(pytestconfig.rootpath), "OMP_NUM_THREADS": "1"}
-    result = subprocess.run([sys.executable, "-c", IMPORT_ORDER, str(demo_config), str(trained_run / "iter_2.pth"),
+    result = subprocess.run([sys.executable, "-c", INFERENCER, str(demo_config), str(trained_run / "iter_2.pth"),
                              str(image), repr(tiny_options)], env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "prediction shape (64, 64)" in result.stdout

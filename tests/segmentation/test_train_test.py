@@ -128,6 +128,7 @@ def scheduled_lrs(cfg, base_lr: float = 1e-3) -> list[float]:
     lrs = []
     for _ in range(cfg.train_cfg.max_iters + 1):
         lrs.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()  # no gradients, no change: what mmengine's schedulers expect before they step
         for scheduler in schedulers:
             scheduler.step()
     return lrs

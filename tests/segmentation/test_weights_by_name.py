@@ -2,10 +2,10 @@
 
 import pytest
 import torch
-from mmengine.config import Config
 
 import segmentation
 from backbone import CheckpointError
+from pretrain.config import read_mmengine_config
 from segmentation.plain_vit import PlainViT
 from tests.conftest import CONFIGS as ALL_CONFIGS
 
@@ -33,7 +33,7 @@ def test_a_reference_not_in_the_cache_stops_the_run_before_training(hf_cache, ad
 
 @pytest.mark.parametrize("config", ["upernet_vit_b_mae_ade20k_512x512_160k.py", "demo_tiny.py"])
 def test_tensorboard_is_on_by_default(config):
-    backends = [b["type"] for b in Config.fromfile(str(CONFIGS / config)).visualizer.vis_backends]
+    backends = [b["type"] for b in read_mmengine_config(CONFIGS / config).visualizer.vis_backends]
     assert "TensorboardVisBackend" in backends and "LocalVisBackend" in backends
 
 

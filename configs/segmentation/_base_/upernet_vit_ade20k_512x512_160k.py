@@ -7,7 +7,7 @@ _base_ = [
     'mmseg::_base_/models/upernet_mae.py', 'mmseg::_base_/datasets/ade20k.py',
     'mmseg::_base_/default_runtime.py', 'mmseg::_base_/schedules/schedule_160k.py',
 ]
-custom_imports = dict(imports=['segmentation.mmcv_ops_stub', 'segmentation'], allow_failed_imports=False)
+custom_imports = dict(imports=['segmentation'], allow_failed_imports=False)  # its registrations
 # mmengine's CheckpointHook, writing files whole and as plain data that a weights-only torch.load reads
 default_hooks = dict(checkpoint=dict(type='SafeCheckpointHook'))
 

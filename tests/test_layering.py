@@ -35,8 +35,8 @@ def is_main_guard(node: ast.stmt) -> bool:
 
 
 def imported_names(path: Path) -> set[str]:
-    """The absolute dotted names every import statement in the file names (``from a import b`` gives ``a.b``: b may
-    be a module), relative imports resolved."""
+    """The absolute dotted names every import statement in the file names (``from a import b`` gives ``a.b`` when
+    that is a module, else ``a``), relative imports resolved."""
     name = module_name(path)
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     names = set()
@@ -50,7 +50,9 @@ def imported_names(path: Path) -> set[str]:
             if node.level:
                 anchor = package.split(".")[:len(package.split(".")) - node.level + 1]
                 base = ".".join(anchor + ([base] if base else []))
-            names |= {base} | {f"{base}.{alias.name}" for alias in node.names}
+            # ``from a import b`` where ``a.b`` is a module reads nothing from ``a`` (its package is imported first
+            # in any case); any other ``b`` is read from ``a`` itself
+            names |= {f"{base}.{alias.name}" if f"{base}.{alias.name}" in MODULES else base for alias in node.names}
     return names
 
 

@@ -30,15 +30,7 @@ _EXAMPLES = f"""examples:
       --input photos/ extra/*.jpg --out predictions model.roi_heads.box_predictor.test_score_thresh=0.5
 COCO in detectron2's layout is found under $DETECTRON2_DATASETS (default ./datasets).
 KEY=VALUE keys must be in the config (a misspelt key is an error, not a new key); +KEY=VALUE adds a key."""
-_ALIASES = {"train": grammar.TRAIN_ALIASES, "eval": grammar.EVAL_ALIASES, "predict": grammar.PREDICT_ALIASES}
-
-_USAGE = {
-    "train": "mae-transfer detect train --config C --out DIR [--init WEIGHTS] [--init-label LABEL] [--resume] "
-             "[options] [KEY=VALUE ...]",
-    "eval": "mae-transfer detect eval --config C --weights W --out DIR [options] [KEY=VALUE ...]",
-    "predict": "mae-transfer detect predict --config C --weights W --input PATH [PATH ...] --out DIR [options] "
-               "[KEY=VALUE ...]",
-}
+_USAGE = grammar.verb_usages("detect")
 
 
 def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
@@ -52,8 +44,8 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
     for name, help_ in (("train", "train (or --resume) from a LazyConfig, then evaluate"),
                         ("eval", "evaluate a trained detector"),
                         ("predict", "overlays and COCO-format predictions of a trained detector on image files")):
-        sub = verbs[name] = commands.add_parser(name, help=help_, usage=_USAGE[name],
-                                                epilog=f"{_EXAMPLES}\n{grammar.framework_aliases(*_ALIASES[name])}",
+        aliases = grammar.framework_aliases(*grammar.OPTION_ALIASES[name])
+        sub = verbs[name] = commands.add_parser(name, help=help_, usage=_USAGE[name], epilog=f"{_EXAMPLES}\n{aliases}",
                                                 formatter_class=argparse.RawDescriptionHelpFormatter)
         grammar.add_config(sub, "a LazyConfig, e.g. configs/detection/*.py"
                            + (" (or a yacs .yaml)" if name == "predict" else ""))

@@ -44,6 +44,18 @@ ALIASES = framework_aliases()
 TRAIN_ALIASES = ("config", "out", "init", "overrides", "init_label")  # of a training command
 EVAL_ALIASES = ("config", "weights", "out", "overrides", "init_label")
 PREDICT_ALIASES = ("config", "weights", "out", "overrides")
+OPTION_ALIASES = {"train": TRAIN_ALIASES, "eval": EVAL_ALIASES, "predict": PREDICT_ALIASES}
+
+
+def verb_usages(task: str) -> dict[str, str]:
+    """The usage line of ``mae-transfer TASK train | eval | predict``: one grammar for detect and segment."""
+    return {
+        "train": f"mae-transfer {task} train --config C --out DIR [--init WEIGHTS] [--init-label LABEL] [--resume] "
+                 "[options] [KEY=VALUE ...]",
+        "eval": f"mae-transfer {task} eval --config C --weights W --out DIR [options] [KEY=VALUE ...]",
+        "predict": f"mae-transfer {task} predict --config C --weights W --input PATH [PATH ...] --out DIR [options] "
+                   "[KEY=VALUE ...]",
+    }
 WEIGHTS_REFERENCES = "a file, timm:NAME, hf:ORG/REPO, zoo:NAME, a URL, detectron2://PATH"
 _BARE_WORD = re.compile(r"[A-Za-z][\w-]*")
 

@@ -36,15 +36,7 @@ USAGE_EXAMPLES = f"""examples:
 
 KEY=VALUE keys must be in the config (a misspelt key is an error, not a new key); +KEY=VALUE adds a key.
 """
-_ALIASES = {"train": grammar.TRAIN_ALIASES, "eval": grammar.EVAL_ALIASES, "predict": grammar.PREDICT_ALIASES}
-
-_USAGE = {
-    "train": "mae-transfer segment train --config C --out DIR [--init WEIGHTS] [--init-label LABEL] [--resume] "
-             "[options] [KEY=VALUE ...]",
-    "eval": "mae-transfer segment eval --config C --weights W --out DIR [options] [KEY=VALUE ...]",
-    "predict": "mae-transfer segment predict --config C --weights W --input PATH [PATH ...] --out DIR [options] "
-               "[KEY=VALUE ...]",
-}
+_USAGE = grammar.verb_usages("segment")
 VERB_ALIASES = {"test": "eval"}  # mmseg's tools/test.py
 TEST_ALIAS = "segment test for segment eval"
 
@@ -57,7 +49,7 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
     commands = parser.add_subparsers(dest="command", required=True)
 
     def verb(name: str, help_: str, aliases: tuple[str, ...] = ()) -> argparse.ArgumentParser:
-        epilog = USAGE_EXAMPLES + grammar.framework_aliases(*_ALIASES[name],
+        epilog = USAGE_EXAMPLES + grammar.framework_aliases(*grammar.OPTION_ALIASES[name],
                                                             also=(TEST_ALIAS,) if name == "eval" else ())
         return commands.add_parser(name, help=help_, aliases=list(aliases), usage=_USAGE[name],
                                    epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -306,8 +306,19 @@ def parse_overrides(cls: type[TrainConfig], items: Iterable[str], base: Mapping[
 
     checked = override_syntax.parse_overrides(
         items, config or f"a {cls.__name__}", lookup, known_keys=lambda: sorted(fields), can_add=False,
-        takes_text=lambda key, _: str in _type_options(hints[key]), error=ConfigError)
+        takes_text=lambda key, _: str in _type_options(hints[key]), fits=lambda key, value, _: _fits(value, hints[key]),
+        error=ConfigError)
     return {override.key: override.value for override in checked}
+
+
+def _fits(value: Any, hint: Any) -> bool:
+    """Whether ``value`` goes into a field of type ``hint`` (the field's type, not the config file's value, decides:
+    ``warmup_epochs = 4`` in a file still takes ``warmup_epochs=0.6``)."""
+    try:
+        _typed("", value, hint, "")
+    except ConfigError:
+        return False
+    return True
 
 
 def _default(field: dataclasses.Field) -> Any:
@@ -346,7 +357,8 @@ def make_config(cls: type[TrainConfig], values: Mapping[str, Any], source: str =
     missing = sorted(name for name, f in fields.items() if name not in values
                      and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING)
     if missing:
-        raise ConfigError(f"{source}missing key(s) {missing} for a {cls.__name__} (start from a file in configs/pretrain/)")
+        raise ConfigError(f"{source}missing key(s) {missing} for a {cls.__name__} "
+                          "(start from a file in configs/pretrain/)")
     converted = {key: _typed(key, value, hints[key], source) for key, value in values.items()}
     config = cls(**converted)
     problems = config.problems()

@@ -115,14 +115,17 @@ def _kind_name(value: Any) -> str:
 def parse_overrides(items: Iterable[str] | Mapping[str, Any], config: Any, lookup: Callable[[str], Any], *,
                     known_keys: Callable[[], Iterable[str]] = tuple, can_add: bool = True,
                     takes_text: Callable[[str, Any], bool] | None = None,
+                    fits: Callable[[str, Any, Any], bool] | None = None,
                     error: type[UserError] = UserError) -> list[Override]:
     """Read and check ``key=value`` strings (or a mapping ``{key: value}`` of values already read) against a
     config: ``lookup(key)`` is the config's value at the dotted key (``MISSING`` when it has none), ``config``
     names it in errors, ``known_keys`` gives the keys suggested for a misspelt one, ``can_add`` whether
     ``+key=value`` may add a key, ``takes_text(key, current)`` whether a key's value is the text as written
-    (default: where the config holds a string). A bad item is one ``error`` (a ``UserError``) naming it and the
-    config."""
+    (default: where the config holds a string), ``fits(key, value, current)`` whether a value may replace the
+    config's (default: ``same_kind``; a config whose keys have declared types checks against those). A bad item
+    is one ``error`` (a ``UserError``) naming it and the config."""
     takes_text = takes_text or (lambda key, current: isinstance(current, str))
+    fits = fits or (lambda key, value, current: same_kind(value, current))
     read = isinstance(items, Mapping)
     checked = []
     for item in (items.items() if read else items):
@@ -146,7 +149,7 @@ def parse_overrides(items: Iterable[str] | Mapping[str, Any], config: Any, looku
                 else parse_value(text)
         except UserError as exc:
             raise error(f"override {shown}: {exc}") from None
-        if not new and not same_kind(value, current):
+        if not new and not fits(key, value, current):
             now = "" if isinstance(current, (Mapping, Sequence)) and not isinstance(current, str) else \
                 f" (now {current!r})"
             raise error(f"override {shown}: {key} is {_kind_name(current)} in {config}{now}, not {_kind_name(value)}")

@@ -70,3 +70,11 @@ def test_missing_recipe_values_and_missing_files_are_errors(tmp_path):
     broken.write_text("epochs = = 3\n")
     with pytest.raises(ConfigError, match=f"{broken}, line 1: syntax error in the config file: invalid syntax"):
         load_config("pretrain", broken)
+
+
+def test_a_float_field_takes_a_float_where_the_file_wrote_an_int(tmp_path):
+    # configs/pretrain/demo_tiny.py writes warmup_epochs = 4; the field is a float (the demo's plans set 0.6)
+    cfg = load_config("pretrain", CONFIGS / "pretrain" / "demo_tiny.py", ["warmup_epochs=0.6", "epochs=6"])
+    assert cfg.warmup_epochs == 0.6
+    with pytest.raises(ConfigError, match=r"override epochs=0.5: epochs is an int in .*demo_tiny.py"):
+        load_config("pretrain", CONFIGS / "pretrain" / "demo_tiny.py", ["epochs=0.5"])

@@ -134,7 +134,7 @@ def train_or_eval(args: argparse.Namespace) -> None:
     from detectron2.engine import launch
 
     from runlib import read_run_record
-    from runlib.run_record import RECORD_NAME
+    from runlib.run_record import RECORD_NAME, metrics_text
 
     from .data import DetectionInputError
     from .engine import RunOptions, run
@@ -153,5 +153,5 @@ def train_or_eval(args: argparse.Namespace) -> None:
            dist_url=args.dist_url, args=(options,))
     if args.machine_rank == 0 and options.output_dir:
         record = read_run_record(options.output_dir)
-        metrics = "  ".join(f"{k} {v:.2f}" for k, v in record["metrics"].items())
-        print(f"{args.command} finished: {metrics}  ({os.path.join(options.output_dir, RECORD_NAME)})")
+        print(f"{args.command} finished: {metrics_text(record['metrics'])}  "
+              f"({os.path.join(options.output_dir, RECORD_NAME)})")

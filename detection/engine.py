@@ -50,6 +50,7 @@ from runlib.safe_yaml import is_yaml, load_yaml
 
 from .cost import iteration_times, model_cost, timing_callbacks
 from .data import CheckedMapper, DetectionInputError, check_datasets, has_rle_masks, preload, register_coco_json
+from .scoring import coco_metrics, predicted_tasks, score_without_detections
 from .weights import Checkpointer, load_initial_weights
 
 logger = logging.getLogger(__name__)
@@ -198,24 +199,6 @@ def _checkpoint_step(name: str) -> float | None:
     return int(match.group(1)) if match else None
 
 
-COCO_TASKS = {"bbox": "APbox", "segm": "APmask"}
-COCO_BREAKDOWN = {"AP50": "_50", "AP75": "_75", "APs": "_s", "APm": "_m", "APl": "_l"}  # name suffixes as mmdet's
-
-
-def coco_metrics(results: dict | None) -> dict[str, float]:
-    """APbox / APmask and their AP50, AP75, APs, APm, APl as APbox_50 ... APmask_l (percent) of detectron2's
-    COCO results. A breakdown that is NaN (no object of that size in the data) is left out."""
-    results = results or {}
-    metrics = {}
-    for task, name in COCO_TASKS.items():
-        task_results = results.get(task, {})
-        if "AP" in task_results:
-            metrics[name] = task_results["AP"]
-        metrics.update({name + suffix: task_results[key] for key, suffix in COCO_BREAKDOWN.items()
-                        if key in task_results and math.isfinite(task_results[key])})
-    return metrics
-
-
 def use_bitmasks_for_rle(loader_cfg) -> None:
     """Have the loader's mapper read masks as bitmasks when its data holds RLE masks (detectron2's stock mapper
     reads polygons only and fails on RLE, which SAM, CVAT and COCO's crowd annotations use); polygon-only data
@@ -239,10 +222,13 @@ def build_loader(loader_cfg):
 
 
 def do_test(cfg, model, cost: RunCost | None = None) -> dict:
-    """Evaluate; with ``cost``, time the model calls and count the FLOPs at the first test batch."""
+    """Evaluate (a model that detects nothing scores COCO's AP 0, ``scoring.score_without_detections``); with
+    ``cost``, time the model calls and count the FLOPs at the first test batch."""
     loader = FirstBatch(build_loader(cfg.dataloader.test))
     callbacks = timing_callbacks(cost.inference) if cost else None
-    results = inference_on_dataset(model, loader, instantiate(cfg.dataloader.evaluator), callbacks=callbacks)
+    evaluator = instantiate(cfg.dataloader.evaluator)
+    results = inference_on_dataset(model, loader, evaluator, callbacks=callbacks)
+    results = score_without_detections(evaluator, results, predicted_tasks(model, evaluator))
     if comm.is_main_process():
         print_csv_format(results)
         if cost and loader.first is not None and "flops" not in cost.fields:  # once, at the first evaluation

@@ -12,6 +12,8 @@ Left out, each by its exact message:
   calls it without, meaning the "ij" indexing it relies on;
 - ``is_fx_tracing`` will return true for torch.export too (a log line of torch.fx, once per process): detectron2's
   ROI pooler asks it, and no run here traces with torch.fx or torch.export;
+- the ``warn`` method is deprecated (DeprecationWarning, Python's ``logging``): detectron2's ``COCOEvaluator``
+  logs "No predictions from the model!" with ``Logger.warn``; the log record itself is kept;
 - a NumPy array that is not writable (UserWarning from torch, once per process): detectron2 makes RLE masks into
   tensors from read-only arrays and never writes them (left out by ``data.CheckedMapper``).
 """
@@ -35,6 +37,7 @@ with warnings.catch_warnings():
 
 READ_ONLY_ARRAY = "The given NumPy array is not writable"
 MESHGRID_INDEXING = r"torch\.meshgrid: in an upcoming release, it will be required to pass the indexing argument"
+LOGGER_WARN_DEPRECATED = "The 'warn' method is deprecated, use 'warning' instead"
 FX_TRACING_LOG, FX_TRACING_NOTICE = "torch.fx._symbolic_trace", "is_fx_tracing will return true for both"
 
 
@@ -51,13 +54,14 @@ class _Without(logging.Filter):
 
 @contextmanager
 def run_notices_off() -> Iterator[None]:
-    """The meshgrid and ``is_fx_tracing`` notices (module docstring) left out inside the block; every other warning
+    """The meshgrid, ``Logger.warn`` and ``is_fx_tracing`` notices (module docstring) left out inside the block; every other warning
     and log record as before."""
     fx_log, without = logging.getLogger(FX_TRACING_LOG), _Without(FX_TRACING_NOTICE)
     fx_log.addFilter(without)
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=MESHGRID_INDEXING, category=UserWarning)
+            warnings.filterwarnings("ignore", message=LOGGER_WARN_DEPRECATED, category=DeprecationWarning)
             yield
     finally:
         fx_log.removeFilter(without)

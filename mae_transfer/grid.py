@@ -364,6 +364,7 @@ class Executor:
 
     def __init__(self, out: Path):
         self.out = out
+        self.jobs: dict = {}  # job id -> the submitit job this process submitted
 
     def submit(self, run: Run, resume: bool, after_jobs: list[str]) -> str:
         import submitit
@@ -371,7 +372,9 @@ class Executor:
         executor = (submitit.AutoExecutor(folder=folder, cluster="slurm") if self.name == "slurm"
                     else submitit.LocalExecutor(folder=folder))
         executor.update_parameters(**self.parameters(run, after_jobs))
-        return executor.submit(GridJob(run, resume)).job_id
+        job = executor.submit(GridJob(run, resume))
+        self.jobs[job.job_id] = job
+        return job.job_id
 
     def parameters(self, run: Run, after_jobs: list[str]) -> dict:
         r = run.resources
@@ -399,23 +402,36 @@ class LocalExecutor(Executor):
                     tasks_per_node=params["tasks_per_node"], stderr_to_stdout=True)
 
     def alive(self, job_id: str) -> bool:
-        """A submitit local job is its controller process: alive while it runs (and not a zombie)."""
-        try:
-            stat = Path(f"/proc/{int(job_id)}/stat").read_text()
-            cmdline = Path(f"/proc/{int(job_id)}/cmdline").read_bytes()
-        except (OSError, ValueError):
-            return False
-        if stat.rpartition(")")[2].split()[0] == "Z":
-            try:  # our own child, finished: collect it
-                os.waitpid(int(job_id), os.WNOHANG)
-            except ChildProcessError:
-                pass
-            return False
-        return b"submitit" in cmdline
+        """A submitit local job is its controller process, alive while it runs. A job this process submitted is
+        asked through its process handle: exact, where /proc is not. Read just after the submission (the grid
+        polls at once), /proc can show the new controller between exec's start and its command line being set,
+        an empty command line that looks like another program (benchmarks/local_job_polling.md). A job an
+        earlier grid process submitted, long started, is asked through /proc (``controller_running``)."""
+        job = self.jobs.get(job_id)
+        if job is not None:
+            if job.done():  # polls, and so collects, our own child
+                del self.jobs[job_id]
+                return False
+            return True
+        return controller_running(job_id)
 
     def cancel(self, job_id: str) -> None:
         if self.alive(job_id):
             os.kill(int(job_id), 15)
+
+
+def controller_running(job_id: str) -> bool:
+    """Whether the process ``job_id`` (not a child of this process: init collects it) is a running submitit
+    controller. A process that has ended is gone or a zombie; one whose command line is another program's took
+    the id since."""
+    try:
+        stat = Path(f"/proc/{int(job_id)}/stat").read_text()
+        cmdline = Path(f"/proc/{int(job_id)}/cmdline").read_bytes()
+    except (FileNotFoundError, ProcessLookupError, ValueError):
+        return False
+    if stat.rpartition(")")[2].split()[0] in ("Z", "X"):
+        return False
+    return b"submitit" in cmdline
 
 
 class SlurmExecutor(Executor):
@@ -466,12 +482,34 @@ class Progress:
         self.save()
 
     def failure(self, run: Run, job_id: str | None) -> str:
+        """One line: the run, why it failed (its run record's error, else the last error its job's log shows: a
+        job can fail before its run has a record, choosing a recipe or preparing the folder), and the log."""
         try:
             error = read_run_record(run.folder).get("error")
         except UserError:
             error = None
         log = self.executor.log(run, job_id) if job_id else None
+        error = error or (log_error(log) if log else None)
         return f"{run.name} failed" + (f": {error.splitlines()[0]}" if error else "") + (f" (log: {log})" if log else "")
+
+
+# the last line of a command's one-line error ("mae-transfer detect: error: ..."), else of a Python traceback
+COMMAND_ERROR = re.compile(r"^mae-transfer [\w -]+: error: (?P<message>.+)$")
+EXCEPTION = re.compile(r"^(?:[A-Za-z_][\w]*\.)*(?P<message>[A-Za-z_]\w*(?:Error|Exception|Interrupt)\b.*)$")
+
+
+def log_error(log: Path) -> str | None:
+    """The error a job's log ends with: the command's one-line error if it printed one, else the exception of
+    the last traceback (module path left out), else None."""
+    try:
+        lines = log.read_text(errors="replace").splitlines()
+    except OSError:
+        return None
+    for pattern in (COMMAND_ERROR, EXCEPTION):
+        found = [match["message"] for match in map(pattern.match, lines) if match]
+        if found:
+            return found[-1]
+    return None
 
 
 def launch(runs: list[Run], out: Path, state: dict, executor: Executor, jobs: int = 1, poll_s: float = 2.0,

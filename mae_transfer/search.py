@@ -244,12 +244,18 @@ def write_report(runs: list, out: Path) -> Path | None:
 
 def _report_row(selection: dict, members: list, tests: tuple[str, ...]) -> list[str]:
     """init, recipe, lr, layer decay, n, the validation mean it was chosen by, the test metrics over the seeds."""
-    from mae_transfer.compare import _mean_text
-
-    values = {m: [read_run_record(r.folder)["metrics"][m] for r in members] for m in tests}
+    values = {m: [read_run_record(r.folder)["metrics"].get(m) for r in members] for m in tests}
     chosen = selection["lr_layer_decay"]
     val = next(v["mean"] for v in selection["validation"] if not v["point"] or v["point"] == chosen)
     recipe = "published" if selection["recipe"] == "published" else f"searched ({point_text(chosen)})"
     return ([selection["init"], recipe, f"{chosen['lr']:g}", f"{chosen['layer_decay']:g}", str(len(members)),
-             f"{val:.2f}"] + [_mean_text(statistics.fmean(v), statistics.stdev(v) if len(v) > 1 else None, m)
-                              for m, v in values.items()])
+             f"{val:.2f}"] + [_test_text(v, m) for m, v in values.items()])
+
+
+def _test_text(values: list, metric: str) -> str:
+    """mean ± std over the seeds; ``n/a`` where a seed has no value (an evaluation without such objects)."""
+    from mae_transfer.compare import _mean_text
+
+    if not all(isinstance(v, (int, float)) for v in values):
+        return "n/a"
+    return _mean_text(statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else None, metric)

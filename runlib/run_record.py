@@ -86,6 +86,14 @@ def finite_json(obj: Any) -> Any:
     return obj
 
 
+def metrics_text(metrics: dict[str, Any], separator: str = "  ") -> str:
+    """``APbox 12.34  APmask 10.00``: a record's metrics for a line of output; a metric without a value (null in
+    the record, NaN from the evaluator) is ``n/a``."""
+    def value(v: Any) -> str:
+        return f"{v:.2f}" if isinstance(v, (int, float)) and math.isfinite(v) else "n/a"
+    return separator.join(f"{name} {value(v)}" for name, v in metrics.items())
+
+
 def atomic_write_json(obj: Any, path: str | Path) -> Path:
     """``obj`` as strict JSON (non-finite numbers written as null), atomically."""
     text = json.dumps(finite_json(obj), indent=2, sort_keys=True, allow_nan=False) + "\n"

@@ -119,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
 def _run(args: argparse.Namespace) -> None:
     import segmentation
     from runlib import config_syntax_named, require_device
-    from runlib.run_record import RECORD_NAME
+    from runlib.run_record import RECORD_NAME, metrics_text
 
     if args.command == "predict":
         require_device(args.device, "--device")
@@ -137,5 +137,5 @@ def _run(args: argparse.Namespace) -> None:
     else:
         out = args.out or Path("work_dirs") / f"{args.config.stem}_test_{args.weights.stem}"
         metrics = segmentation.test(args.config, args.weights, out, args.overrides, **common)
-    print(f"{args.config.stem}: " + ", ".join(f"{k} {v:.2f}" for k, v in metrics.items())
+    print(f"{args.config.stem}: " + metrics_text(metrics, ", ")
           + f" (run record {out / RECORD_NAME})")

@@ -14,6 +14,7 @@ import detection
 from runlib import read_run_record
 from detection.cli import main as detect
 from detection.engine import RunOptions, coco_metrics, do_test, load_config
+from detection.frameworks import run_notices_off
 
 from tests.detection.conftest import DEMO
 COCO_STATS = ("AP", "AP50", "AP75", "APs", "APm", "APl")  # COCOeval.stats[:6] under detectron2's names
@@ -98,6 +99,49 @@ def test_coco_evaluator_agrees_with_pycocotools_on_the_saved_predictions(coco, t
     assert coco_metrics(results) == {f"AP{name}{suffixes[stat]}": results[task][stat]
                                      for task, name in (("bbox", "box"), ("segm", "mask")) for stat in COCO_STATS
                                      if not math.isnan(results[task][stat])}
+
+
+NOTHING_DETECTED = "model.roi_heads.box_predictor.test_score_thresh=1.01"  # no score reaches it: no detection
+
+
+def empty_detection_stats(gt_json: Path, iou_type: str) -> dict[str, float]:
+    """pycocotools' figures for a detection set with nothing in it (COCO.loadRes refuses an empty list)."""
+    gt = COCO(str(gt_json))
+    nothing = COCO()
+    nothing.dataset = {"images": gt.dataset["images"], "categories": gt.dataset["categories"], "annotations": []}
+    nothing.createIndex()
+    evaluator = COCOeval(gt, nothing, iou_type)
+    evaluator.evaluate()
+    evaluator.accumulate()
+    evaluator.summarize()
+    return {name: 100 * value if value >= 0 else math.nan for name, value in zip(COCO_STATS, evaluator.stats)}
+
+
+def test_a_detector_that_detects_nothing_scores_cocos_zero_not_nan(coco, tiny, tmp_path):
+    options = RunOptions(str(DEMO), [*tiny, NOTHING_DETECTED], str(tmp_path), **{k: str(v) for k, v in coco.items()})
+    from detectron2.config import instantiate  # after detection's imports: detectron2 without its notices
+
+    cfg = load_config(options)
+    with run_notices_off():
+        results = do_test(cfg, instantiate(cfg.model))
+    assert json.loads((tmp_path / "inference" / "coco_instances_results.json").read_text()) == []
+    for iou_type in ("bbox", "segm"):  # detectron2 alone: NaN for bbox, and no segm at all
+        expected = empty_detection_stats(coco["val_json"], iou_type)
+        assert expected["AP"] == 0.0
+        assert {k: results[iou_type][k] for k in COCO_STATS} == pytest.approx(expected, nan_ok=True)
+    metrics = coco_metrics(results)
+    assert metrics["APbox"] == 0.0 and metrics["APmask"] == 0.0
+
+
+def test_eval_of_a_detector_that_detects_nothing_records_and_prints_ap_0(run, coco, tiny, tmp_path, capsys):
+    out, _ = run
+    code = detect(["eval", "--config", str(DEMO), "--weights", str(out / "model_final.pth"), "--out", str(tmp_path),
+                   "--val-json", str(coco["val_json"]), "--val-images", str(coco["val_images"]), *tiny,
+                   NOTHING_DETECTED])
+    record = read_run_record(tmp_path)
+    assert code == 0 and record["status"] == "finished"
+    assert record["metrics"]["APbox"] == 0.0 and record["metrics"]["APmask"] == 0.0
+    assert "eval finished: APbox 0.00" in capsys.readouterr().out
 
 
 def test_the_run_evaluated_its_own_saved_predictions(run, coco):

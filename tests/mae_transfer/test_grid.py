@@ -172,11 +172,63 @@ def test_a_failing_run_is_one_line_naming_it_and_its_log_then_resubmitted(tmp_pa
     code, text, err = run_grid(capsys, path, "--out", out, "--executor", "local")
     job = json.loads((out / grid.STATE_NAME).read_text())["jobs"]["data"]["job_id"]
     log = out / "jobs" / "data" / f"{job}_0_log.out"
-    assert code == 2 and err == f"mae-transfer grid: error: data failed (log: {log})\n"
-    assert "num_pretrain must be an int >= 1" in log.read_text()
+    assert code == 2 and err.startswith("mae-transfer grid: error: data failed: ") and err.endswith(f" (log: {log})\n")
+    assert "num_pretrain must be an int >= 1" in err and "num_pretrain must be an int >= 1" in log.read_text()
     code, text, err = run_grid(capsys, path, "--out", out, "--executor", "local")
     assert code == 2 and "data: submitted" in text  # a failed run is submitted again
     assert json.loads((out / grid.STATE_NAME).read_text())["jobs"]["data"]["job_id"] != job
+
+
+SUBMITIT_LOG = """submitit INFO (2026-12-02 15:10:00,000) - Starting with JobEnvironment(job_id=1)
+[12/02 15:10:02 detection.engine]: evaluating configs/detection/demo_tiny.py -> out/test
+mae-transfer detect: error: val.json: image 3 is missing
+submitit ERROR (2026-12-02 15:10:03,000) - Submitted job triggered an exception
+Traceback (most recent call last):
+  File "mae_transfer/grid.py", line 289, in __call__
+    raise RuntimeError(f"mae-transfer {' '.join(argv[:2])} exited with code {code}")
+RuntimeError: mae-transfer detect eval exited with code 2
+"""
+
+
+def test_a_job_that_failed_without_a_run_record_is_named_with_the_error_its_log_ends_with(tmp_path):
+    log = tmp_path / "1_0_log.out"
+    log.write_text(SUBMITIT_LOG)
+    assert grid.log_error(log) == "val.json: image 3 is missing"  # the command's own line, not the wrapper's
+    log.write_text(SUBMITIT_LOG.replace("mae-transfer detect: error: val.json: image 3 is missing\n", "")
+                   .replace("RuntimeError: mae-transfer detect eval exited with code 2",
+                            "runlib.errors.UserError: out/detection/mae/seed0: no finished run with APbox"))
+    assert grid.log_error(log) == "UserError: out/detection/mae/seed0: no finished run with APbox"
+    log.write_text(SUBMITIT_LOG.splitlines()[0] + "\n")  # killed without a word
+    assert grid.log_error(log) is None and grid.log_error(tmp_path / "absent.out") is None
+    progress = grid.Progress(tmp_path, {"jobs": {}}, grid.LocalExecutor(tmp_path))
+    run = grid.Run("test/detection/mae/published/seed0", "detect-test", tmp_path / "never_made")
+    (tmp_path / "jobs" / run.name).mkdir(parents=True)
+    (tmp_path / "jobs" / run.name / "7_0_log.out").write_text(SUBMITIT_LOG)
+    assert progress.failure(run, "7") == (f"{run.name} failed: val.json: image 3 is missing "
+                                          f"(log: {tmp_path / 'jobs' / run.name / '7_0_log.out'})")
+
+
+def test_a_local_job_is_alive_until_its_controller_ends_and_a_taken_process_id_is_not_a_job(tmp_path):
+    import submitit
+
+    executor = grid.LocalExecutor(tmp_path)
+    job = submitit.LocalExecutor(folder=tmp_path / "jobs").submit(time.sleep, 2)
+    executor.jobs[job.job_id] = job  # as Executor.submit keeps it
+    assert executor.alive(job.job_id)
+    assert grid.controller_running(job.job_id)  # what a later grid process sees through /proc
+    job.result()
+    deadline = time.monotonic() + 30
+    while executor.alive(job.job_id) and time.monotonic() < deadline:  # the controller ends after its task
+        time.sleep(0.1)
+    assert not executor.alive(job.job_id) and job.job_id not in executor.jobs
+    assert not grid.controller_running(job.job_id)
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        assert not grid.controller_running(str(other.pid))  # a live process, but not a submitit controller
+    finally:
+        other.kill()
+        other.wait()
+    assert not grid.controller_running(str(other.pid)) and not grid.controller_running("not-a-pid")
 
 
 def check_finished_grid(out: Path, executor: str) -> None:

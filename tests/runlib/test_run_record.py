@@ -186,3 +186,11 @@ def test_a_resumed_log_keeps_the_steps_before_the_resumed_one_and_drops_a_torn_l
     assert [json.loads(line) for line in log.read_text().splitlines()] == rows[:2]
     keep_log_before(log, "step", 0)  # a fresh run
     assert log.read_text() == ""
+
+
+def test_metrics_text_writes_a_metric_without_value_as_n_a():
+    from runlib.run_record import metrics_text
+
+    text = metrics_text({"APbox": 12.345, "APbox_l": None, "mIoU": float("nan")})
+    assert text == "APbox 12.35  APbox_l n/a  mIoU n/a"
+    assert metrics_text({"mIoU": 30, "mAcc": 41.5}, ", ") == "mIoU 30.00, mAcc 41.50"

@@ -434,6 +434,11 @@ def controller_running(job_id: str) -> bool:
     return b"submitit" in cmdline
 
 
+SLURM_ENDED = ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL", "BOOT_FAIL")
+SQUEUE_UNKNOWN_JOB = "Invalid job id specified"
+SQUEUE_TRIES, SQUEUE_RETRY_S = 5, 3.0
+
+
 class SlurmExecutor(Executor):
     name = "slurm"
 
@@ -452,11 +457,21 @@ class SlurmExecutor(Executor):
         return params
 
     def alive(self, job_id: str) -> bool:
-        """Queued or running, as ``squeue`` (not ``sacct``: clusters without accounting have none) says."""
-        result = subprocess.run(["squeue", "-h", "-j", job_id, "-o", "%T"], capture_output=True, text=True)
-        states = result.stdout.split()
-        return result.returncode == 0 and any(s not in ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT",
-                                                        "OUT_OF_MEMORY", "NODE_FAIL", "BOOT_FAIL") for s in states)
+        """Queued or running, as ``squeue`` (not ``sacct``: clusters without accounting have none) says. A job
+        squeue no longer knows (its record is kept MinJobAge seconds after the end) has ended; squeue failing
+        otherwise (the controller busy or restarting: "Socket timed out") says nothing of the job, so it is asked
+        again, and a squeue that keeps failing is one error rather than running jobs reported as failed."""
+        for attempt in range(SQUEUE_TRIES):
+            result = subprocess.run(["squeue", "-h", "-j", job_id, "-o", "%T"], capture_output=True, text=True)
+            if result.returncode == 0:
+                return any(state not in SLURM_ENDED for state in result.stdout.split())
+            if SQUEUE_UNKNOWN_JOB in result.stderr:
+                return False
+            if attempt + 1 < SQUEUE_TRIES:
+                time.sleep(SQUEUE_RETRY_S)
+        raise UserError(f"squeue -j {job_id} failed {SQUEUE_TRIES} times in a row: "
+                        f"{result.stderr.strip() or f'exit code {result.returncode}'}; the jobs go on: run the "
+                        "same command again to wait for them")
 
     def cancel(self, job_id: str) -> None:
         subprocess.run(["scancel", job_id], capture_output=True)

@@ -231,6 +231,49 @@ def test_a_local_job_is_alive_until_its_controller_ends_and_a_taken_process_id_i
     assert not grid.controller_running(str(other.pid)) and not grid.controller_running("not-a-pid")
 
 
+def fake_squeue(tmp_path: Path, monkeypatch, *replies: tuple[int, str, str]) -> Path:
+    """A ``squeue`` on PATH giving ``replies`` (exit code, stdout, stderr) in turn, the last one from then on;
+    returns the file that counts its calls."""
+    calls = tmp_path / "squeue_calls"
+    calls.write_text("")
+    lines = [f'n=$(wc -c < "{calls}"); printf x >> "{calls}"']
+    for index, (code, out, err) in enumerate(replies):
+        test = "true" if index == len(replies) - 1 else f'[ "$n" -eq {index} ]'
+        lines.append(f"if {test}; then printf '{out}'; printf '{err}' >&2; exit {code}; fi")
+    script = tmp_path / "bin" / "squeue"
+    script.parent.mkdir()
+    script.write_text("#!/bin/sh\n" + "\n".join(lines) + "\n")
+    script.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{script.parent}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setattr(grid, "SQUEUE_RETRY_S", 0.0)
+    return calls
+
+
+TIMED_OUT = (1, "", "slurm_load_jobs error: Socket timed out on send/recv operation\n")
+
+
+def test_squeue_failing_for_a_while_is_asked_again_not_read_as_the_job_ending(tmp_path, monkeypatch):
+    calls = fake_squeue(tmp_path, monkeypatch, TIMED_OUT, TIMED_OUT, (0, "RUNNING\n", ""))
+    assert grid.SlurmExecutor(tmp_path).alive("17") and len(calls.read_text()) == 3
+
+
+def test_a_job_squeue_no_longer_knows_or_shows_ended_has_ended(tmp_path, monkeypatch):
+    fake_squeue(tmp_path, monkeypatch, (1, "", "slurm_load_jobs error: Invalid job id specified\n"))
+    assert not grid.SlurmExecutor(tmp_path).alive("17")
+    (tmp_path / "bin" / "squeue").unlink()
+    (tmp_path / "bin").rmdir()
+    fake_squeue(tmp_path, monkeypatch, (0, "COMPLETED\n", ""))
+    assert not grid.SlurmExecutor(tmp_path).alive("17")
+
+
+def test_squeue_that_keeps_failing_is_one_error_naming_its_message(tmp_path, monkeypatch):
+    calls = fake_squeue(tmp_path, monkeypatch, TIMED_OUT)
+    with pytest.raises(grid.UserError, match=r"squeue -j 17 failed 5 times in a row: slurm_load_jobs error: "
+                                             r"Socket timed out on send/recv operation; the jobs go on"):
+        grid.SlurmExecutor(tmp_path).alive("17")
+    assert len(calls.read_text()) == grid.SQUEUE_TRIES
+
+
 def check_finished_grid(out: Path, executor: str) -> None:
     state = json.loads((out / grid.STATE_NAME).read_text())
     for name in ("pretrain/mae", "detection/mae/seed0", "segmentation/random/seed0"):
